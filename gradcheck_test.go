@@ -1,0 +1,124 @@
+package vat
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// randTensor returns a float32 tensor of the given shape with entries drawn
+// uniformly from [lo, hi).
+func randTensor(rng *rand.Rand, lo, hi float64, shape ...int) *tensor.Dense {
+	t := tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+	for i := range t.Data().([]float32) {
+		t.Data().([]float32)[i] = float32(lo + (hi-lo)*rng.Float64())
+	}
+	return t
+}
+
+// scalarCost reduces a node to a scalar that depends on every element with
+// its own random weight, Σ out ⊙ R, so that a gradient check sees every
+// output position. Scalars pass through.
+func scalarCost(rng *rand.Rand, out *G.Node) (*G.Node, error) {
+	if out.IsScalar() {
+		return out, nil
+	}
+	r := G.NewTensor(out.Graph(), G.Float32, out.Dims(), G.WithShape(out.Shape()...),
+		G.WithValue(randTensor(rng, -1, 1, out.Shape()...)), G.WithName("R"))
+	prod, err := G.HadamardProd(out, r)
+	if err != nil {
+		return nil, err
+	}
+	return G.Sum(prod)
+}
+
+// gradCase describes one finite-difference check: inputs are created with
+// the given values, build applies the op under test, and the gradient with
+// respect to inputs[wrt...] is compared with central differences.
+type gradCase struct {
+	name   string
+	inputs []*tensor.Dense
+	wrt    []int
+	build  func(in []*G.Node) (*G.Node, error)
+}
+
+// checkGradients compares the symbolic gradient of a random projection of
+// the op's output against central differences of the same function.
+//
+// Tolerance: the cost is evaluated in float32 (relative precision 6e-8) and
+// the step is h = 1e-2, so rounding contributes about 1e-5·|cost|/h to each
+// difference, and the truncation error is O(h²) times the third derivative.
+// Each element must satisfy |fd − an| <= 2e-3 + 2e-2·|an|. Kinks (ReLU, max)
+// are avoided by the inputs' construction in each test.
+func checkGradients(t *testing.T, seed uint64, c gradCase) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	g := G.NewGraph()
+	nodes := make([]*G.Node, len(c.inputs))
+	for i, v := range c.inputs {
+		nodes[i] = G.NewTensor(g, G.Float32, v.Dims(), G.WithShape(v.Shape()...), G.WithValue(v), G.WithName(string(rune('a'+i))))
+	}
+	out, err := c.build(nodes)
+	if err != nil {
+		t.Fatalf("%s: build: %v", c.name, err)
+	}
+	cost, err := scalarCost(rng, out)
+	if err != nil {
+		t.Fatalf("%s: cost: %v", c.name, err)
+	}
+	wrt := make(G.Nodes, len(c.wrt))
+	for i, w := range c.wrt {
+		wrt[i] = nodes[w]
+	}
+	grads, err := G.Grad(cost, wrt...)
+	if err != nil {
+		t.Fatalf("%s: Grad: %v", c.name, err)
+	}
+	var costVal G.Value
+	G.Read(cost, &costVal)
+	gradVals := make([]G.Value, len(grads))
+	for i, gn := range grads {
+		G.Read(gn, &gradVals[i])
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	eval := func() float64 {
+		vm.Reset()
+		costVal = nil
+		if err := vm.RunAll(); err != nil {
+			t.Fatalf("%s: run: %v", c.name, err)
+		}
+		s, err := scalar32("cost", 0, costVal)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return float64(s)
+	}
+	eval()
+	analytic := make([][]float32, len(grads))
+	for i, v := range gradVals {
+		analytic[i] = append([]float32(nil), v.Data().([]float32)...)
+	}
+	const h = 1e-2
+	for i, w := range c.wrt {
+		data := c.inputs[w].Data().([]float32)
+		// Check every element of small inputs, an even sample of large ones.
+		step := 1 + len(data)/300
+		for j := 0; j < len(data); j += step {
+			orig := data[j]
+			data[j] = orig + h
+			fp := eval()
+			data[j] = orig - h
+			fm := eval()
+			data[j] = orig
+			fd := (fp - fm) / (2 * h)
+			an := float64(analytic[i][j])
+			if math.Abs(fd-an) > 2e-3+2e-2*math.Abs(an) {
+				t.Errorf("%s: d/d input %d [%d]: symbolic %.6g, finite difference %.6g", c.name, w, j, an, fd)
+			}
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package vat
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// softmax64 is the textbook softmax in float64, without the max shift:
+// an independent reference for logits of moderate size.
+func softmax64(z []float32) []float64 {
+	p := make([]float64, len(z))
+	var s float64
+	for i, v := range z {
+		p[i] = math.Exp(float64(v))
+		s += p[i]
+	}
+	for i := range p {
+		p[i] /= s
+	}
+	return p
+}
+
+// evalScalar runs a one-op graph on the given values and returns its result.
+func evalScalar(t *testing.T, build func(in []*G.Node) (*G.Node, error), vals ...*tensor.Dense) float64 {
+	t.Helper()
+	g := G.NewGraph()
+	in := make([]*G.Node, len(vals))
+	for i, v := range vals {
+		in[i] = G.NewMatrix(g, G.Float32, G.WithShape(v.Shape()...), G.WithValue(v), G.WithName(string(rune('a'+i))))
+	}
+	out, err := build(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := scalar32("out", 0, out.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return float64(s)
+}
+
+func oneHot(rng *rand.Rand, n, k int) *tensor.Dense {
+	y := tensor.New(tensor.WithShape(n, k), tensor.Of(tensor.Float32))
+	for i := 0; i < n; i++ {
+		y.Data().([]float32)[i*k+rng.IntN(k)] = 1
+	}
+	return y
+}
+
+func TestLossesMatchFloat64(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, sh := range [][2]int{{1, 2}, {5, 10}, {128, 10}} {
+		n, k := sh[0], sh[1]
+		a, b := randTensor(rng, -4, 4, n, k), randTensor(rng, -4, 4, n, k)
+		y := oneHot(rng, n, k)
+		var ce, kl, ent float64
+		for i := 0; i < n; i++ {
+			p := softmax64(a.Data().([]float32)[i*k : (i+1)*k])
+			q := softmax64(b.Data().([]float32)[i*k : (i+1)*k])
+			for j := 0; j < k; j++ {
+				ce -= float64(y.Data().([]float32)[i*k+j]) * math.Log(p[j])
+				kl += p[j] * math.Log(p[j]/q[j])
+				ent -= p[j] * math.Log(p[j])
+			}
+		}
+		// float32 results of sums of order 1..10^3: relative 1e-6 of rounding.
+		for _, c := range []struct {
+			name      string
+			got, want float64
+		}{
+			{"CrossEntropy", evalScalar(t, func(in []*G.Node) (*G.Node, error) { return CrossEntropy(in[0], in[1]) }, a, y), ce / float64(n)},
+			{"KL mean", evalScalar(t, func(in []*G.Node) (*G.Node, error) { return KLDivergence(in[0], in[1], Mean) }, a, b), kl / float64(n)},
+			{"KL sum", evalScalar(t, func(in []*G.Node) (*G.Node, error) { return KLDivergence(in[0], in[1], Sum) }, a, b), kl},
+			{"Entropy", evalScalar(t, func(in []*G.Node) (*G.Node, error) { return Entropy(in[0]) }, a), ent / float64(n)},
+		} {
+			if math.Abs(c.got-c.want) > 1e-5*math.Max(1, math.Abs(c.want)) {
+				t.Errorf("%s %dx%d: got %.8g, want %.8g", c.name, n, k, c.got, c.want)
+			}
+		}
+	}
+}
+
+// Logits far beyond exp's float32 range must still give finite losses.
+func TestLossesStableForLargeLogits(t *testing.T) {
+	a := tensor.New(tensor.WithShape(1, 3), tensor.WithBacking([]float32{1000, -1000, 0}))
+	b := tensor.New(tensor.WithShape(1, 3), tensor.WithBacking([]float32{0, 1000, -1000}))
+	y := tensor.New(tensor.WithShape(1, 3), tensor.WithBacking([]float32{0, 1, 0}))
+	ce := evalScalar(t, func(in []*G.Node) (*G.Node, error) { return CrossEntropy(in[0], in[1]) }, a, y)
+	kl := evalScalar(t, func(in []*G.Node) (*G.Node, error) { return KLDivergence(in[0], in[1], Mean) }, a, b)
+	if math.Abs(ce-2000) > 1e-2 || math.Abs(kl-1000) > 1e-2 {
+		t.Fatalf("CE = %v (want 2000), KL = %v (want 1000)", ce, kl)
+	}
+}
+
+func TestLossGradients(t *testing.T) {
+	rng := rand.New(rand.NewPCG(10, 10))
+	soft := randTensor(rng, 0, 1, 4, 5) // soft targets, rows not normalized
+	for _, c := range []gradCase{
+		{name: "CrossEntropy one-hot", inputs: []*tensor.Dense{randTensor(rng, -2, 2, 4, 5), oneHot(rng, 4, 5)}, wrt: []int{0},
+			build: func(in []*G.Node) (*G.Node, error) { return CrossEntropy(in[0], in[1]) }},
+		{name: "CrossEntropy soft", inputs: []*tensor.Dense{randTensor(rng, -2, 2, 4, 5), soft}, wrt: []int{0},
+			build: func(in []*G.Node) (*G.Node, error) { return CrossEntropy(in[0], in[1]) }},
+		{name: "KL mean", inputs: []*tensor.Dense{randTensor(rng, -2, 2, 3, 4), randTensor(rng, -2, 2, 3, 4)}, wrt: []int{0, 1},
+			build: func(in []*G.Node) (*G.Node, error) { return KLDivergence(in[0], in[1], Mean) }},
+		{name: "KL sum", inputs: []*tensor.Dense{randTensor(rng, -2, 2, 3, 4), randTensor(rng, -2, 2, 3, 4)}, wrt: []int{0, 1},
+			build: func(in []*G.Node) (*G.Node, error) { return KLDivergence(in[0], in[1], Sum) }},
+		{name: "Entropy", inputs: []*tensor.Dense{randTensor(rng, -2, 2, 3, 6)}, wrt: []int{0},
+			build: func(in []*G.Node) (*G.Node, error) { return Entropy(in[0]) }},
+	} {
+		checkGradients(t, 11, c)
+	}
+}

@@ -1,0 +1,57 @@
+package vat
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// stopGradientOp is the identity in the forward pass and a constant for
+// differentiation: DiffWRT is false, so Gorgonia's Grad treats everything
+// upstream of it as data. VAT needs it twice: the power iteration's gradient
+// must become a fixed direction d, and the adversarial perturbation built from
+// d must not feed the weight gradients.
+type stopGradientOp struct {
+	opBase
+	out buffer
+}
+
+func (op *stopGradientOp) Arity() int { return 1 }
+func (op *stopGradientOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return fnType(a, a)
+}
+func (op *stopGradientOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("vat: StopGradient: shape unknown")
+	}
+	return s.Clone(), nil
+}
+
+// Do copies its input; returning the input itself would alias two nodes.
+func (op *stopGradientOp) Do(inputs ...G.Value) (G.Value, error) {
+	if err := checkArity(op.name, 1, len(inputs)); err != nil {
+		return nil, err
+	}
+	x, xs, err := f32s(op.name, 0, inputs[0])
+	if err != nil {
+		return nil, err
+	}
+	out := op.out.get(xs...)
+	copy(out.Data().([]float32), x)
+	return out, nil
+}
+
+func (op *stopGradientOp) DiffWRT(n int) []bool { return make([]bool, n) }
+
+func (op *stopGradientOp) SymDiff(inputs G.Nodes, _, _ *G.Node) (G.Nodes, error) {
+	return make(G.Nodes, len(inputs)), nil
+}
+
+// StopGradient returns a node equal to x through which no gradient flows.
+func StopGradient(x *G.Node) (*G.Node, error) {
+	return G.ApplyOp(&stopGradientOp{opBase: newOpBase("StopGradient")}, x)
+}

@@ -1,0 +1,186 @@
+package vat
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// This file holds what every custom op of the package shares: identity,
+// hashing, buffer reuse and the worker pool. Each op lives in its own
+// op_*.go file with its forward pass, its gradient op(s) and, beside it in
+// op_*_test.go, a finite-difference test.
+//
+// Design notes, all forced by Gorgonia v0.9.18:
+//   - Gorgonia deduplicates nodes by op hash and children. Every op value
+//     carries a process-unique id in its hash, so two applications never merge.
+//   - A TapeMachine drops every value after each step. Our ops therefore keep
+//     their output buffer inside the op value and hand it back on every Do: a
+//     step allocates nothing for them. This is safe because an op runs once per
+//     step and a node's register is reused only after the node's last reader.
+//   - No op returns one of its inputs (ReturnsPtr is false): aliasing would let
+//     Gorgonia write into a buffer that is still live.
+
+var opSeq atomic.Uint64
+
+// opBase implements the bookkeeping parts of gorgonia.Op.
+type opBase struct {
+	name string
+	id   uint64
+}
+
+func newOpBase(name string) opBase { return opBase{name: name, id: opSeq.Add(1)} }
+
+func (o *opBase) ReturnsPtr() bool      { return false }
+func (o *opBase) CallsExtern() bool     { return false }
+func (o *opBase) OverwritesInput() int  { return -1 }
+func (o *opBase) WriteHash(h hash.Hash) { fmt.Fprintf(h, "vat.%s#%d", o.name, o.id) }
+func (o *opBase) Hashcode() uint32 {
+	h := fnv.New32a()
+	o.WriteHash(h)
+	return h.Sum32()
+}
+func (o *opBase) String() string { return o.name }
+
+// tensorType is a Gorgonia tensor type of the given rank over the type variable a.
+func tensorType(dims int) hm.Type {
+	return &G.TensorType{Dims: dims, Of: hm.TypeVariable('a')}
+}
+
+// fnType builds the function type of an op from its argument and result types.
+func fnType(ts ...hm.Type) hm.Type { return hm.NewFnType(ts...) }
+
+// scalarType is the type of a scalar result (the dtype itself).
+func scalarType() hm.Type { return hm.TypeVariable('a') }
+
+// buffer is an output tensor owned by an op and reused across steps.
+type buffer struct{ t *tensor.Dense }
+
+// get returns the buffer with the given shape, reallocating only when the
+// shape changes. The contents are whatever the last step left; callers
+// overwrite or zero them.
+func (b *buffer) get(shape ...int) *tensor.Dense {
+	if b.t == nil || !b.t.Shape().Eq(tensor.Shape(shape)) {
+		b.t = tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+	}
+	return b.t
+}
+
+// f32s returns the backing slice of a float32 tensor value, or an error that
+// names the op and the argument.
+func f32s(op string, arg int, v G.Value) ([]float32, tensor.Shape, error) {
+	t, ok := v.(tensor.Tensor)
+	if !ok {
+		return nil, nil, fmt.Errorf("vat: %s: argument %d is %T, want a tensor", op, arg, v)
+	}
+	d, ok := t.Data().([]float32)
+	if !ok {
+		return nil, nil, fmt.Errorf("vat: %s: argument %d has dtype %v, want float32", op, arg, t.Dtype())
+	}
+	return d, t.Shape(), nil
+}
+
+// scalar32 reads a float32 scalar value.
+func scalar32(op string, arg int, v G.Value) (float32, error) {
+	switch s := v.(type) {
+	case *G.F32:
+		return float32(*s), nil
+	case tensor.Tensor:
+		if d, ok := s.Data().([]float32); ok && len(d) == 1 {
+			return d[0], nil
+		}
+		if d, ok := s.Data().(float32); ok {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("vat: %s: argument %d is %T, want a float32 scalar", op, arg, v)
+}
+
+// checkArity returns an error when an op gets the wrong number of inputs.
+func checkArity(op string, want int, got int) error {
+	if want != got {
+		return fmt.Errorf("vat: %s takes %d inputs, got %d", op, want, got)
+	}
+	return nil
+}
+
+// workers returns how many goroutines data-parallel kernels use.
+func workers() int { return runtime.GOMAXPROCS(0) }
+
+// parallelFor runs fn(w, i) for every i in [0, n), spread over the worker
+// goroutines; w in [0, workers()) identifies the goroutine so that fn can use
+// per-worker scratch memory. The set of (i) each call sees is fixed, so any
+// result that is combined per i afterwards is deterministic.
+func parallelFor(n int, fn func(w, i int)) {
+	nw := workers()
+	if nw > n {
+		nw = n
+	}
+	if nw <= 1 {
+		for i := 0; i < n; i++ {
+			fn(0, i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(nw)
+	for w := 0; w < nw; w++ {
+		go func(w int) {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(w, i)
+			}
+		}(w)
+	}
+	wg.Wait()
+}
+
+// scratch is per-worker temporary memory.
+type scratch struct{ bufs [][]float32 }
+
+func (s *scratch) get(w, n int) []float32 {
+	for len(s.bufs) <= w {
+		s.bufs = append(s.bufs, nil)
+	}
+	if cap(s.bufs[w]) < n {
+		s.bufs[w] = make([]float32, n)
+	}
+	return s.bufs[w][:n]
+}
+
+// ensureScratch grows the per-worker slots before a parallel section, so that
+// the goroutines only ever touch their own slot.
+func (s *scratch) ensure(nw, n int) {
+	for w := 0; w < nw; w++ {
+		s.get(w, n)
+	}
+}
+
+func zero(s []float32) {
+	for i := range s {
+		s[i] = 0
+	}
+}
+
+// gradOnly is embedded by ops that only ever appear on the backward side of
+// a graph. It declares them non-differentiable (DiffWRT all false), which
+// Gorgonia requires of every op it meets when it analyses a graph for a
+// second Grad call.
+type gradOnly struct{}
+
+func (gradOnly) DiffWRT(n int) []bool { return make([]bool, n) }
+func (gradOnly) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("vat: second-order gradients are not supported")
+}
