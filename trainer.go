@@ -1,0 +1,339 @@
+package vat
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+)
+
+// TrainConfig configures a Trainer. The zero value is the seed's plain run:
+// 12 epochs of batches of 128, Adadelta with Keras' defaults, no VAT.
+type TrainConfig struct {
+	// Epochs is the number of passes over the training set; 0 means 12.
+	Epochs int
+	// BatchSize is the number of images per step; 0 means 128. Every image is
+	// used every epoch: the last batch holds the remainder.
+	BatchSize int
+	// VAT adds the virtual adversarial loss when non-nil (its zero value
+	// means the seed's settings).
+	VAT *VATConfig
+	// Optimizer is the Adadelta configuration; its zero value is Keras'.
+	Optimizer Adadelta
+	// Seed fixes the shuffling order, the dropout masks and the VAT noise.
+	// (The initial weights come from ModelConfig.Seed.)
+	Seed uint64
+	// OnStep, if set, is called after every training step.
+	OnStep func(StepInfo)
+	// OnEpoch, if set, is called after every epoch, test evaluation included.
+	OnEpoch func(EpochResult)
+}
+
+// StepInfo reports one training step.
+type StepInfo struct {
+	Epoch, Step, Steps int     // 1-based epoch, 1-based step of Steps
+	Loss               float64 // the batch's total loss
+}
+
+// EpochResult holds the figures of one epoch.
+type EpochResult struct {
+	Epoch        int     `json:"epoch"`
+	TrainLoss    float64 `json:"train_loss"`    // mean total loss over the epoch's images
+	TrainCE      float64 `json:"train_ce"`      // its cross-entropy part
+	TrainLDS     float64 `json:"train_lds"`     // its VAT part before α (0 without VAT)
+	TestLoss     float64 `json:"test_loss"`     // mean cross-entropy on the test set
+	TestAccuracy float64 `json:"test_accuracy"` // fraction of test images classified right
+	Seconds      float64 `json:"seconds"`       // wall time of the training steps
+	EvalSeconds  float64 `json:"eval_seconds"`  // wall time of the test evaluation
+}
+
+// Trainer trains a Model with minibatch Adadelta on cross-entropy, plus
+// α·LDS when VAT is on.
+type Trainer struct {
+	model   *Model
+	cfg     TrainConfig
+	vat     *VATConfig
+	opt     Adadelta
+	graphs  map[int]*trainGraph
+	shuffle *rand.Rand
+	noise   *rand.Rand
+	epoch   int
+	perm    []int
+}
+
+// NewTrainer validates cfg and returns a trainer for m.
+func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
+	if m == nil {
+		return nil, fmt.Errorf("vat: NewTrainer: model is nil")
+	}
+	if cfg.Epochs == 0 {
+		cfg.Epochs = 12
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 128
+	}
+	if cfg.Epochs < 0 {
+		return nil, fmt.Errorf("vat: TrainConfig.Epochs = %d: want >= 1", cfg.Epochs)
+	}
+	if cfg.BatchSize < 0 || cfg.BatchSize > 65536 {
+		return nil, fmt.Errorf("vat: TrainConfig.BatchSize = %d: want 1 to 65536", cfg.BatchSize)
+	}
+	t := &Trainer{model: m, cfg: cfg, opt: cfg.Optimizer, graphs: map[int]*trainGraph{},
+		shuffle: newRNG(cfg.Seed, streamShuffle, 0), noise: newRNG(cfg.Seed, streamNoise, 0)}
+	if err := t.opt.withDefaults(); err != nil {
+		return nil, err
+	}
+	if cfg.VAT != nil {
+		v, err := cfg.VAT.withDefaults()
+		if err != nil {
+			return nil, err
+		}
+		t.vat = &v
+	}
+	return t, nil
+}
+
+// Config returns the trainer's configuration with defaults filled in.
+func (t *Trainer) Config() TrainConfig {
+	c := t.cfg
+	c.Optimizer = Adadelta{LR: t.opt.LR, Rho: t.opt.Rho, Epsilon: t.opt.Epsilon}
+	if t.vat != nil {
+		v := *t.vat
+		c.VAT = &v
+	}
+	return c
+}
+
+// Fit trains for the configured number of epochs, evaluating on test after
+// each one when test is non-nil. It returns the results of the finished
+// epochs. When ctx is cancelled it stops after the current step and returns
+// what finished with an error wrapping ctx.Err().
+func (t *Trainer) Fit(ctx context.Context, train, test *Dataset) ([]EpochResult, error) {
+	if err := train.validate("training"); err != nil {
+		return nil, err
+	}
+	if test != nil {
+		if err := test.validate("test"); err != nil {
+			return nil, err
+		}
+	}
+	var results []EpochResult
+	for e := 0; e < t.cfg.Epochs; e++ {
+		r, err := t.TrainEpoch(ctx, train)
+		if err != nil {
+			return results, err
+		}
+		if test != nil {
+			start := time.Now()
+			ev, err := t.model.Evaluate(test)
+			if err != nil {
+				return results, err
+			}
+			r.TestLoss, r.TestAccuracy, r.EvalSeconds = ev.Loss, ev.Accuracy, time.Since(start).Seconds()
+		} else {
+			r.TestLoss, r.TestAccuracy = math.NaN(), math.NaN()
+		}
+		results = append(results, r)
+		if t.cfg.OnEpoch != nil {
+			t.cfg.OnEpoch(r)
+		}
+	}
+	return results, nil
+}
+
+// TrainEpoch makes one pass over train in a fresh random order. Its result
+// has no test figures.
+func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (EpochResult, error) {
+	if err := train.validate("training"); err != nil {
+		return EpochResult{}, err
+	}
+	t.epoch++
+	r := EpochResult{Epoch: t.epoch}
+	n, bs := train.Len(), t.cfg.BatchSize
+	if cap(t.perm) < n {
+		t.perm = make([]int, n)
+	}
+	t.perm = t.perm[:n]
+	for i := range t.perm {
+		t.perm[i] = i
+	}
+	t.shuffle.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
+	steps := (n + bs - 1) / bs
+	start := time.Now()
+	for s := 0; s < steps; s++ {
+		if err := ctx.Err(); err != nil {
+			return r, fmt.Errorf("vat: training stopped in epoch %d after %d of %d steps: %w", t.epoch, s, steps, err)
+		}
+		idx := t.perm[s*bs : min((s+1)*bs, n)]
+		loss, ce, lds, err := t.step(train, idx)
+		if err != nil {
+			return r, err
+		}
+		w := float64(len(idx)) / float64(n)
+		r.TrainLoss += w * loss
+		r.TrainCE += w * ce
+		r.TrainLDS += w * lds
+		if t.cfg.OnStep != nil {
+			t.cfg.OnStep(StepInfo{Epoch: t.epoch, Step: s + 1, Steps: steps, Loss: loss})
+		}
+	}
+	r.Seconds = time.Since(start).Seconds()
+	return r, nil
+}
+
+// step trains on the images idx of d.
+func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error) {
+	tg, err := t.graph(len(idx))
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	px := d.Rows * d.Cols
+	x, y := tg.x.Data().([]float32), tg.y.Data().([]float32)
+	zero(y)
+	for i, j := range idx {
+		copy(x[i*px:(i+1)*px], d.Images[j*px:(j+1)*px])
+		y[i*Classes+int(d.Labels[j])] = 1
+	}
+	if tg.noise != nil {
+		for i := range tg.noise.Data().([]float32) {
+			tg.noise.Data().([]float32)[i] = float32(t.noise.NormFloat64())
+		}
+	}
+	if loss, ce, lds, err = tg.run(); err != nil {
+		return 0, 0, 0, err
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return 0, 0, 0, fmt.Errorf("vat: the loss became %v in epoch %d; lower the learning rate or VAT's alpha/eps", loss, t.epoch)
+	}
+	t.opt.step(t.model.params, tg.grads)
+	return loss, ce, lds, nil
+}
+
+// graph returns the compiled training graph for batches of n, building it
+// on first use. An epoch needs at most two: full batches and the remainder.
+func (t *Trainer) graph(n int) (*trainGraph, error) {
+	if tg, ok := t.graphs[n]; ok {
+		return tg, nil
+	}
+	tg, err := newTrainGraph(t.model, n, t.vat, t.cfg.Seed)
+	if err != nil {
+		return nil, err
+	}
+	t.graphs[n] = tg
+	return tg, nil
+}
+
+// Evaluation is the result of Model.Evaluate.
+type Evaluation struct {
+	Accuracy float64 // fraction classified right
+	Loss     float64 // mean cross-entropy
+}
+
+const evalBatch = 500
+
+// Evaluate returns the accuracy and mean cross-entropy of the model on d.
+func (m *Model) Evaluate(d *Dataset) (Evaluation, error) {
+	if err := d.validate("evaluation"); err != nil {
+		return Evaluation{}, err
+	}
+	var ev Evaluation
+	lp := make([]float64, Classes)
+	err := m.logits(d.Images, d.Len(), func(first int, logits []float32) {
+		for i := 0; i < len(logits)/Classes; i++ {
+			row := logits[i*Classes : (i+1)*Classes]
+			label := int(d.Labels[first+i])
+			logSoftmax(lp, row)
+			ev.Loss -= lp[label]
+			if argmax(row) == label {
+				ev.Accuracy++
+			}
+		}
+	})
+	if err != nil {
+		return Evaluation{}, err
+	}
+	ev.Loss /= float64(d.Len())
+	ev.Accuracy /= float64(d.Len())
+	return ev, nil
+}
+
+// Predict returns the most likely class of each image. images holds whole
+// 28×28 images, row-major, pixels in [0, 1].
+func (m *Model) Predict(images []float32) ([]int, error) {
+	n, err := imageCount(images)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, n)
+	err = m.logits(images, n, func(_ int, logits []float32) {
+		for i := 0; i < len(logits)/Classes; i++ {
+			out = append(out, argmax(logits[i*Classes:(i+1)*Classes]))
+		}
+	})
+	return out, err
+}
+
+// Probabilities returns the softmax class probabilities of each image,
+// Classes per image.
+func (m *Model) Probabilities(images []float32) ([]float32, error) {
+	n, err := imageCount(images)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, 0, n*Classes)
+	lp := make([]float64, Classes)
+	err = m.logits(images, n, func(_ int, logits []float32) {
+		for i := 0; i < len(logits)/Classes; i++ {
+			logSoftmax(lp, logits[i*Classes:(i+1)*Classes])
+			for _, l := range lp {
+				out = append(out, float32(math.Exp(l)))
+			}
+		}
+	})
+	return out, err
+}
+
+func imageCount(images []float32) (int, error) {
+	px := ImageRows * ImageCols
+	if len(images) == 0 || len(images)%px != 0 {
+		return 0, fmt.Errorf("vat: %d pixels is not a whole number of %d×%d images", len(images), ImageRows, ImageCols)
+	}
+	return len(images) / px, nil
+}
+
+// logits runs the inference graph over n images in batches, passing each
+// batch's logits (and the index of its first image) to fn.
+func (m *Model) logits(images []float32, n int, fn func(first int, logits []float32)) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	px := ImageRows * ImageCols
+	for first := 0; first < n; first += evalBatch {
+		b := min(evalBatch, n-first)
+		eg, ok := m.evals[b]
+		if !ok {
+			var err error
+			if eg, err = newEvalGraph(m, b); err != nil {
+				return err
+			}
+			m.evals[b] = eg
+		}
+		copy(eg.x.Data().([]float32), images[first*px:(first+b)*px])
+		logits, err := eg.run()
+		if err != nil {
+			return err
+		}
+		fn(first, logits)
+	}
+	return nil
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}

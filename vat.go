@@ -1,0 +1,157 @@
+package vat
+
+import (
+	"fmt"
+	"math"
+
+	G "gorgonia.org/gorgonia"
+)
+
+// VATConfig holds the hyperparameters of Virtual Adversarial Training
+// (Miyato, Maeda, Koyama, Ishii: "Virtual Adversarial Training: a
+// Regularization Method for Supervised and Semi-Supervised Learning",
+// TPAMI 2018, arXiv:1704.03976). The zero value means the seed's settings.
+type VATConfig struct {
+	// Xi is the length ξ of the probe perturbation in the power iteration.
+	// 0 means 10 (the seed's value; the paper's code uses 1e-6).
+	Xi float64
+	// Eps is the length ε of the adversarial perturbation. 0 means 1.
+	Eps float64
+	// Ip is the number of power iterations. 0 means 1.
+	Ip int
+	// Alpha weighs the VAT term in the loss: CE + α·LDS. 0 means 1.
+	Alpha float64
+	// CleanGrad lets the gradient flow through the clean prediction p(y|x)
+	// in the final KL term, as the seed's Keras code does. By default p(y|x)
+	// is a constant there, as in the paper's official code.
+	CleanGrad bool
+}
+
+// withDefaults fills in zero fields and validates the rest.
+func (c VATConfig) withDefaults() (VATConfig, error) {
+	if c.Xi == 0 {
+		c.Xi = 10
+	}
+	if c.Eps == 0 {
+		c.Eps = 1
+	}
+	if c.Ip == 0 {
+		c.Ip = 1
+	}
+	if c.Alpha == 0 {
+		c.Alpha = 1
+	}
+	switch {
+	case !(c.Xi > 0) || math.IsInf(c.Xi, 0):
+		return c, fmt.Errorf("vat: VATConfig.Xi = %v: want a finite number > 0", c.Xi)
+	case !(c.Eps > 0) || math.IsInf(c.Eps, 0):
+		return c, fmt.Errorf("vat: VATConfig.Eps = %v: want a finite number > 0", c.Eps)
+	case c.Ip < 1 || c.Ip > 100:
+		return c, fmt.Errorf("vat: VATConfig.Ip = %d: want 1 to 100 power iterations", c.Ip)
+	case !(c.Alpha > 0) || math.IsInf(c.Alpha, 0):
+		return c, fmt.Errorf("vat: VATConfig.Alpha = %v: want a finite number > 0", c.Alpha)
+	}
+	return c, nil
+}
+
+// vatInputs are the graph inputs the VAT term needs besides the batch: the
+// random start direction, and one all-zero probe per power iteration (see
+// adversarialDirection).
+type vatInputs struct {
+	noise  *G.Node   // d ~ N(0, I), shaped like x, drawn anew every step
+	probes []*G.Node // zeros, shaped like x
+}
+
+func newVATInputs(g *G.ExprGraph, ip int, shape ...int) vatInputs {
+	in := vatInputs{noise: G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName("vat/noise"))}
+	for k := 0; k < ip; k++ {
+		in.probes = append(in.probes, G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(fmt.Sprintf("vat/probe%d", k))))
+	}
+	return in
+}
+
+// virtualAdversarialLoss builds the local distributional smoothness term
+//
+//	LDS(x, θ) = KL( p(y|x, θ̂) ‖ p(y|x + r_adv, θ) )
+//
+// averaged over the batch, where logitP are the clean logits of x and
+// forward applies the model to another input.
+func virtualAdversarialLoss(s *scope, cfg VATConfig, in vatInputs, forward func(*G.Node) *G.Node, x, logitP *G.Node) *G.Node {
+	// In the power iteration p(y|x) is a constant: only the perturbed branch
+	// depends on r.
+	pConst := stopGradient(s, logitP)
+	rAdv := adversarialPerturbation(s, cfg, in, forward, x, pConst)
+
+	target := pConst // θ̂: the clean prediction is a constant (official code)
+	if cfg.CleanGrad {
+		target = logitP // the seed lets the gradient flow through p(y|x) too
+	}
+	return klDivergence(s, target, forward(add(s, x, rAdv)), Mean)
+}
+
+// adversarialPerturbation approximates r_adv = argmax_{‖r‖≤ε} KL(p(y|x) ‖
+// p(y|x+r)) by power iteration on the Hessian of the KL (the paper's
+// Algorithm 1):
+//
+//	d ~ N(0, I)
+//	repeat ip times:
+//	    r ← ξ·d/‖d‖
+//	    d ← ∇_r KL(p(y|x) ‖ p(y|x + r))      (summed over the batch)
+//	r_adv = ε·d/‖d‖
+//
+// with norms per sample. Gorgonia differentiates only with respect to input
+// nodes, so r is written ξ·d/‖d‖ + z with z an all-zero input (a "probe"):
+// the gradient with respect to z is the gradient with respect to r. Each
+// new d passes through StopGradient, so neither d nor r_adv feeds the weight
+// gradients.
+func adversarialPerturbation(s *scope, cfg VATConfig, in vatInputs, forward func(*G.Node) *G.Node, x, pConst *G.Node) *G.Node {
+	d := in.noise
+	for _, z := range in.probes {
+		r := add(s, l2Normalize(s, d, cfg.Xi), z)
+		dist := klDivergence(s, pConst, forward(add(s, x, r)), Sum)
+		d = stopGradient(s, gradient(s, dist, z))
+	}
+	return l2Normalize(s, d, cfg.Eps)
+}
+
+// The helpers below are the graph operations that VAT uses, in the scope's
+// sticky-error style.
+
+func stopGradient(s *scope, x *G.Node) *G.Node {
+	return s.apply(&stopGradientOp{opBase: newOpBase("StopGradient")}, x)
+}
+
+func l2Normalize(s *scope, x *G.Node, scale float64) *G.Node {
+	if s.err != nil {
+		return nil
+	}
+	return s.apply(&l2NormalizeOp{opBase: newOpBase(fmt.Sprintf("L2Normalize(%g)", scale)), scale: scale, rank: x.Dims()}, x)
+}
+
+func klDivergence(s *scope, p, q *G.Node, r Reduction) *G.Node {
+	return s.apply(&klOp{opBase: newOpBase("KL(" + r.String() + ")"), reduce: r}, p, q)
+}
+
+func add(s *scope, a, b *G.Node) *G.Node {
+	if s.err != nil {
+		return nil
+	}
+	out, err := G.Add(a, b)
+	if err != nil {
+		s.err = fmt.Errorf("vat: building add: %w", err)
+	}
+	return out
+}
+
+// gradient returns ∂cost/∂wrt, wrt being an input node.
+func gradient(s *scope, cost, wrt *G.Node) *G.Node {
+	if s.err != nil {
+		return nil
+	}
+	g, err := G.Grad(cost, wrt)
+	if err != nil {
+		s.err = fmt.Errorf("vat: differentiating %v: %w", cost, err)
+		return nil
+	}
+	return g[0]
+}
