@@ -1,0 +1,147 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/org/vat"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// results is the content of results.json.
+type results struct {
+	Runs    []runResult `json:"runs"`
+	Machine machine     `json:"machine"`
+	Command []string    `json:"command"`
+	Date    string      `json:"date"`
+	Train   int         `json:"train_images"`
+	Test    int         `json:"test_images"`
+}
+
+type machine struct {
+	GOOS   string `json:"goos"`
+	GOARCH string `json:"goarch"`
+	CPUs   int    `json:"cpus"`
+	Go     string `json:"go"`
+}
+
+type runResult struct {
+	Name            string            `json:"name"`
+	Options         runOptions        `json:"options"`
+	TestAccuracy    float64           `json:"test_accuracy"`
+	TestLoss        float64           `json:"test_loss"`
+	SecondsPerEpoch float64           `json:"seconds_per_epoch"`
+	Interrupted     bool              `json:"interrupted,omitempty"`
+	Epochs          []vat.EpochResult `json:"epochs"`
+}
+
+type runOptions struct {
+	Dropout   bool     `json:"dropout"`
+	VAT       bool     `json:"vat"`
+	Xi        *float64 `json:"xi,omitempty"`
+	Eps       *float64 `json:"eps,omitempty"`
+	Ip        *int     `json:"ip,omitempty"`
+	Alpha     *float64 `json:"alpha,omitempty"`
+	CleanGrad *bool    `json:"clean_grad,omitempty"`
+	Epochs    int      `json:"epochs"`
+	Batch     int      `json:"batch"`
+	Seed      uint64   `json:"seed"`
+	Optimizer string   `json:"optimizer"`
+}
+
+func newResults(o *options, train, test int) *results {
+	return &results{
+		Runs:    []runResult{},
+		Machine: machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version()},
+		Command: os.Args,
+		Date:    time.Now().UTC().Format(time.RFC3339),
+		Train:   train,
+		Test:    test,
+	}
+}
+
+func newRunResult(name string, dropout bool, c vat.TrainConfig) *runResult {
+	r := &runResult{Name: name, Options: runOptions{
+		Dropout: dropout, VAT: c.VAT != nil, Epochs: c.Epochs, Batch: c.BatchSize, Seed: c.Seed,
+		Optimizer: fmt.Sprintf("adadelta(lr=%g, rho=%g, epsilon=%g)", c.Optimizer.LR, c.Optimizer.Rho, c.Optimizer.Epsilon),
+	}}
+	if v := c.VAT; v != nil {
+		r.Options.Xi, r.Options.Eps, r.Options.Ip, r.Options.Alpha, r.Options.CleanGrad = &v.Xi, &v.Eps, &v.Ip, &v.Alpha, &v.CleanGrad
+	}
+	return r
+}
+
+// setEpochs records the finished epochs and the run's summary figures: the
+// last epoch's test figures and the mean training seconds per epoch.
+func (r *runResult) setEpochs(e []vat.EpochResult) {
+	r.Epochs = e
+	if len(e) == 0 {
+		return
+	}
+	last := e[len(e)-1]
+	r.TestAccuracy, r.TestLoss = last.TestAccuracy, last.TestLoss
+	var s float64
+	for _, x := range e {
+		s += x.Seconds
+	}
+	r.SecondsPerEpoch = s / float64(len(e))
+}
+
+func printTable(w io.Writer, res *results) {
+	fmt.Fprintf(w, "\n%-12s %8s %10s %10s %10s\n", "run", "epochs", "test acc", "test loss", "s/epoch")
+	for _, r := range res.Runs {
+		note := ""
+		if r.Interrupted {
+			note = "  (interrupted)"
+		}
+		fmt.Fprintf(w, "%-12s %8d %9.2f%% %10.4f %10.1f%s\n", r.Name, len(r.Epochs), 100*r.TestAccuracy, r.TestLoss, r.SecondsPerEpoch, note)
+	}
+	fmt.Fprintf(w, "(%d training and %d test images)\n", res.Train, res.Test)
+}
+
+// write stores results.json and accuracy.png in dir.
+func (res *results) write(dir string) error {
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding results: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	return res.plot(filepath.Join(dir, "accuracy.png"))
+}
+
+// plot draws the test accuracy of every run against the epoch.
+func (res *results) plot(path string) error {
+	p := plot.New()
+	p.Title.Text = "MNIST test accuracy"
+	p.X.Label.Text = "epoch"
+	p.Y.Label.Text = "test accuracy (%)"
+	var lines []interface{}
+	for _, r := range res.Runs {
+		pts := make(plotter.XYs, len(r.Epochs))
+		for i, e := range r.Epochs {
+			pts[i] = plotter.XY{X: float64(e.Epoch), Y: 100 * e.TestAccuracy}
+		}
+		lines = append(lines, r.Name, pts)
+	}
+	if len(lines) > 0 {
+		if err := plotutil.AddLinePoints(p, lines...); err != nil {
+			return fmt.Errorf("plotting: %w", err)
+		}
+	}
+	p.Legend.Top = false
+	p.Legend.Left = false
+	if err := p.Save(6*vg.Inch, 4*vg.Inch, path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
