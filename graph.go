@@ -17,6 +17,7 @@ type trainGraph struct {
 
 	x, y  *tensor.Dense // bound to the inputs; filled in place each step
 	noise *tensor.Dense // nil without VAT
+	rAdv  *tensor.Dense // r_adv of the last step, read out; nil without VAT
 
 	loss, ce, lds G.Value         // read out each step (lds nil without VAT)
 	grads         []*tensor.Dense // ∂loss/∂param, same order as Model.params
@@ -34,9 +35,9 @@ func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, e
 
 	forward := func(in *G.Node) *G.Node { return m.forward(s, in) }
 	logits := forward(x)
-	ce := s.apply(&crossEntropyOp{opBase: newOpBase("CrossEntropy")}, logits, y)
+	ce := s.apply(newCrossEntropyOp(), logits, y)
 	loss := ce
-	var lds *G.Node
+	var lds, rAdv *G.Node
 	if vat != nil {
 		vin := newVATInputs(s.g, vat.Ip, tg.x.Shape()...)
 		tg.noise = tensor.New(tensor.WithShape(tg.x.Shape()...), tensor.Of(tensor.Float32))
@@ -50,7 +51,7 @@ func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, e
 			}
 			inputs = append(inputs, z)
 		}
-		lds = virtualAdversarialLoss(s, *vat, vin, forward, x, logits)
+		lds, rAdv = virtualAdversarialLoss(s, *vat, vin, forward, x, logits)
 		if s.err == nil {
 			alpha := G.NewConstant(float32(vat.Alpha), G.WithName("alpha"))
 			var weighted *G.Node
@@ -71,7 +72,9 @@ func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, e
 	// tensors allocated once.
 	outputs := G.Nodes{G.Read(loss, &tg.loss), G.Read(ce, &tg.ce)}
 	if lds != nil {
-		outputs = append(outputs, G.Read(lds, &tg.lds))
+		tg.rAdv = tensor.New(tensor.WithShape(tg.x.Shape()...), tensor.Of(tensor.Float32))
+		v := G.Value(tg.rAdv)
+		outputs = append(outputs, G.Read(lds, &tg.lds), G.Read(rAdv, &v))
 	}
 	tg.grads = make([]*tensor.Dense, len(grads))
 	for i, gn := range grads {

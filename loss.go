@@ -46,7 +46,7 @@ func (r Reduction) factor(n int) float64 {
 // computed from the logits with a log-sum-exp, so it stays finite for any
 // logits (Keras instead clips probabilities at 1e-7).
 func CrossEntropy(logits, labels *G.Node) (*G.Node, error) {
-	return G.ApplyOp(&crossEntropyOp{opBase: newOpBase("CrossEntropy")}, logits, labels)
+	return G.ApplyOp(newCrossEntropyOp(), logits, labels)
 }
 
 // KLDivergence returns the Kullback-Leibler divergence between the softmax
@@ -57,8 +57,7 @@ func CrossEntropy(logits, labels *G.Node) (*G.Node, error) {
 // It is differentiable in both arguments; wrap p_logits in StopGradient to
 // treat p as a constant.
 func KLDivergence(pLogits, qLogits *G.Node, r Reduction) (*G.Node, error) {
-	op := &klOp{opBase: newOpBase("KL(" + r.String() + ")"), reduce: r}
-	return G.ApplyOp(op, pLogits, qLogits)
+	return G.ApplyOp(newKLOp(r), pLogits, qLogits)
 }
 
 // Entropy returns the mean entropy of the softmax distributions of logits

@@ -18,6 +18,8 @@ import (
 // are data: no gradient flows into them.
 type crossEntropyOp struct{ opBase }
 
+func newCrossEntropyOp() *crossEntropyOp { return &crossEntropyOp{opBase: newOpBase("CrossEntropy")} }
+
 func (op *crossEntropyOp) Arity() int    { return 2 }
 func (op *crossEntropyOp) Type() hm.Type { return lossType(2) }
 func (op *crossEntropyOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {

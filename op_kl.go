@@ -21,6 +21,8 @@ type klOp struct {
 	reduce Reduction
 }
 
+func newKLOp(r Reduction) *klOp { return &klOp{opBase: newOpBase("KL(" + r.String() + ")"), reduce: r} }
+
 func (op *klOp) Arity() int    { return 2 }
 func (op *klOp) Type() hm.Type { return lossType(2) }
 func (op *klOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {

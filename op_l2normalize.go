@@ -31,8 +31,11 @@ type l2NormalizeOp struct {
 
 // L2Normalize returns scale·x_i/‖x_i‖ for every sample x_i along axis 0.
 func L2Normalize(x *G.Node, scale float64) (*G.Node, error) {
-	op := &l2NormalizeOp{opBase: newOpBase(fmt.Sprintf("L2Normalize(%g)", scale)), scale: scale, rank: x.Dims()}
-	return G.ApplyOp(op, x)
+	return G.ApplyOp(newL2NormalizeOp(scale, x.Dims()), x)
+}
+
+func newL2NormalizeOp(scale float64, rank int) *l2NormalizeOp {
+	return &l2NormalizeOp{opBase: newOpBase(fmt.Sprintf("L2Normalize(%g)", scale)), scale: scale, rank: rank}
 }
 
 func (op *l2NormalizeOp) Arity() int    { return 1 }

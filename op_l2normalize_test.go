@@ -16,7 +16,7 @@ func TestL2NormalizeNorms(t *testing.T) {
 		lo    float64
 	}{{1, -1}, {10, -1}, {2.5, -1e-9}} { // the last: gradient-sized inputs
 		x := randTensor(rng, tc.lo, -tc.lo, 4, 1, 5, 5)
-		y, err := (&l2NormalizeOp{opBase: newOpBase("t"), scale: tc.scale, rank: 4}).Do(x)
+		y, err := newL2NormalizeOp(tc.scale, 4).Do(x)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -53,5 +53,7 @@ func (op *stopGradientOp) SymDiff(inputs G.Nodes, _, _ *G.Node) (G.Nodes, error)
 
 // StopGradient returns a node equal to x through which no gradient flows.
 func StopGradient(x *G.Node) (*G.Node, error) {
-	return G.ApplyOp(&stopGradientOp{opBase: newOpBase("StopGradient")}, x)
+	return G.ApplyOp(newStopGradientOp(), x)
 }
+
+func newStopGradientOp() *stopGradientOp { return &stopGradientOp{opBase: newOpBase("StopGradient")} }

@@ -75,18 +75,18 @@ func newVATInputs(g *G.ExprGraph, ip int, shape ...int) vatInputs {
 //	LDS(x, θ) = KL( p(y|x, θ̂) ‖ p(y|x + r_adv, θ) )
 //
 // averaged over the batch, where logitP are the clean logits of x and
-// forward applies the model to another input.
-func virtualAdversarialLoss(s *scope, cfg VATConfig, in vatInputs, forward func(*G.Node) *G.Node, x, logitP *G.Node) *G.Node {
+// forward applies the model to another input. It also returns r_adv.
+func virtualAdversarialLoss(s *scope, cfg VATConfig, in vatInputs, forward func(*G.Node) *G.Node, x, logitP *G.Node) (lds, rAdv *G.Node) {
 	// In the power iteration p(y|x) is a constant: only the perturbed branch
 	// depends on r.
 	pConst := stopGradient(s, logitP)
-	rAdv := adversarialPerturbation(s, cfg, in, forward, x, pConst)
+	rAdv = adversarialPerturbation(s, cfg, in, forward, x, pConst)
 
 	target := pConst // θ̂: the clean prediction is a constant (official code)
 	if cfg.CleanGrad {
 		target = logitP // the seed lets the gradient flow through p(y|x) too
 	}
-	return klDivergence(s, target, forward(add(s, x, rAdv)), Mean)
+	return klDivergence(s, target, forward(add(s, x, rAdv)), Mean), rAdv
 }
 
 // adversarialPerturbation approximates r_adv = argmax_{‖r‖≤ε} KL(p(y|x) ‖
@@ -117,20 +117,16 @@ func adversarialPerturbation(s *scope, cfg VATConfig, in vatInputs, forward func
 // The helpers below are the graph operations that VAT uses, in the scope's
 // sticky-error style.
 
-func stopGradient(s *scope, x *G.Node) *G.Node {
-	return s.apply(&stopGradientOp{opBase: newOpBase("StopGradient")}, x)
-}
+func stopGradient(s *scope, x *G.Node) *G.Node { return s.apply(newStopGradientOp(), x) }
 
 func l2Normalize(s *scope, x *G.Node, scale float64) *G.Node {
 	if s.err != nil {
 		return nil
 	}
-	return s.apply(&l2NormalizeOp{opBase: newOpBase(fmt.Sprintf("L2Normalize(%g)", scale)), scale: scale, rank: x.Dims()}, x)
+	return s.apply(newL2NormalizeOp(scale, x.Dims()), x)
 }
 
-func klDivergence(s *scope, p, q *G.Node, r Reduction) *G.Node {
-	return s.apply(&klOp{opBase: newOpBase("KL(" + r.String() + ")"), reduce: r}, p, q)
-}
+func klDivergence(s *scope, p, q *G.Node, r Reduction) *G.Node { return s.apply(newKLOp(r), p, q) }
 
 func add(s *scope, a, b *G.Node) *G.Node {
 	if s.err != nil {

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestBadFlagsExitWithOneLineError(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // part of the message
+	}{
+		{[]string{"-batch", "0"}, "-batch"},
+		{[]string{"-batch", "-5"}, "-batch"},
+		{[]string{"-batch", "x"}, "-batch"},
+		{[]string{"-eps", "0"}, "-eps"},
+		{[]string{"-eps", "-1"}, "-eps"},
+		{[]string{"-xi", "0"}, "-xi"},
+		{[]string{"-alpha", "-1"}, "-alpha"},
+		{[]string{"-ip", "0"}, "-ip"},
+		{[]string{"-epochs", "0"}, "-epochs"},
+		{[]string{"-runs", "plain,bogus"}, "bogus"},
+		{[]string{"-runs", "vat,vat"}, "twice"},
+		{[]string{"-train-limit", "-1"}, "-train-limit"},
+		{[]string{"-test-limit", "-3"}, "-test-limit"},
+		{[]string{"-no-such-flag"}, "no-such-flag"},
+		{[]string{"stray"}, "stray"},
+		{[]string{"-data", "/nonexistent/mnist"}, "train-images-idx3-ubyte.gz"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, &stdout, &stderr)
+		msg := stderr.String()
+		if code != exitError {
+			t.Errorf("%v: exit %d, want %d", tc.args, code, exitError)
+		}
+		if !strings.HasPrefix(msg, "error: ") || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, tc.want) {
+			t.Errorf("%v: stderr %q, want one line `error: ...` mentioning %q", tc.args, msg, tc.want)
+		}
+	}
+}
+
+// A data folder with a broken file: the error names the file.
+func TestBrokenDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("garbage"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-data", dir}, &stdout, &stderr); code != exitError {
+		t.Fatalf("exit %d", code)
+	}
+	if msg := stderr.String(); !strings.Contains(msg, filepath.Join(dir, "train-images-idx3-ubyte.gz")) || !strings.HasPrefix(msg, "error: ") {
+		t.Fatalf("stderr %q does not name the broken file", msg)
+	}
+}
+
+func TestHelpExitsZero(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-h"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(stderr.String(), "-train-limit") {
+		t.Fatalf("usage missing: %q", stderr.String())
+	}
+}
+
+func readResults(t *testing.T, dir string) results {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r results
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	// Other tools read these keys by name.
+	var raw map[string][]map[string]any
+	json.Unmarshal(b, &raw)
+	for _, run := range raw["runs"] {
+		for _, k := range []string{"name", "options", "test_accuracy", "test_loss", "seconds_per_epoch", "epochs"} {
+			if _, ok := run[k]; !ok {
+				t.Errorf("results.json: run lacks %q", k)
+			}
+		}
+	}
+	return r
+}
+
+func TestSmallRunWritesResults(t *testing.T) {
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"-runs", "plain", "-epochs", "1", "-train-limit", "256", "-test-limit", "100", "-out", out, "-progress=false"}, &stdout, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "plain") || !strings.Contains(stdout.String(), "test acc") {
+		t.Fatalf("no table on stdout: %q", stdout.String())
+	}
+	r := readResults(t, out)
+	if len(r.Runs) != 1 || len(r.Runs[0].Epochs) != 1 || r.Runs[0].TestAccuracy <= 0 || r.Runs[0].TestAccuracy > 1 {
+		t.Fatalf("results: %+v", r)
+	}
+	if fi, err := os.Stat(filepath.Join(out, "accuracy.png")); err != nil || fi.Size() == 0 {
+		t.Fatalf("accuracy.png: %v", err)
+	}
+}
+
+// cancelAfter cancels a context once the text written through it contains
+// a marker; it stands in for Ctrl-C at a known point.
+type cancelAfter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf.Write(p)
+	if strings.Contains(c.buf.String(), c.marker) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+// Ctrl-C during the second run: the first run is kept, results.json is
+// written, the status is 130.
+func TestInterruptWritesFinishedRuns(t *testing.T) {
+	out := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stderr := &cancelAfter{marker: "plain        epoch 1/1:", cancel: cancel}
+	var stdout bytes.Buffer
+	code := run(ctx, []string{"-runs", "plain,vat", "-epochs", "1", "-train-limit", "256", "-test-limit", "100", "-out", out}, &stdout, stderr)
+	if code != exitInterrupted {
+		t.Fatalf("exit %d, want %d; stderr %q", code, exitInterrupted, stderr.buf.String())
+	}
+	r := readResults(t, out)
+	if len(r.Runs) != 1 || r.Runs[0].Name != "plain" {
+		t.Fatalf("results after interrupt: %+v", r.Runs)
+	}
+}
