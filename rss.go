@@ -4,8 +4,17 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 )
+
+// resetPeakRSS returns freed memory to the OS and restarts the peak RSS
+// count (Linux: writing 5 to /proc/self/clear_refs resets VmHWM), so that a
+// benchmark reports its own peak rather than an earlier one's.
+func resetPeakRSS() error {
+	debug.FreeOSMemory()
+	return os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
 
 // peakRSS returns the process's peak resident set size in bytes (Linux:
 // VmHWM in /proc/self/status).
