@@ -190,8 +190,13 @@ const (
 
 // DefaultMNISTDir returns the data/ folder of the GoMNIST module in the Go
 // module cache, where building this package put it. It needs no network:
-// the cache is found from $GOMODCACHE, $GOPATH or the go command.
+// the cache is found from $GOMODCACHE, $GOPATH or the go command. The
+// environment variable VAT_MNIST_DIR, when set, names the folder instead
+// (for builds from a vendor folder, which hold no data files).
 func DefaultMNISTDir() (string, error) {
+	if dir := os.Getenv("VAT_MNIST_DIR"); dir != "" {
+		return dir, nil
+	}
 	version := gomnistVersion
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, dep := range bi.Deps {

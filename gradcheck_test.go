@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/chewxy/hm"
+
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -26,13 +28,68 @@ func scalarCost(rng *rand.Rand, out *G.Node) (*G.Node, error) {
 	if out.IsScalar() {
 		return out, nil
 	}
-	r := G.NewTensor(out.Graph(), G.Float32, out.Dims(), G.WithShape(out.Shape()...),
-		G.WithValue(randTensor(rng, -1, 1, out.Shape()...)), G.WithName("R"))
-	prod, err := G.HadamardProd(out, r)
+	return project(out, randTensor(rng, -1, 1, out.Shape()...))
+}
+
+// project returns Σ x ⊙ r for a fixed tensor r. The tests use it instead of
+// Gorgonia's HadamardProd and Sum, so that their graphs, like the package's,
+// hold only the package's ops (also in the cuda build).
+func project(x *G.Node, r *tensor.Dense) (*G.Node, error) {
+	return G.ApplyOp(&projectOp{opBase: newOpBase("Project"), r: r.Data().([]float32), rank: x.Dims()}, x)
+}
+
+// projectOp is Σ x ⊙ r; its gradient is g·r.
+type projectOp struct {
+	opBase
+	r    []float32
+	rank int
+}
+
+func (op *projectOp) Arity() int    { return 1 }
+func (op *projectOp) Type() hm.Type { return fnType(tensorType(op.rank), scalarType()) }
+func (op *projectOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.ScalarShape(), nil
+}
+func (op *projectOp) Do(in ...G.Value) (G.Value, error) {
+	x, _, err := f32s(op.name, 0, in[0])
 	if err != nil {
 		return nil, err
 	}
-	return G.Sum(prod)
+	var s float64
+	for i, v := range x {
+		s += float64(v) * float64(op.r[i])
+	}
+	return G.NewF32(float32(s)), nil
+}
+func (op *projectOp) DiffWRT(int) []bool { return []bool{true} }
+func (op *projectOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	g, err := G.ApplyOp(&projectGradOp{opBase: newOpBase("ProjectGrad"), fwd: op, shape: in[0].Shape()}, grad)
+	return G.Nodes{g}, err
+}
+
+type projectGradOp struct {
+	opBase
+	gradOnly
+	fwd   *projectOp
+	shape tensor.Shape
+	out   buffer
+}
+
+func (op *projectGradOp) Arity() int    { return 1 }
+func (op *projectGradOp) Type() hm.Type { return fnType(scalarType(), tensorType(op.fwd.rank)) }
+func (op *projectGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return op.shape.Clone(), nil
+}
+func (op *projectGradOp) Do(in ...G.Value) (G.Value, error) {
+	g, err := scalar32(op.name, 0, in[0])
+	if err != nil {
+		return nil, err
+	}
+	out := op.out.get(op.shape...)
+	for i, r := range op.fwd.r {
+		out.Data().([]float32)[i] = g * r
+	}
+	return out, nil
 }
 
 // gradCase describes one finite-difference check: inputs are created with

@@ -52,13 +52,7 @@ func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, e
 			inputs = append(inputs, z)
 		}
 		lds, rAdv = virtualAdversarialLoss(s, *vat, vin, forward, x, logits)
-		if s.err == nil {
-			alpha := G.NewConstant(float32(vat.Alpha), G.WithName("alpha"))
-			var weighted *G.Node
-			if weighted, s.err = G.Mul(alpha, lds); s.err == nil {
-				loss = add(s, ce, weighted)
-			}
-		}
+		loss = weightedSum(s, []float64{1, vat.Alpha}, ce, lds) // CE + α·LDS
 	}
 	if s.err != nil {
 		return nil, s.err

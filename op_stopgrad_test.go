@@ -7,19 +7,26 @@ import (
 	G "gorgonia.org/gorgonia"
 )
 
-// y = x ⊙ x + StopGradient(x ⊙ x): the value counts both terms, the gradient
-// only the first (2x, not 4x).
+// cost = Σ x⊙R₁ + Σ StopGradient(x)⊙R₂: the value counts both terms, the
+// gradient only the first (R₁, not R₁ + R₂).
 func TestStopGradient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	g := G.NewGraph()
-	xv := randTensor(rng, -1, 1, 3, 4)
+	xv, r1, r2 := randTensor(rng, -1, 1, 3, 4), randTensor(rng, -1, 1, 3, 4), randTensor(rng, -1, 1, 3, 4)
 	x := G.NewMatrix(g, G.Float32, G.WithShape(3, 4), G.WithValue(xv), G.WithName("x"))
-	sq := G.Must(G.HadamardProd(x, x))
-	sg, err := StopGradient(sq)
+	sg, err := StopGradient(x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cost := G.Must(G.Sum(G.Must(G.Add(sq, sg))))
+	a, err1 := project(x, r1)
+	b, err2 := project(sg, r2)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	cost, err := G.ApplyOp(newWeightedSumOp(1, 1), a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
 	grads, err := G.Grad(cost, x)
 	if err != nil {
 		t.Fatal(err)
@@ -32,14 +39,14 @@ func TestStopGradient(t *testing.T) {
 	if err := vm.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	var want float32
+	var want float64
 	for i, v := range xv.Data().([]float32) {
-		want += 2 * v * v
-		if got := gv.Data().([]float32)[i]; got != 2*v {
-			t.Fatalf("grad[%d] = %v, want %v", i, got, 2*v)
+		want += float64(v) * float64(r1.Data().([]float32)[i]+r2.Data().([]float32)[i])
+		if got, w := gv.Data().([]float32)[i], r1.Data().([]float32)[i]; got != w {
+			t.Fatalf("grad[%d] = %v, want %v", i, got, w)
 		}
 	}
-	if got, _ := scalar32("cost", 0, cv); got-want > 1e-5 || want-got > 1e-5 {
+	if got, _ := scalar32("cost", 0, cv); float64(got)-want > 1e-5 || want-float64(got) > 1e-5 {
 		t.Fatalf("value %v, want %v", got, want)
 	}
 }

@@ -128,16 +128,7 @@ func l2Normalize(s *scope, x *G.Node, scale float64) *G.Node {
 
 func klDivergence(s *scope, p, q *G.Node, r Reduction) *G.Node { return s.apply(newKLOp(r), p, q) }
 
-func add(s *scope, a, b *G.Node) *G.Node {
-	if s.err != nil {
-		return nil
-	}
-	out, err := G.Add(a, b)
-	if err != nil {
-		s.err = fmt.Errorf("vat: building add: %w", err)
-	}
-	return out
-}
+func add(s *scope, a, b *G.Node) *G.Node { return s.apply(newAddOp(), a, b) }
 
 // gradient returns ∂cost/∂wrt, wrt being an input node.
 func gradient(s *scope, cost, wrt *G.Node) *G.Node {

@@ -109,7 +109,7 @@ func TestVATStopGradient(t *testing.T) {
 		if s.err != nil {
 			t.Fatal(s.err)
 		}
-		loss := G.Must(G.Add(ce, G.Must(G.Mul(G.NewConstant(float32(cfg.Alpha)), lds))))
+		loss := weightedSum(s, []float64{1, cfg.Alpha}, ce, lds)
 		grads, err := G.Grad(loss, weights...)
 		if err != nil {
 			t.Fatal(err)

@@ -69,15 +69,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.data, "data", "", "folder with the four MNIST IDX files (default: the GoMNIST module's copy)")
 	fs.StringVar(&o.out, "out", "out", "folder for results.json and accuracy.png")
 	fs.BoolVar(&o.progress, "progress", true, "show a progress bar on stderr")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: mnist [flags]\n\nTrains Keras' MNIST CNN plain, with dropout, with VAT and with both.\n\n")
-		fs.SetOutput(stderr)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}
+	// The flag package calls Usage on every parse error; errors get one
+	// line instead, so the full usage is printed for -h only.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
+			fmt.Fprintf(stderr, "usage: mnist [flags]\n\nTrains Keras' MNIST CNN plain, with dropout, with VAT and with both.\n\n")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
 		}
 		return nil, err
 	}

@@ -1,0 +1,79 @@
+package vat
+
+import (
+	"fmt"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// weightedSumOp combines scalar losses: y = Σ_i w_i · x_i. Its gradient with
+// respect to x_i is w_i times the incoming gradient (a weightedSumOp with one
+// input).
+type weightedSumOp struct {
+	opBase
+	w []float64
+}
+
+func newWeightedSumOp(w ...float64) *weightedSumOp {
+	return &weightedSumOp{opBase: newOpBase(fmt.Sprintf("WeightedSum%v", w)), w: w}
+}
+
+// weightedSum returns Σ w_i·x_i of scalar nodes.
+func weightedSum(s *scope, w []float64, x ...*G.Node) *G.Node {
+	return s.apply(newWeightedSumOp(w...), x...)
+}
+
+func (op *weightedSumOp) Arity() int { return len(op.w) }
+func (op *weightedSumOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	ts := make([]hm.Type, len(op.w)+1)
+	for i := range ts {
+		ts[i] = a
+	}
+	return fnType(ts...)
+}
+func (op *weightedSumOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	for _, d := range in {
+		if s, ok := d.(tensor.Shape); !ok || !s.IsScalar() {
+			return nil, fmt.Errorf("vat: %s: want scalars, got %v", op.name, d)
+		}
+	}
+	return tensor.ScalarShape(), nil
+}
+
+func (op *weightedSumOp) Do(inputs ...G.Value) (G.Value, error) {
+	if err := checkArity(op.name, len(op.w), len(inputs)); err != nil {
+		return nil, err
+	}
+	var y float64
+	for i, v := range inputs {
+		x, err := scalar32(op.name, i, v)
+		if err != nil {
+			return nil, err
+		}
+		y += op.w[i] * float64(x)
+	}
+	return G.NewF32(float32(y)), nil
+}
+
+func (op *weightedSumOp) DiffWRT(n int) []bool {
+	d := make([]bool, n)
+	for i := range d {
+		d[i] = true
+	}
+	return d
+}
+
+func (op *weightedSumOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	grads := make(G.Nodes, len(inputs))
+	for i := range inputs {
+		g, err := G.ApplyOp(newWeightedSumOp(op.w[i]), grad)
+		if err != nil {
+			return nil, err
+		}
+		grads[i] = g
+	}
+	return grads, nil
+}
