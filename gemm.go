@@ -1,20 +1,208 @@
 package vat
 
-import (
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/gonum"
+import "sync"
+
+// This file is the package's matrix product: C = op(A)·op(B) + β·C on
+// row-major float32 matrices, in the style of GotoBLAS/BLIS (Goto & van de
+// Geijn, "Anatomy of high-performance matrix multiplication", ACM TOMS 2008):
+// B is packed into kc×16 panels and A into 6×kc panels, both zero-padded,
+// so that a 6×16 micro-kernel (Go assembly with AVX2/FMA on amd64, plain Go
+// elsewhere) streams through contiguous memory. Transposes are absorbed by
+// the packing. The result of every element is a sum in a fixed order, so it
+// does not depend on the number of goroutines.
+
+const (
+	gemmMR = 6   // rows of the micro-kernel's tile
+	gemmNR = 16  // columns of the micro-kernel's tile
+	gemmKC = 256 // depth of a packed panel
+	gemmMC = 96  // rows of A packed at a time (a multiple of gemmMR)
+	gemmNC = 512 // columns of B packed at a time (a multiple of gemmNR)
 )
 
-// sgemm computes C = op(A)·op(B) + beta·C for row-major float32 matrices,
-// where op(A) is m×k and op(B) is k×n. Every matrix product of the package
-// goes through here, so that a faster kernel has one place to plug in.
+// gemmScratch holds a goroutine's packing buffers.
+type gemmScratch struct {
+	a, b []float32
+	tile [gemmMR * gemmNR]float32
+}
+
+func (s *gemmScratch) bufs() (a, b []float32) {
+	if s.a == nil {
+		s.a = make([]float32, gemmMC*gemmKC)
+		s.b = make([]float32, gemmKC*(gemmNC+gemmNR))
+	}
+	return s.a, s.b
+}
+
+// sgemm computes C = op(A)·op(B) + beta·C, where op(A) is m×k, op(B) is k×n
+// and C is m×n with row stride ldc; A is m×k with stride lda (k×m if transA),
+// B is k×n with stride ldb (n×k if transB). beta must be 0 or 1. It runs on
+// the calling goroutine; sgemmParallel spreads one product over the cores.
 func sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	tA, tB := blas.NoTrans, blas.NoTrans
-	if transA {
-		tA = blas.Trans
+	s := gemmPool.Get().(*gemmScratch)
+	gemmBlock(s, transA, transB, m, 0, n, k, a, lda, b, ldb, beta, c, ldc)
+	gemmPool.Put(s)
+}
+
+// gemmPool recycles packing buffers (620 kB each) between products.
+var gemmPool = sync.Pool{New: func() any { return new(gemmScratch) }}
+
+// sgemmParallel is sgemm with the columns of C split between the workers in
+// blocks of gemmNR, each block computed exactly as sgemm would.
+func sgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	nw := workers()
+	if nw == 1 || m*n*k < 1<<20 {
+		sgemm(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		return
 	}
-	if transB {
-		tB = blas.Trans
+	strips := (n + gemmNR - 1) / gemmNR
+	per := (strips + nw - 1) / nw
+	parts := (strips + per - 1) / per
+	parallelFor(parts, func(_, p int) {
+		s := gemmPool.Get().(*gemmScratch)
+		j0 := p * per * gemmNR
+		j1 := min(n, j0+per*gemmNR)
+		gemmBlock(s, transA, transB, m, j0, j1, k, a, lda, b, ldb, beta, c, ldc)
+		gemmPool.Put(s)
+	})
+}
+
+// gemmBlock computes columns [j0, j1) of C.
+func gemmBlock(s *gemmScratch, transA, transB bool, m, j0, j1, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if beta == 0 {
+		for i := 0; i < m; i++ {
+			zero(c[i*ldc+j0 : i*ldc+j1])
+		}
 	}
-	gonum.Implementation{}.Sgemm(tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+	if k == 0 {
+		return
+	}
+	pa, pb := s.bufs()
+	// Split k and the columns into equal panels no larger than the buffers,
+	// so that no panel is a thin remainder.
+	kstep := ceilDiv(k, ceilDiv(k, gemmKC))
+	nstep := ceilDiv(j1-j0, ceilDiv(j1-j0, gemmNC))
+	nstep = ceilDiv(nstep, gemmNR) * gemmNR
+	for jc := j0; jc < j1; jc += nstep {
+		nc := min(nstep, j1-jc)
+		for pc := 0; pc < k; pc += kstep {
+			kc := min(kstep, k-pc)
+			packB(pb, transB, b, ldb, pc, kc, jc, nc)
+			for ic := 0; ic < m; ic += gemmMC {
+				mc := min(gemmMC, m-ic)
+				packA(pa, transA, a, lda, ic, mc, pc, kc)
+				macroKernel(s, mc, nc, kc, pa, pb, c[ic*ldc+jc:], ldc)
+			}
+		}
+	}
+}
+
+// packB copies op(B)[pc:pc+kc, jc:jc+nc] into panels of gemmNR columns:
+// panel q holds rows p at dst[q*kc*NR + p*NR + j], zero beyond nc.
+func packB(dst []float32, transB bool, b []float32, ldb, pc, kc, jc, nc int) {
+	for q := 0; q*gemmNR < nc; q++ {
+		panel := dst[q*kc*gemmNR : (q+1)*kc*gemmNR]
+		cols := min(gemmNR, nc-q*gemmNR)
+		j := jc + q*gemmNR
+		if transB { // op(B)[p][j] = B[j][p]: read each row of B contiguously
+			if cols < gemmNR {
+				zero(panel)
+			}
+			for t := 0; t < cols; t++ {
+				src := b[(j+t)*ldb+pc : (j+t)*ldb+pc+kc]
+				for p, v := range src {
+					panel[p*gemmNR+t] = v
+				}
+			}
+			continue
+		}
+		for p := 0; p < kc; p++ {
+			row := panel[p*gemmNR : (p+1)*gemmNR]
+			copy(row[:cols], b[(pc+p)*ldb+j:(pc+p)*ldb+j+cols])
+			for t := cols; t < gemmNR; t++ {
+				row[t] = 0
+			}
+		}
+	}
+}
+
+// packA copies op(A)[ic:ic+mc, pc:pc+kc] into panels of gemmMR rows: panel
+// r holds column p at dst[r*kc*MR + p*MR + i], zero beyond mc.
+func packA(dst []float32, transA bool, a []float32, lda, ic, mc, pc, kc int) {
+	for r := 0; r*gemmMR < mc; r++ {
+		panel := dst[r*kc*gemmMR : (r+1)*kc*gemmMR]
+		rows := min(gemmMR, mc-r*gemmMR)
+		i0 := ic + r*gemmMR
+		if transA { // op(A)[i][p] = A[p][i]: read each row of A contiguously
+			for p := 0; p < kc; p++ {
+				dst := panel[p*gemmMR : (p+1)*gemmMR]
+				copy(dst[:rows], a[(pc+p)*lda+i0:(pc+p)*lda+i0+rows])
+				for i := rows; i < gemmMR; i++ {
+					dst[i] = 0
+				}
+			}
+			continue
+		}
+		for i := 0; i < gemmMR; i++ {
+			if i >= rows {
+				for p := 0; p < kc; p++ {
+					panel[p*gemmMR+i] = 0
+				}
+				continue
+			}
+			src := a[(i0+i)*lda+pc : (i0+i)*lda+pc+kc]
+			for p, v := range src {
+				panel[p*gemmMR+i] = v
+			}
+		}
+	}
+}
+
+// macroKernel multiplies a packed mc×kc block of A by a packed kc×nc block
+// of B into C, tile by tile; edge tiles go through a scratch tile.
+func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, ldc int) {
+	for jr := 0; jr < nc; jr += gemmNR {
+		bp := pb[(jr/gemmNR)*kc*gemmNR:]
+		cols := min(gemmNR, nc-jr)
+		for ir := 0; ir < mc; ir += gemmMR {
+			ap := pa[(ir/gemmMR)*kc*gemmMR:]
+			rows := min(gemmMR, mc-ir)
+			if rows == gemmMR && cols == gemmNR {
+				kernel6x16(kc, ap, bp, c[ir*ldc+jr:], ldc)
+				continue
+			}
+			t := s.tile[:]
+			zero(t)
+			kernel6x16(kc, ap, bp, t, gemmNR)
+			for i := 0; i < rows; i++ {
+				dst := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+cols]
+				for j := range dst {
+					dst[j] += t[i*gemmNR+j]
+				}
+			}
+		}
+	}
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+// kernel6x16Go is the portable micro-kernel: C[0:6][0:16] += A·B for packed
+// panels, accumulating each element over p in order.
+func kernel6x16Go(k int, a, b, c []float32, ldc int) {
+	var acc [gemmMR * gemmNR]float32
+	for p := 0; p < k; p++ {
+		bp := b[p*gemmNR : (p+1)*gemmNR]
+		ap := a[p*gemmMR : (p+1)*gemmMR]
+		for i, av := range ap {
+			row := acc[i*gemmNR : (i+1)*gemmNR]
+			for j, bv := range bp {
+				row[j] += av * bv
+			}
+		}
+	}
+	for i := 0; i < gemmMR; i++ {
+		dst := c[i*ldc : i*ldc+gemmNR]
+		for j := range dst {
+			dst[j] += acc[i*gemmNR+j]
+		}
+	}
 }

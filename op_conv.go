@@ -99,11 +99,7 @@ func conv2dForward(y, x, w, b []float32, xs, ws tensor.Shape, relu bool, cols *s
 		}
 		sgemm(false, false, f, p, k, w, k, col, p, 1, yi, p)
 		if relu {
-			for j, v := range yi {
-				if v < 0 {
-					yi[j] = 0
-				}
-			}
+			reluInPlace(yi)
 		}
 	})
 }

@@ -77,13 +77,9 @@ func (op *denseOp) Do(inputs ...G.Value) (G.Value, error) {
 	for i := 0; i < n; i++ {
 		copy(y[i*m:(i+1)*m], b)
 	}
-	sgemm(false, false, n, m, k, x, k, w, m, 1, y, m)
+	sgemmParallel(false, false, n, m, k, x, k, w, m, 1, y, m)
 	if op.relu {
-		for i, v := range y {
-			if v < 0 {
-				y[i] = 0
-			}
-		}
+		reluInPlace(y)
 	}
 	return out, nil
 }
@@ -149,7 +145,7 @@ func (op *denseGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("vat: %s: gradient %v does not fit x %v and w %v", op.name, gs, op.xshape, ws)
 	}
 	out := op.out.get(op.xshape...)
-	sgemm(false, true, n, k, m, g, m, w, m, 0, out.Data().([]float32), k)
+	sgemmParallel(false, true, n, k, m, g, m, w, m, 0, out.Data().([]float32), k)
 	return out, nil
 }
 
@@ -193,6 +189,6 @@ func (op *denseGradWeightOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	m := gs[1]
 	out := op.out.get(k, m)
-	sgemm(true, false, k, m, n, x, k, g, m, 0, out.Data().([]float32), m)
+	sgemmParallel(true, false, k, m, n, x, k, g, m, 0, out.Data().([]float32), m)
 	return out, nil
 }

@@ -196,8 +196,9 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 		y[i*Classes+int(d.Labels[j])] = 1
 	}
 	if tg.noise != nil {
-		for i := range tg.noise.Data().([]float32) {
-			tg.noise.Data().([]float32)[i] = float32(t.noise.NormFloat64())
+		noise := tg.noise.Data().([]float32) // Data() allocates: call it once
+		for i := range noise {
+			noise[i] = float32(t.noise.NormFloat64())
 		}
 	}
 	if loss, ce, lds, err = tg.run(); err != nil {

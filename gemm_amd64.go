@@ -1,0 +1,20 @@
+package vat
+
+import "golang.org/x/sys/cpu"
+
+// useAsmKernel selects the AVX2/FMA micro-kernel where the CPU has both.
+var useAsmKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+//go:noescape
+func sgemmKernel6x16(k int, a, b, c *float32, ldc int)
+
+// kernel6x16 adds the product of a packed 6×k panel of A and a packed k×16
+// panel of B to the 6×16 tile of c (row stride ldc).
+func kernel6x16(k int, a, b, c []float32, ldc int) {
+	if useAsmKernel && k > 0 {
+		_ = c[5*ldc+15] // the kernel touches rows 0-5, columns 0-15
+		sgemmKernel6x16(k, &a[0], &b[0], &c[0], ldc)
+		return
+	}
+	kernel6x16Go(k, a, b, c, ldc)
+}

@@ -1,0 +1,7 @@
+//go:build !amd64
+
+package vat
+
+var useAsmKernel = false
+
+func kernel6x16(k int, a, b, c []float32, ldc int) { kernel6x16Go(k, a, b, c, ldc) }

@@ -1,0 +1,101 @@
+package vat
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// naiveGemm is the definition, accumulated in float64.
+func naiveGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				av := a[i*lda+p]
+				if transA {
+					av = a[p*lda+i]
+				}
+				bv := b[p*ldb+j]
+				if transB {
+					bv = b[j*ldb+p]
+				}
+				s += float64(av) * float64(bv)
+			}
+			c[i*ldc+j] = float32(s + float64(beta)*float64(c[i*ldc+j]))
+		}
+	}
+}
+
+func randSlice(rng *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(2*rng.Float64() - 1)
+	}
+	return s
+}
+
+// The product against its definition, for shapes on and off the 6×16 tile
+// and the 256-deep panels, every transpose, β 0 and 1, both kernels and the
+// parallel driver. Tolerance: k products of magnitude <= 1 summed in float32
+// carry about k·6e-8 of relative rounding each; 1e-5·k bounds it loosely.
+func TestSgemm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(20, 20))
+	kernels := []bool{false}
+	if useAsmKernel {
+		kernels = append(kernels, true)
+	}
+	defer func(v bool) { useAsmKernel = v }(useAsmKernel)
+	for _, asm := range kernels {
+		useAsmKernel = asm
+		for _, sh := range [][3]int{{1, 1, 1}, {6, 16, 1}, {7, 17, 3}, {32, 576, 288}, {13, 40, 300}, {128, 128, 600}, {100, 33, 0}, {5, 1100, 20}} {
+			m, n, k := sh[0], sh[1], sh[2]
+			for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+				for _, beta := range []float32{0, 1} {
+					for _, par := range []bool{false, true} {
+						name := fmt.Sprintf("asm=%v %dx%dx%d trans=%v beta=%v par=%v", asm, m, n, k, tr, beta, par)
+						lda, ldb, ldc := k+1, n+2, n+3 // strides wider than the matrices
+						if tr[0] {
+							lda = m + 1
+						}
+						if tr[1] {
+							ldb = k + 2
+						}
+						a := randSlice(rng, max(m, k)*lda+1)
+						b := randSlice(rng, max(n, k)*ldb+1)
+						c := randSlice(rng, m*ldc)
+						want := append([]float32(nil), c...)
+						naiveGemm(tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, want, ldc)
+						if par {
+							sgemmParallel(tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
+						} else {
+							sgemm(tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
+						}
+						tol := 1e-5 * float64(k+1)
+						for i := 0; i < m; i++ {
+							for j := 0; j < ldc; j++ {
+								if got, w := c[i*ldc+j], want[i*ldc+j]; math.Abs(float64(got-w)) > tol {
+									t.Fatalf("%s: C[%d][%d] = %v, want %v", name, i, j, got, w)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkSgemm measures the product at the shape of the second
+// convolution's forward pass for one image (32×576×288).
+func BenchmarkSgemm(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	m, n, k := 32, 576, 288
+	a, bb, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		sgemm(false, false, m, n, k, a, k, bb, n, 0, c, n)
+	}
+	b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
