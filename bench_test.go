@@ -56,3 +56,26 @@ func BenchmarkTrainStep(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkInference classifies the full MNIST test set (10,000 images) and
+// reports images per second.
+//
+//	go test -run '^$' -bench Inference .
+func BenchmarkInference(b *testing.B) {
+	_, test, err := LoadMNIST("")
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, _ := NewModel(ModelConfig{Seed: 1})
+	if _, err := m.Evaluate(test.Head(evalBatch)); err != nil { // build the graph
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Evaluate(test); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(test.Len()*b.N)/b.Elapsed().Seconds(), "images/s")
+}
