@@ -1,0 +1,151 @@
+// Kernels of github.com/org/vat/cuda. Regenerate kernels.ptx with `go generate`
+// (nvcc from CUDA 12 or newer); the PTX targets compute_80, which the driver
+// compiles for the GPU at hand (Ampere, Hopper and later).
+//
+// Layouts match the CPU ops of the root package: NCHW activations, row-major
+// matrices, float32.
+
+extern "C" {
+
+// im2col lays out the KHxKW receptive fields of a batch of CxHxW images:
+// col[n][(c*KH+p)*KW+q][i*OW+j] = x[n][c][i+p][j+q] ("valid", stride 1).
+__global__ void im2col(const float* __restrict__ x, float* __restrict__ col,
+                       int N, int C, int H, int W, int KH, int KW) {
+    int OH = H - KH + 1, OW = W - KW + 1, P = OH * OW, K = C * KH * KW;
+    long total = (long)N * K * P;
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total; t += (long)gridDim.x * blockDim.x) {
+        int pix = t % P;
+        long rest = t / P;
+        int r = rest % K;
+        int n = rest / K;
+        int q = r % KW, p = (r / KW) % KH, c = r / (KW * KH);
+        int i = pix / OW, j = pix % OW;
+        col[t] = x[(((long)n * C + c) * H + i + p) * W + j + q];
+    }
+}
+
+// col2im is the adjoint of im2col: every pixel gathers the entries of col
+// that were copied from it (no atomics, so the sum order is fixed).
+__global__ void col2im(const float* __restrict__ col, float* __restrict__ x,
+                       int N, int C, int H, int W, int KH, int KW) {
+    int OH = H - KH + 1, OW = W - KW + 1, P = OH * OW, K = C * KH * KW;
+    long total = (long)N * C * H * W;
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total; t += (long)gridDim.x * blockDim.x) {
+        int w = t % W;
+        int h = (t / W) % H;
+        int c = (t / ((long)W * H)) % C;
+        long n = t / ((long)W * H * C);
+        float s = 0;
+        for (int p = 0; p < KH; p++) {
+            int i = h - p;
+            if (i < 0 || i >= OH) continue;
+            for (int q = 0; q < KW; q++) {
+                int j = w - q;
+                if (j < 0 || j >= OW) continue;
+                s += col[(n * K + (c * KH + p) * KW + q) * P + i * OW + j];
+            }
+        }
+        x[t] = s;
+    }
+}
+
+// bias_act adds b[f] to y[n][f][*] (P entries per feature) and applies a
+// ReLU when relu != 0.
+__global__ void bias_act(float* __restrict__ y, const float* __restrict__ b, int N, int F, int P, int relu) {
+    long total = (long)N * F * P;
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total; t += (long)gridDim.x * blockDim.x) {
+        int f = (t / P) % F;
+        float v = y[t] + b[f];
+        y[t] = (relu && v < 0.f) ? 0.f : v;
+    }
+}
+
+// relu_mask: out = g where y > 0, else 0.
+__global__ void relu_mask(float* __restrict__ out, const float* __restrict__ y, const float* __restrict__ g, long n) {
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < n; t += (long)gridDim.x * blockDim.x)
+        out[t] = y[t] > 0.f ? g[t] : 0.f;
+}
+
+// maxpool2: 2x2 max-pooling with stride 2 over NC planes of HxW.
+__global__ void maxpool2(const float* __restrict__ x, float* __restrict__ y, int NC, int H, int W) {
+    int OH = H / 2, OW = W / 2;
+    long total = (long)NC * OH * OW;
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total; t += (long)gridDim.x * blockDim.x) {
+        int j = t % OW, i = (t / OW) % OH;
+        long pl = t / ((long)OW * OH);
+        const float* r0 = x + (pl * H + 2 * i) * W + 2 * j;
+        const float* r1 = r0 + W;
+        y[t] = fmaxf(fmaxf(r0[0], r0[1]), fmaxf(r1[0], r1[1]));
+    }
+}
+
+// maxpool2_grad routes dy to the first input of each window (row-major
+// order) that equals the window's maximum, as the CPU op does.
+__global__ void maxpool2_grad(const float* __restrict__ x, const float* __restrict__ y,
+                              const float* __restrict__ gy, float* __restrict__ gx, int NC, int H, int W) {
+    int OH = H / 2, OW = W / 2;
+    long total = (long)NC * H * W;
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total; t += (long)gridDim.x * blockDim.x) {
+        int w = t % W, h = (t / W) % H;
+        long pl = t / ((long)W * H);
+        int i = h / 2, j = w / 2;
+        float g = 0.f;
+        if (i < OH && j < OW) {
+            long o = (pl * OH + i) * OW + j;
+            const float* r0 = x + (pl * H + 2 * i) * W + 2 * j;
+            const float* r1 = r0 + W;
+            float m = y[o];
+            int k = r0[0] == m ? 0 : r0[1] == m ? 1 : r1[0] == m ? 2 : 3;
+            int mine = (h - 2 * i) * 2 + (w - 2 * j);
+            if (k == mine) g = gy[o];
+        }
+        gx[t] = g;
+    }
+}
+
+// bias_grad sums g[n][f][*] over n and the P positions: one block per f,
+// a fixed-order tree reduction in shared memory (blockDim.x = 256).
+__global__ void bias_grad(const float* __restrict__ g, float* __restrict__ gb, int N, int F, int P) {
+    __shared__ float part[256];
+    int f = blockIdx.x;
+    float s = 0.f;
+    for (long t = threadIdx.x; t < (long)N * P; t += blockDim.x) {
+        long n = t / P;
+        int p = t % P;
+        s += g[(n * F + f) * P + p];
+    }
+    part[threadIdx.x] = s;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
+        if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) gb[f] = part[0];
+}
+
+// axpby: z = a*x + b*y elementwise (add: a = b = 1; dropout: y is the mask, a = 0 unused).
+__global__ void axpby(float* __restrict__ z, float a, const float* __restrict__ x, float b, const float* __restrict__ y, long n) {
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < n; t += (long)gridDim.x * blockDim.x)
+        z[t] = a * x[t] + b * y[t];
+}
+
+// mul: z = x * y elementwise (dropout's mask).
+__global__ void mul(float* __restrict__ z, const float* __restrict__ x, const float* __restrict__ y, long n) {
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < n; t += (long)gridDim.x * blockDim.x)
+        z[t] = x[t] * y[t];
+}
+
+// adadelta: Keras' Adadelta update of n parameters.
+__global__ void adadelta(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ a,
+                         float* __restrict__ u, long n, float rho, float eps, float lr) {
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < n; t += (long)gridDim.x * blockDim.x) {
+        float gt = g[t];
+        float at = rho * a[t] + (1.f - rho) * gt * gt;
+        float d = gt * sqrtf(u[t] + eps) / sqrtf(at + eps);
+        w[t] -= lr * d;
+        u[t] = rho * u[t] + (1.f - rho) * d * d;
+        a[t] = at;
+    }
+}
+
+}  // extern "C"

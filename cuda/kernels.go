@@ -1,0 +1,65 @@
+//go:build cuda
+
+package cuda
+
+// The typed entry points of the kernels in kernels.cu. Sizes are passed as
+// the kernels declare them: int as int32, long as int64.
+
+// Im2col writes the im2col matrices of N C×H×W images into col
+// (N × (C·KH·KW) × (OH·OW)).
+func (d *Device) Im2col(x, col Mem, n, c, h, w, kh, kw int) error {
+	total := int64(n) * int64(c*kh*kw) * int64((h-kh+1)*(w-kw+1))
+	return d.launch("im2col", total, x, col, int32(n), int32(c), int32(h), int32(w), int32(kh), int32(kw))
+}
+
+// Col2im sums col back onto N C×H×W images in x (overwriting x).
+func (d *Device) Col2im(col, x Mem, n, c, h, w, kh, kw int) error {
+	return d.launch("col2im", int64(n*c*h*w), col, x, int32(n), int32(c), int32(h), int32(w), int32(kh), int32(kw))
+}
+
+// BiasAct adds b[f] to every y[n][f][·] (p positions) and applies a ReLU if relu.
+func (d *Device) BiasAct(y, b Mem, n, f, p int, relu bool) error {
+	r := int32(0)
+	if relu {
+		r = 1
+	}
+	return d.launch("bias_act", int64(n*f*p), y, b, int32(n), int32(f), int32(p), r)
+}
+
+// ReluMask sets out = g where y > 0, else 0, over n elements.
+func (d *Device) ReluMask(out, y, g Mem, n int) error {
+	return d.launch("relu_mask", int64(n), out, y, g, int64(n))
+}
+
+// MaxPool2 pools nc planes of h×w into (h/2)×(w/2).
+func (d *Device) MaxPool2(x, y Mem, nc, h, w int) error {
+	return d.launch("maxpool2", int64(nc*(h/2)*(w/2)), x, y, int32(nc), int32(h), int32(w))
+}
+
+// MaxPool2Grad computes dL/dx of MaxPool2 from x, y and dL/dy.
+func (d *Device) MaxPool2Grad(x, y, gy, gx Mem, nc, h, w int) error {
+	return d.launch("maxpool2_grad", int64(nc*h*w), x, y, gy, gx, int32(nc), int32(h), int32(w))
+}
+
+// BiasGrad sums g (n×f×p) over n and p into gb (f).
+func (d *Device) BiasGrad(g, gb Mem, n, f, p int) error {
+	// One block of 256 threads per feature: launch computes the grid from
+	// the total, so ask for f·256 threads.
+	return d.launch("bias_grad", int64(f)*256, g, gb, int32(n), int32(f), int32(p))
+}
+
+// Axpby sets z = a·x + b·y over n elements.
+func (d *Device) Axpby(z Mem, a float32, x Mem, b float32, y Mem, n int) error {
+	return d.launch("axpby", int64(n), z, a, x, b, y, int64(n))
+}
+
+// Mul sets z = x·y elementwise over n elements.
+func (d *Device) Mul(z, x, y Mem, n int) error {
+	return d.launch("mul", int64(n), z, x, y, int64(n))
+}
+
+// Adadelta applies Keras' Adadelta update to n parameters w with gradient
+// g and running averages a (of g²) and u (of updates²).
+func (d *Device) Adadelta(w, g, a, u Mem, n int, rho, eps, lr float32) error {
+	return d.launch("adadelta", int64(n), w, g, a, u, int64(n), rho, eps, lr)
+}
