@@ -140,21 +140,14 @@ func checkGradients(t *testing.T, seed uint64, c gradCase) {
 	if err != nil {
 		t.Fatalf("%s: Grad: %v", c.name, err)
 	}
-	var costVal G.Value
-	G.Read(cost, &costVal)
-	gradVals := make([]G.Value, len(grads))
-	for i, gn := range grads {
-		G.Read(gn, &gradVals[i])
-	}
 	vm := G.NewTapeMachine(g)
 	defer vm.Close()
 	eval := func() float64 {
 		vm.Reset()
-		costVal = nil
 		if err := vm.RunAll(); err != nil {
 			t.Fatalf("%s: run: %v", c.name, err)
 		}
-		s, err := scalar32("cost", 0, costVal)
+		s, err := scalar32("cost", 0, cost.Value())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,8 +155,8 @@ func checkGradients(t *testing.T, seed uint64, c gradCase) {
 	}
 	eval()
 	analytic := make([][]float32, len(grads))
-	for i, v := range gradVals {
-		analytic[i] = append([]float32(nil), v.Data().([]float32)...)
+	for i, gn := range grads {
+		analytic[i] = append([]float32(nil), gn.Value().Data().([]float32)...)
 	}
 	if c.directional > 0 {
 		checkDirectional(t, rng, c, eval, analytic)

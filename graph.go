@@ -7,9 +7,16 @@ import (
 	"gorgonia.org/tensor"
 )
 
+// The graphs hold only the package's own ops and no Gorgonia statements
+// (Read, Let): every op returns a buffer it owns, so after a run the outputs
+// are read straight from their nodes. This keeps the graphs independent of
+// Gorgonia's CUDA machinery in the `cuda` build, where its stock ops would be
+// moved to the GPU and a Read node makes the compiled program free a GPU
+// register that does not exist (gorgonia v0.9.18, compile.go insertFree).
+
 // trainGraph is one compiled training step for a fixed batch size: the
-// model's forward pass, the loss (cross-entropy, plus α·LDS with VAT), its
-// gradients with respect to every weight, and the values read out of it.
+// model's forward pass, the loss (cross-entropy, plus α·LDS with VAT), and
+// its gradients with respect to every weight.
 type trainGraph struct {
 	batch int
 	g     *G.ExprGraph
@@ -17,27 +24,26 @@ type trainGraph struct {
 
 	x, y  *tensor.Dense // bound to the inputs; filled in place each step
 	noise *tensor.Dense // nil without VAT
-	rAdv  *tensor.Dense // r_adv of the last step, read out; nil without VAT
 
-	loss, ce, lds G.Value         // read out each step (lds nil without VAT)
-	grads         []*tensor.Dense // ∂loss/∂param, same order as Model.params
+	loss, ce, lds, rAdv *G.Node   // outputs (lds, rAdv nil without VAT)
+	grads               []*G.Node // ∂loss/∂param, in Model.params order
 }
 
 // newTrainGraph builds and compiles the training graph for batches of n.
 func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, error) {
-	s, weights := m.newScope(m.cfg.Dropout, splitmix64(seed^uint64(n)))
+	s := newScope(m.cfg.Dropout, splitmix64(seed^uint64(n)))
 	tg := &trainGraph{batch: n, g: s.g}
 	tg.x = tensor.New(tensor.WithShape(n, 1, ImageRows, ImageCols), tensor.Of(tensor.Float32))
 	tg.y = tensor.New(tensor.WithShape(n, Classes), tensor.Of(tensor.Float32))
 	x := G.NewTensor(s.g, G.Float32, 4, G.WithShape(tg.x.Shape()...), G.WithValue(tg.x), G.WithName("x"))
 	y := G.NewMatrix(s.g, G.Float32, G.WithShape(n, Classes), G.WithValue(tg.y), G.WithName("labels"))
-	inputs := append(G.Nodes{x, y}, weights...)
+	clean := m.weightNodes(s, "")
+	inputs := append(G.Nodes{x, y}, clean.nodes...)
+	wrt := clean.nodes
 
-	forward := func(in *G.Node) *G.Node { return m.forward(s, in) }
-	logits := forward(x)
-	ce := s.apply(newCrossEntropyOp(), logits, y)
-	loss := ce
-	var lds, rAdv *G.Node
+	logits := m.forward(s, clean, x)
+	tg.ce = s.apply(newCrossEntropyOp(), logits, y)
+	tg.loss = tg.ce
 	if vat != nil {
 		vin := newVATInputs(s.g, vat.Ip, tg.x.Shape()...)
 		tg.noise = tensor.New(tensor.WithShape(tg.x.Shape()...), tensor.Of(tensor.Float32))
@@ -51,30 +57,35 @@ func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, e
 			}
 			inputs = append(inputs, z)
 		}
-		lds, rAdv = virtualAdversarialLoss(s, *vat, vin, forward, x, logits)
-		loss = weightedSum(s, []float64{1, vat.Alpha}, ce, lds) // CE + α·LDS
+		// The power iteration needs no weight gradient and reuses the clean
+		// set; the adversarial pass, whose gradient is part of the loss's,
+		// gets its own.
+		adv := m.weightNodes(s, "@adv")
+		inputs = append(inputs, adv.nodes...)
+		wrt = append(wrt, adv.nodes...)
+		probe := func(in *G.Node) *G.Node { return m.forward(s, clean, in) }
+		adversarial := func(in *G.Node) *G.Node { return m.forward(s, adv, in) }
+		tg.loss, tg.lds, tg.rAdv = vatObjective(s, *vat, vin, probe, adversarial, x, y, logits, tg.ce)
 	}
 	if s.err != nil {
 		return nil, s.err
 	}
-	grads, err := G.Grad(loss, weights...)
+	grads, err := G.Grad(tg.loss, wrt...)
 	if err != nil {
 		return nil, fmt.Errorf("vat: differentiating the loss: %w", err)
 	}
-
-	// Read nodes copy the results out of the machine's registers, into
-	// tensors allocated once.
-	outputs := G.Nodes{G.Read(loss, &tg.loss), G.Read(ce, &tg.ce)}
-	if lds != nil {
-		tg.rAdv = tensor.New(tensor.WithShape(tg.x.Shape()...), tensor.Of(tensor.Float32))
-		v := G.Value(tg.rAdv)
-		outputs = append(outputs, G.Read(lds, &tg.lds), G.Read(rAdv, &v))
+	tg.grads = grads[:len(clean.nodes)]
+	if vat != nil { // ∂loss/∂w = the clean pass's part + the adversarial pass's part
+		for i := range tg.grads {
+			tg.grads[i] = add(s, grads[i], grads[len(clean.nodes)+i])
+		}
 	}
-	tg.grads = make([]*tensor.Dense, len(grads))
-	for i, gn := range grads {
-		tg.grads[i] = tensor.New(tensor.WithShape(gn.Shape()...), tensor.Of(tensor.Float32))
-		v := G.Value(tg.grads[i])
-		outputs = append(outputs, G.Read(gn, &v))
+	if s.err != nil {
+		return nil, s.err
+	}
+	outputs := append(G.Nodes{tg.loss, tg.ce}, tg.grads...)
+	if vat != nil {
+		outputs = append(outputs, tg.lds, tg.rAdv)
 	}
 	// Compile only what the outputs need: the first Grad call of the power
 	// iteration also built weight gradients of the perturbed branch that no
@@ -90,20 +101,30 @@ func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, e
 // run executes one step on the values already in x, y (and noise).
 func (tg *trainGraph) run() (loss, ce, lds float64, err error) {
 	tg.vm.Reset()
-	tg.loss, tg.ce, tg.lds = nil, nil, nil
 	if err = tg.vm.RunAll(); err != nil {
 		return 0, 0, 0, fmt.Errorf("vat: training step: %w", err)
 	}
-	l, err1 := scalar32("loss", 0, tg.loss)
-	c, err2 := scalar32("ce", 0, tg.ce)
+	l, err1 := scalar32("loss", 0, tg.loss.Value())
+	c, err2 := scalar32("ce", 0, tg.ce.Value())
 	if err1 != nil || err2 != nil {
 		return 0, 0, 0, fmt.Errorf("vat: training step produced no loss")
 	}
 	if tg.lds != nil {
-		v, _ := scalar32("lds", 0, tg.lds)
+		v, _ := scalar32("lds", 0, tg.lds.Value())
 		lds = float64(v)
 	}
 	return float64(l), float64(c), lds, nil
+}
+
+// grad returns ∂loss/∂param i of the last run.
+func (tg *trainGraph) grad(i int) *tensor.Dense { return tg.grads[i].Value().(*tensor.Dense) }
+
+// adversarial returns r_adv of the last run (nil without VAT).
+func (tg *trainGraph) adversarial() *tensor.Dense {
+	if tg.rAdv == nil {
+		return nil
+	}
+	return tg.rAdv.Value().(*tensor.Dense)
 }
 
 // evalGraph is the inference graph for a fixed batch size: logits only, no
@@ -111,20 +132,19 @@ func (tg *trainGraph) run() (loss, ce, lds float64, err error) {
 type evalGraph struct {
 	vm     G.VM
 	x      *tensor.Dense
-	logits G.Value
+	logits *G.Node
 }
 
 func newEvalGraph(m *Model, n int) (*evalGraph, error) {
-	s, weights := m.newScope(false, 0)
+	s := newScope(false, 0)
+	w := m.weightNodes(s, "")
 	eg := &evalGraph{x: tensor.New(tensor.WithShape(n, 1, ImageRows, ImageCols), tensor.Of(tensor.Float32))}
 	x := G.NewTensor(s.g, G.Float32, 4, G.WithShape(eg.x.Shape()...), G.WithValue(eg.x), G.WithName("x"))
-	logits := m.forward(s, x)
+	eg.logits = m.forward(s, w, x)
 	if s.err != nil {
 		return nil, s.err
 	}
-	eg.logits = tensor.New(tensor.WithShape(n, Classes), tensor.Of(tensor.Float32))
-	out := G.Read(logits, &eg.logits)
-	prog, locMap, err := G.CompileFunction(s.g, append(G.Nodes{x}, weights...), G.Nodes{out})
+	prog, locMap, err := G.CompileFunction(s.g, append(G.Nodes{x}, w.nodes...), G.Nodes{eg.logits})
 	if err != nil {
 		return nil, fmt.Errorf("vat: compiling the inference graph: %w", err)
 	}
@@ -138,5 +158,5 @@ func (eg *evalGraph) run() ([]float32, error) {
 	if err := eg.vm.RunAll(); err != nil {
 		return nil, fmt.Errorf("vat: inference: %w", err)
 	}
-	return eg.logits.Data().([]float32), nil
+	return eg.logits.Value().Data().([]float32), nil
 }

@@ -119,3 +119,13 @@ func TestLossGradients(t *testing.T) {
 		checkGradients(t, 11, c)
 	}
 }
+
+func TestJointLossGradient(t *testing.T) {
+	rng := rand.New(rand.NewPCG(16, 16))
+	checkGradients(t, 17, gradCase{
+		name:   "CE+αKL",
+		inputs: []*tensor.Dense{randTensor(rng, -2, 2, 4, 5), oneHot(rng, 4, 5), randTensor(rng, -2, 2, 4, 5)},
+		wrt:    []int{0, 2},
+		build:  func(in []*G.Node) (*G.Node, error) { return G.ApplyOp(newJointLossOp(0.6), in[0], in[1], in[2]) },
+	})
+}

@@ -122,46 +122,58 @@ func (m *Model) NumParams() int {
 func (m *Model) Config() ModelConfig { return m.cfg }
 
 // scope carries what layer functions need while they build one graph: the
-// graph, the weight nodes, whether dropout is active and where its seeds
-// come from. The first error sticks; later layers become no-ops, so model
-// code reads top to bottom without error checks after every line.
+// graph, whether dropout is active and where its seeds come from. The first
+// error sticks; later layers become no-ops, so model code reads top to
+// bottom without error checks after every line.
 type scope struct {
 	g        *G.ExprGraph
-	weights  map[string]*G.Node
 	dropout  bool
 	seed     uint64
 	dropouts uint64 // dropout ops created so far, to give each its own stream
 	err      error
 }
 
-// newScope creates a graph whose weight nodes are bound to the model's live
-// tensors, so optimizer updates are seen by every graph without copying.
-func (m *Model) newScope(dropout bool, seed uint64) (*scope, []*G.Node) {
-	s := &scope{g: G.NewGraph(), weights: map[string]*G.Node{}, dropout: dropout, seed: seed}
-	nodes := make([]*G.Node, len(m.params))
-	for i, p := range m.params {
-		nodes[i] = G.NewTensor(s.g, G.Float32, p.Value.Dims(), G.WithShape(p.Value.Shape()...),
-			G.WithValue(p.Value), G.WithName(p.Name))
-		s.weights[p.Name] = nodes[i]
-	}
-	return s, nodes
+func newScope(dropout bool, seed uint64) *scope {
+	return &scope{g: G.NewGraph(), dropout: dropout, seed: seed}
 }
 
-// forward builds the network on the batch x (N×1×28×28) and returns the
-// logits (N×10).
-func (m *Model) forward(s *scope, x *G.Node) *G.Node {
+// weights is one set of input nodes bound to the model's live tensors, so
+// that optimizer updates reach every graph without copying. A forward pass
+// whose gradient is needed gets a set of its own: each weight node then has
+// one differentiable consumer, and Gorgonia's Grad adds no summing ops of
+// its own (which would bring Gorgonia's stock ops back into the graph).
+type weights struct {
+	nodes []*G.Node // in Model.params order
+	named map[string]*G.Node
+}
+
+// weightNodes adds a weight set to s's graph; tag tells sets apart.
+func (m *Model) weightNodes(s *scope, tag string) weights {
+	w := weights{named: map[string]*G.Node{}}
+	for _, p := range m.params {
+		n := G.NewTensor(s.g, G.Float32, p.Value.Dims(), G.WithShape(p.Value.Shape()...),
+			G.WithValue(p.Value), G.WithName(p.Name+tag))
+		w.nodes = append(w.nodes, n)
+		w.named[p.Name] = n
+	}
+	return w
+}
+
+// forward builds the network on the batch x (N×1×28×28) with the weights w
+// and returns the logits (N×10).
+func (m *Model) forward(s *scope, w weights, x *G.Node) *G.Node {
 	n := x.Shape()[0]
-	h := conv2D(s, x, "conv1", true)
+	h := conv2D(s, x, w, "conv1", true)
 	s.assertShape(h, n, 32, 26, 26)
-	h = conv2D(s, h, "conv2", true)
+	h = conv2D(s, h, w, "conv2", true)
 	s.assertShape(h, n, 32, 24, 24)
 	h = maxPool2x2(s, h)
 	s.assertShape(h, n, 32, 12, 12)
 	h = dropout(s, h, 0.25)
-	h = dense(s, h, "dense1", true) // flattens 32×12×12 → 4608
+	h = dense(s, h, w, "dense1", true) // flattens 32×12×12 → 4608
 	s.assertShape(h, n, 128)
 	h = dropout(s, h, 0.5)
-	h = dense(s, h, "dense2", false)
+	h = dense(s, h, w, "dense2", false)
 	s.assertShape(h, n, Classes)
 	return h
 }
@@ -186,19 +198,19 @@ func (s *scope) apply(op G.Op, in ...*G.Node) *G.Node {
 
 // conv2D is a 3×3 "valid" convolution with bias (and ReLU) using the
 // weights name+"/kernel" and name+"/bias".
-func conv2D(s *scope, x *G.Node, name string, relu bool) *G.Node {
-	return s.apply(newConv2dOp(relu), x, s.weights[name+"/kernel"], s.weights[name+"/bias"])
+func conv2D(s *scope, x *G.Node, w weights, name string, relu bool) *G.Node {
+	return s.apply(newConv2dOp(relu), x, w.named[name+"/kernel"], w.named[name+"/bias"])
 }
 
 // maxPool2x2 halves the height and width.
 func maxPool2x2(s *scope, x *G.Node) *G.Node { return s.apply(newMaxPoolOp(), x) }
 
 // dense is a fully connected layer (and ReLU); it flattens x first.
-func dense(s *scope, x *G.Node, name string, relu bool) *G.Node {
+func dense(s *scope, x *G.Node, w weights, name string, relu bool) *G.Node {
 	if s.err != nil {
 		return nil
 	}
-	return s.apply(newDenseOp(relu, x.Dims()), x, s.weights[name+"/kernel"], s.weights[name+"/bias"])
+	return s.apply(newDenseOp(relu, x.Dims()), x, w.named[name+"/kernel"], w.named[name+"/bias"])
 }
 
 // dropout drops with the given rate when the scope trains with dropout, and

@@ -23,14 +23,14 @@ func TestWeightedSumGradient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(14, 14))
 	checkGradients(t, 15, gradCase{
 		name:   "WeightedSum",
-		inputs: []*tensor.Dense{randTensor(rng, -2, 2, 3, 4), randTensor(rng, -2, 2, 3, 4)},
-		wrt:    []int{0, 1},
+		inputs: []*tensor.Dense{randTensor(rng, -2, 2, 3, 4), randTensor(rng, -2, 2, 3, 4), randTensor(rng, -2, 2, 3, 4)},
+		wrt:    []int{0, 1, 2},
 		build: func(in []*G.Node) (*G.Node, error) {
 			a, err := KLDivergence(in[0], in[1], Mean)
 			if err != nil {
 				return nil, err
 			}
-			b, err := Entropy(in[1])
+			b, err := Entropy(in[2])
 			if err != nil {
 				return nil, err
 			}

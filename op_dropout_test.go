@@ -111,17 +111,14 @@ func TestDropoutGradientUsesForwardMask(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var yv, gv G.Value
-	G.Read(y, &yv)
-	G.Read(grads[0], &gv)
 	vm := G.NewTapeMachine(g)
 	defer vm.Close()
 	for step := 0; step < 3; step++ {
 		vm.Reset()
-		yv, gv = nil, nil
 		if err := vm.RunAll(); err != nil {
 			t.Fatal(err)
 		}
+		yv, gv := y.Value(), grads[0].Value()
 		xd, yd, gd := xv.Data().([]float32), yv.Data().([]float32), gv.Data().([]float32)
 		for i := range xd {
 			// d(Σy)/dx_i = y_i/x_i exactly: the mask value 0 or 1/(1-p).

@@ -31,14 +31,12 @@ func TestStopGradient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cv, gv G.Value
-	G.Read(cost, &cv)
-	G.Read(grads[0], &gv)
 	vm := G.NewTapeMachine(g)
 	defer vm.Close()
 	if err := vm.RunAll(); err != nil {
 		t.Fatal(err)
 	}
+	cv, gv := cost.Value(), grads[0].Value()
 	var want float64
 	for i, v := range xv.Data().([]float32) {
 		want += float64(v) * float64(r1.Data().([]float32)[i]+r2.Data().([]float32)[i])

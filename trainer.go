@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"time"
+
+	"gorgonia.org/tensor"
 )
 
 // TrainConfig configures a Trainer. The zero value is the seed's plain run:
@@ -207,7 +209,11 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return 0, 0, 0, fmt.Errorf("vat: the loss became %v in epoch %d; lower the learning rate or VAT's alpha/eps", loss, t.epoch)
 	}
-	t.opt.step(t.model.params, tg.grads)
+	grads := make([]*tensor.Dense, len(t.model.params))
+	for i := range grads {
+		grads[i] = tg.grad(i)
+	}
+	t.opt.step(t.model.params, grads)
 	return loss, ce, lds, nil
 }
 

@@ -70,23 +70,29 @@ func newVATInputs(g *G.ExprGraph, ip int, shape ...int) vatInputs {
 	return in
 }
 
-// virtualAdversarialLoss builds the local distributional smoothness term
+// vatObjective builds the training loss CE + α·LDS from the clean logits of
+// x and their cross-entropy ce, with
 //
 //	LDS(x, θ) = KL( p(y|x, θ̂) ‖ p(y|x + r_adv, θ) )
 //
-// averaged over the batch, where logitP are the clean logits of x and
-// forward applies the model to another input. It also returns r_adv.
-func virtualAdversarialLoss(s *scope, cfg VATConfig, in vatInputs, forward func(*G.Node) *G.Node, x, logitP *G.Node) (lds, rAdv *G.Node) {
+// averaged over the batch. probe and adversarial apply the model to another
+// input (the first in the power iteration, the second in the final term,
+// whose weight gradient counts). θ̂ means p(y|x) is a constant in LDS, as in
+// the paper's code; with cfg.CleanGrad the gradient also flows through it,
+// as in the seed. It returns the loss, LDS's value and r_adv.
+func vatObjective(s *scope, cfg VATConfig, in vatInputs, probe, adversarial func(*G.Node) *G.Node, x, labels, logits, ce *G.Node) (loss, lds, rAdv *G.Node) {
 	// In the power iteration p(y|x) is a constant: only the perturbed branch
 	// depends on r.
-	pConst := stopGradient(s, logitP)
-	rAdv = adversarialPerturbation(s, cfg, in, forward, x, pConst)
-
-	target := pConst // θ̂: the clean prediction is a constant (official code)
+	pConst := stopGradient(s, logits)
+	rAdv = adversarialPerturbation(s, cfg, in, probe, x, pConst)
+	advLogits := adversarial(add(s, x, rAdv))
+	lds = klDivergence(s, pConst, advLogits, Mean)
 	if cfg.CleanGrad {
-		target = logitP // the seed lets the gradient flow through p(y|x) too
+		// CE and KL share the clean logits: one op (see jointLossOp); ce
+		// then only reports the value.
+		return s.apply(newJointLossOp(cfg.Alpha), logits, labels, advLogits), lds, rAdv
 	}
-	return klDivergence(s, target, forward(add(s, x, rAdv)), Mean), rAdv
+	return weightedSum(s, []float64{1, cfg.Alpha}, ce, lds), lds, rAdv
 }
 
 // adversarialPerturbation approximates r_adv = argmax_{‖r‖≤ε} KL(p(y|x) ‖
