@@ -21,8 +21,28 @@ const (
 
 // gemmScratch holds a goroutine's packing buffers.
 type gemmScratch struct {
-	a, b []float32
-	tile [gemmMR * gemmNR]float32
+	a, b  []float32
+	tile  [gemmMR * gemmNR]float32
+	dense denseB  // the B source of sgemm, kept here so it needs no allocation
+	conv  im2colB // the B source of the convolution products
+	off   []int   // offset tables of im2colB
+}
+
+// bSource packs op(B)[pc:pc+kc, jc:jc+nc] into dst in panels of gemmNR
+// columns: panel q holds row p at dst[q*kc*NR + p*NR + j], zero beyond nc.
+type bSource interface {
+	packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int)
+}
+
+// denseB is a B matrix in memory (transposed if trans).
+type denseB struct {
+	b     []float32
+	ldb   int
+	trans bool
+}
+
+func (d *denseB) packB(_ *gemmScratch, dst []float32, pc, kc, jc, nc int) {
+	packB(dst, d.trans, d.b, d.ldb, pc, kc, jc, nc)
 }
 
 func (s *gemmScratch) bufs() (a, b []float32) {
@@ -39,7 +59,9 @@ func (s *gemmScratch) bufs() (a, b []float32) {
 // the calling goroutine; sgemmParallel spreads one product over the cores.
 func sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	s := gemmPool.Get().(*gemmScratch)
-	gemmBlock(s, transA, transB, m, 0, n, k, a, lda, b, ldb, beta, c, ldc)
+	s.dense = denseB{b: b, ldb: ldb, trans: transB}
+	gemmBlock(s, transA, m, 0, n, k, a, lda, &s.dense, beta, c, ldc)
+	s.dense = denseB{}
 	gemmPool.Put(s)
 }
 
@@ -61,13 +83,16 @@ func sgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 		s := gemmPool.Get().(*gemmScratch)
 		j0 := p * per * gemmNR
 		j1 := min(n, j0+per*gemmNR)
-		gemmBlock(s, transA, transB, m, j0, j1, k, a, lda, b, ldb, beta, c, ldc)
+		s.dense = denseB{b: b, ldb: ldb, trans: transB}
+		gemmBlock(s, transA, m, j0, j1, k, a, lda, &s.dense, beta, c, ldc)
+		s.dense = denseB{}
 		gemmPool.Put(s)
 	})
 }
 
-// gemmBlock computes columns [j0, j1) of C.
-func gemmBlock(s *gemmScratch, transA, transB bool, m, j0, j1, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// gemmBlock computes columns [j0, j1) of C = op(A)·B + beta·C, with B
+// packed by src.
+func gemmBlock(s *gemmScratch, transA bool, m, j0, j1, k int, a []float32, lda int, src bSource, beta float32, c []float32, ldc int) {
 	if beta == 0 {
 		for i := 0; i < m; i++ {
 			zero(c[i*ldc+j0 : i*ldc+j1])
@@ -86,7 +111,7 @@ func gemmBlock(s *gemmScratch, transA, transB bool, m, j0, j1, k int, a []float3
 		nc := min(nstep, j1-jc)
 		for pc := 0; pc < k; pc += kstep {
 			kc := min(kstep, k-pc)
-			packB(pb, transB, b, ldb, pc, kc, jc, nc)
+			src.packB(s, pb, pc, kc, jc, nc)
 			for ic := 0; ic < m; ic += gemmMC {
 				mc := min(gemmMC, m-ic)
 				packA(pa, transA, a, lda, ic, mc, pc, kc)

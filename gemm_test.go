@@ -99,3 +99,37 @@ func BenchmarkSgemm(b *testing.B) {
 	}
 	b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
+
+// The product with an implicit im2col matrix against sgemm on the
+// materialized one, both orientations, shapes off the tile sizes.
+func TestConvGemm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 21))
+	for _, sh := range [][6]int{{1, 7, 6, 3, 3, 5}, {3, 9, 8, 3, 2, 7}, {32, 26, 26, 3, 3, 32}} {
+		c, h, w, kh, kw, m := sh[0], sh[1], sh[2], sh[3], sh[4], sh[5]
+		k, p := c*kh*kw, (h-kh+1)*(w-kw+1)
+		x := randSlice(rng, c*h*w)
+		col := make([]float32, k*p)
+		im2col(col, x, c, h, w, kh, kw)
+		// forward: C (m×p) = A (m×k) · col
+		a := randSlice(rng, m*k)
+		got, want := randSlice(rng, m*p), make([]float32, m*p)
+		copy(want, got)
+		convGemm(false, false, m, p, k, a, k, x, c, h, w, kh, kw, 1, got, p)
+		sgemm(false, false, m, p, k, a, k, col, p, 1, want, p)
+		for i := range want {
+			if math.Abs(float64(got[i]-want[i])) > 1e-6*float64(k) {
+				t.Fatalf("%v forward: [%d] %v, want %v", sh, i, got[i], want[i])
+			}
+		}
+		// filter gradient: C (m×k) = G (m×p) · colᵀ
+		g := randSlice(rng, m*p)
+		got, want = make([]float32, m*k), make([]float32, m*k)
+		convGemm(false, true, m, k, p, g, p, x, c, h, w, kh, kw, 0, got, k)
+		sgemm(false, true, m, k, p, g, p, col, p, 0, want, k)
+		for i := range want {
+			if math.Abs(float64(got[i]-want[i])) > 1e-6*float64(p) {
+				t.Fatalf("%v transposed: [%d] %v, want %v", sh, i, got[i], want[i])
+			}
+		}
+	}
+}

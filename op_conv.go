@@ -17,12 +17,13 @@ import (
 // length F and y of shape N×F×(H-KH+1)×(W-KW+1). It works one image at a
 // time: im2col lays the image's receptive fields out as a (C·KH·KW)×(OH·OW)
 // matrix, and one matrix product with w (viewed as F×(C·KH·KW)) gives the
-// image's output. Images are spread over the CPU cores.
+// image's output; the im2col matrix is never stored, the product's packing
+// gathers it from the image (gemm_im2col.go). Images are spread over the
+// CPU cores.
 type conv2dOp struct {
 	opBase
 	relu bool
 	out  buffer
-	cols scratch
 }
 
 func newConv2dOp(relu bool) *conv2dOp { return &conv2dOp{opBase: newOpBase("Conv2d"), relu: relu} }
@@ -76,20 +77,17 @@ func (op *conv2dOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out := op.out.get(ys...)
-	conv2dForward(out.Data().([]float32), x, w, b, xs, ws, op.relu, &op.cols)
+	conv2dForward(out.Data().([]float32), x, w, b, xs, ws, op.relu)
 	return out, nil
 }
 
 // conv2dForward computes the convolution into y (see conv2dOp).
-func conv2dForward(y, x, w, b []float32, xs, ws tensor.Shape, relu bool, cols *scratch) {
+func conv2dForward(y, x, w, b []float32, xs, ws tensor.Shape, relu bool) {
 	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
 	f, kh, kw := ws[0], ws[2], ws[3]
 	oh, ow := h-kh+1, wd-kw+1
 	k, p := c*kh*kw, oh*ow
-	cols.ensure(workers(), k*p)
-	parallelFor(n, func(wk, i int) {
-		col := cols.get(wk, k*p)
-		im2col(col, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw)
+	parallelFor(n, func(_, i int) {
 		yi := y[i*f*p : (i+1)*f*p]
 		for fi := 0; fi < f; fi++ {
 			row := yi[fi*p : (fi+1)*p]
@@ -97,7 +95,7 @@ func conv2dForward(y, x, w, b []float32, xs, ws tensor.Shape, relu bool, cols *s
 				row[j] = b[fi]
 			}
 		}
-		sgemm(false, false, f, p, k, w, k, col, p, 1, yi, p)
+		convGemm(false, false, f, p, k, w, k, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, 1, yi, p)
 		if relu {
 			reluInPlace(yi)
 		}
@@ -232,7 +230,6 @@ type convGradFilterOp struct {
 	gradOnly
 	wshape tensor.Shape
 	out    buffer
-	cols   scratch
 	parts  []float32
 }
 
@@ -272,14 +269,12 @@ func (op *convGradFilterOp) Do(inputs ...G.Value) (G.Value, error) {
 		op.parts = make([]float32, chunks*f*k)
 	}
 	parts := op.parts[:chunks*f*k]
-	op.cols.ensure(workers(), k*p)
-	parallelFor(chunks, func(wk, ch int) {
-		col := op.cols.get(wk, k*p)
+	parallelFor(chunks, func(_, ch int) {
 		part := parts[ch*f*k : (ch+1)*f*k]
 		zero(part)
 		for i := ch * gradChunk; i < n && i < (ch+1)*gradChunk; i++ {
-			im2col(col, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw)
-			sgemm(false, true, f, k, p, gy[i*f*p:(i+1)*f*p], p, col, p, 1, part, k)
+			// dW += dY_i · col(x_i)ᵀ, the im2col matrix gathered while packing
+			convGemm(false, true, f, k, p, gy[i*f*p:(i+1)*f*p], p, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, 1, part, k)
 		}
 	})
 	sumChunks(gw, parts, chunks)
