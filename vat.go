@@ -97,23 +97,30 @@ func vatObjective(s *scope, cfg VATConfig, in vatInputs, probe, adversarial func
 
 // adversarialPerturbation approximates r_adv = argmax_{‖r‖≤ε} KL(p(y|x) ‖
 // p(y|x+r)) by power iteration on the Hessian of the KL (the paper's
-// Algorithm 1):
+// Algorithm 1, in the seed's form):
 //
 //	d ~ N(0, I)
 //	repeat ip times:
-//	    r ← ξ·d/‖d‖
-//	    d ← ∇_r KL(p(y|x) ‖ p(y|x + r))      (summed over the batch)
+//	    d ← ∇_d KL(p(y|x) ‖ p(y|x + ξ·d/‖d‖))   (summed over the batch)
 //	r_adv = ε·d/‖d‖
 //
-// with norms per sample. Gorgonia differentiates only with respect to input
-// nodes, so r is written ξ·d/‖d‖ + z with z an all-zero input (a "probe"):
-// the gradient with respect to z is the gradient with respect to r. Each
-// new d passes through StopGradient, so neither d nor r_adv feeds the weight
-// gradients.
+// with norms per sample. The gradient is taken with respect to d, through
+// the normalization, as SPEC.md, the seed and the PyTorch peer do. The
+// paper's code takes it with respect to r = ξ·d/‖d‖ instead; the two differ
+// by the component along d, which the normalization removes. With the
+// paper's ξ = 1e-6 that component is small; with the seed's ξ = 10 the KL
+// grows steeply along the random start direction itself, and keeping that
+// component would pull r_adv back towards the random noise.
+//
+// Gorgonia differentiates only with respect to input nodes, so each
+// iteration writes d as d + z with z an all-zero input (a "probe") and
+// differentiates with respect to z. Each new d passes through StopGradient,
+// so neither d nor r_adv feeds the weight gradients.
 func adversarialPerturbation(s *scope, cfg VATConfig, in vatInputs, forward func(*G.Node) *G.Node, x, pConst *G.Node) *G.Node {
 	d := in.noise
 	for _, z := range in.probes {
-		r := add(s, l2Normalize(s, d, cfg.Xi), z)
+		d = add(s, d, z) // = d, with z to differentiate by
+		r := l2Normalize(s, d, cfg.Xi)
 		dist := klDivergence(s, pConst, forward(add(s, x, r)), Sum)
 		d = stopGradient(s, gradient(s, dist, z))
 	}
