@@ -133,3 +133,23 @@ func TestConvGemm(t *testing.T) {
 		}
 	}
 }
+
+// im2col materializes the matrix that im2colB gathers (the test's
+// reference): the receptive fields of one C×H×W image into col, a
+// (C·KH·KW)×(OH·OW) row-major matrix: col[(c·KH+p)·KW+q][i·OW+j] = x[c][i+p][j+q].
+func im2col(col, x []float32, c, h, w, kh, kw int) {
+	oh, ow := h-kh+1, w-kw+1
+	r := 0
+	for ci := 0; ci < c; ci++ {
+		for p := 0; p < kh; p++ {
+			for q := 0; q < kw; q++ {
+				dst := col[r*oh*ow : (r+1)*oh*ow]
+				for i := 0; i < oh; i++ {
+					src := x[(ci*h+i+p)*w+q:]
+					copy(dst[i*ow:(i+1)*ow], src[:ow])
+				}
+				r++
+			}
+		}
+	}
+}
