@@ -18,9 +18,7 @@ import (
 // model's forward pass, the loss (cross-entropy, plus α·LDS with VAT), and
 // its gradients with respect to every weight.
 type trainGraph struct {
-	batch int
-	g     *G.ExprGraph
-	vm    G.VM
+	vm G.VM
 
 	x, y  *tensor.Dense // bound to the inputs; filled in place each step
 	noise *tensor.Dense // nil without VAT
@@ -32,7 +30,7 @@ type trainGraph struct {
 // newTrainGraph builds and compiles the training graph for batches of n.
 func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, error) {
 	s := newScope(m.cfg.Dropout, splitmix64(seed^uint64(n)))
-	tg := &trainGraph{batch: n, g: s.g}
+	tg := &trainGraph{}
 	tg.x = tensor.New(tensor.WithShape(n, 1, ImageRows, ImageCols), tensor.Of(tensor.Float32))
 	tg.y = tensor.New(tensor.WithShape(n, Classes), tensor.Of(tensor.Float32))
 	x := G.NewTensor(s.g, G.Float32, 4, G.WithShape(tg.x.Shape()...), G.WithValue(tg.x), G.WithName("x"))

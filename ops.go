@@ -160,7 +160,7 @@ func (s *scratch) get(w, n int) []float32 {
 	return s.bufs[w][:n]
 }
 
-// ensureScratch grows the per-worker slots before a parallel section, so that
+// ensure grows the per-worker slots before a parallel section, so that
 // the goroutines only ever touch their own slot.
 func (s *scratch) ensure(nw, n int) {
 	for w := 0; w < nw; w++ {

@@ -62,6 +62,7 @@ type Trainer struct {
 	noise   *rand.Rand
 	epoch   int
 	perm    []int
+	grads   []*tensor.Dense // the last step's gradients, handed to the optimizer
 }
 
 // NewTrainer validates cfg and returns a trainer for m.
@@ -209,11 +210,13 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return 0, 0, 0, fmt.Errorf("vat: the loss became %v in epoch %d; lower the learning rate or VAT's alpha/eps", loss, t.epoch)
 	}
-	grads := make([]*tensor.Dense, len(t.model.params))
-	for i := range grads {
-		grads[i] = tg.grad(i)
+	if t.grads == nil {
+		t.grads = make([]*tensor.Dense, len(t.model.params))
 	}
-	t.opt.step(t.model.params, grads)
+	for i := range t.grads {
+		t.grads[i] = tg.grad(i)
+	}
+	t.opt.step(t.model.params, t.grads)
 	return loss, ce, lds, nil
 }
 
