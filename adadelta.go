@@ -46,8 +46,9 @@ func (o *Adadelta) withDefaults() error {
 	return nil
 }
 
-// step applies one update to params given their gradients.
-func (o *Adadelta) step(params []*Param, grads []*tensor.Dense) {
+// step applies one update to params given their gradients, on the GPU when
+// one is in use (the weights then stay there).
+func (o *Adadelta) step(params []*Param, grads []*tensor.Dense) error {
 	if o.accGrad == nil {
 		for _, p := range params {
 			n := p.Value.Shape().TotalSize()
@@ -56,6 +57,13 @@ func (o *Adadelta) step(params []*Param, grads []*tensor.Dense) {
 		}
 	}
 	rho, eps, lr := float32(o.Rho), float32(o.Epsilon), float32(o.LR)
+	if a := activeGPU(); a != nil {
+		ws, gs := make([][]float32, len(params)), make([][]float32, len(params))
+		for i, p := range params {
+			ws[i], gs[i] = p.Value.Data().([]float32), grads[i].Data().([]float32)
+		}
+		return a.adadelta(ws, gs, o.accGrad, o.accUpdate, rho, eps, lr)
+	}
 	parallelFor(len(params), func(_, i int) {
 		w := params[i].Value.Data().([]float32)
 		g := grads[i].Data().([]float32)
@@ -67,4 +75,5 @@ func (o *Adadelta) step(params []*Param, grads []*tensor.Dense) {
 			u[j] = rho*u[j] + (1-rho)*d*d
 		}
 	})
+	return nil
 }

@@ -114,15 +114,19 @@ func (tg *trainGraph) run() (loss, ce, lds float64, err error) {
 	return float64(l), float64(c), lds, nil
 }
 
-// grad returns ∂loss/∂param i of the last run.
-func (tg *trainGraph) grad(i int) *tensor.Dense { return tg.grads[i].Value().(*tensor.Dense) }
+// grad returns ∂loss/∂param i of the last run, on the host.
+func (tg *trainGraph) grad(i int) (*tensor.Dense, error) {
+	g := tg.grads[i].Value().(*tensor.Dense)
+	return g, syncToHost(g.Data().([]float32))
+}
 
-// adversarial returns r_adv of the last run (nil without VAT).
-func (tg *trainGraph) adversarial() *tensor.Dense {
+// adversarial returns r_adv of the last run on the host (nil without VAT).
+func (tg *trainGraph) adversarial() (*tensor.Dense, error) {
 	if tg.rAdv == nil {
-		return nil
+		return nil, nil
 	}
-	return tg.rAdv.Value().(*tensor.Dense)
+	r := tg.rAdv.Value().(*tensor.Dense)
+	return r, syncToHost(r.Data().([]float32))
 }
 
 // evalGraph is the inference graph for a fixed batch size: logits only, no
@@ -156,5 +160,6 @@ func (eg *evalGraph) run() ([]float32, error) {
 	if err := eg.vm.RunAll(); err != nil {
 		return nil, fmt.Errorf("vat: inference: %w", err)
 	}
-	return eg.logits.Value().Data().([]float32), nil
+	logits := eg.logits.Value().Data().([]float32)
+	return logits, syncToHost(logits)
 }

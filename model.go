@@ -100,13 +100,32 @@ func (m *Model) initWeights(seed uint64) {
 
 // Params returns the model's parameters in layer order. The tensors are the
 // live weights: reading them is safe between training steps, and writing them
-// changes the model.
+// changes the model. With a GPU backend, Params first copies the weights
+// from the GPU; writes made after a later training step need a new call to
+// Params before them, since training changes the GPU's copy only.
 func (m *Model) Params() []Param {
 	out := make([]Param, len(m.params))
 	for i, p := range m.params {
 		out[i] = *p
 	}
+	if a := activeGPU(); a != nil {
+		m.syncParams(a)
+	}
 	return out
+}
+
+// syncParams copies the weights from the GPU and marks the host copies as
+// the newest, so that a caller's writes reach the next step.
+func (m *Model) syncParams(a *accelerator) {
+	for _, p := range m.params {
+		d := p.Value.Data().([]float32)
+		if err := a.syncHost(d); err != nil {
+			// A failed copy leaves the device's value authoritative; the
+			// next op reports the device's error.
+			continue
+		}
+		a.markHost(d)
+	}
 }
 
 // NumParams returns the number of scalar parameters (600,810).

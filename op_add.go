@@ -37,11 +37,11 @@ func (op *addOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 2, len(inputs)); err != nil {
 		return nil, err
 	}
-	a, as, err := f32s(op.name, 0, inputs[0])
+	a, as, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	b, bs, err := f32s(op.name, 1, inputs[1])
+	b, bs, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
@@ -50,6 +50,9 @@ func (op *addOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(as...)
 	y := out.Data().([]float32)
+	if g := activeGPU(); g != nil {
+		return gpuOut(out, g.add(y, a, b))
+	}
 	for i, v := range a {
 		y[i] = v + b[i]
 	}

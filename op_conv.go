@@ -60,15 +60,15 @@ func (op *conv2dOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 3, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	w, ws, err := f32s(op.name, 1, inputs[1])
+	w, ws, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
-	b, bs, err := f32s(op.name, 2, inputs[2])
+	b, bs, err := f32sNoSync(op.name, 2, inputs[2])
 	if err != nil {
 		return nil, err
 	}
@@ -77,6 +77,9 @@ func (op *conv2dOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out := op.out.get(ys...)
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.conv2d(out.Data().([]float32), x, w, b, xs, ws, op.relu))
+	}
 	conv2dForward(out.Data().([]float32), x, w, b, xs, ws, op.relu)
 	return out, nil
 }
@@ -175,11 +178,11 @@ func (op *convGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 2, len(inputs)); err != nil {
 		return nil, err
 	}
-	w, ws, err := f32s(op.name, 0, inputs[0])
+	w, ws, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	gy, gys, err := f32s(op.name, 1, inputs[1])
+	gy, gys, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
@@ -189,6 +192,9 @@ func (op *convGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(xs...)
 	gx := out.Data().([]float32)
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.conv2dGradInput(gx, w, gy, xs, ws))
+	}
 	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
 	f, kh, kw := ws[0], ws[2], ws[3]
 	k, p := c*kh*kw, gys[2]*gys[3]
@@ -228,11 +234,11 @@ func (op *convGradFilterOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 2, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	gy, gys, err := f32s(op.name, 1, inputs[1])
+	gy, gys, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +248,9 @@ func (op *convGradFilterOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(ws...)
 	gw := out.Data().([]float32)
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.conv2dGradFilter(gw, x, gy, xs, ws))
+	}
 	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
 	f, kh, kw := ws[0], ws[2], ws[3]
 	k, p := c*kh*kw, gys[2]*gys[3]

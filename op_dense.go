@@ -55,15 +55,15 @@ func (op *denseOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 3, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	w, ws, err := f32s(op.name, 1, inputs[1])
+	w, ws, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
-	b, bs, err := f32s(op.name, 2, inputs[2])
+	b, bs, err := f32sNoSync(op.name, 2, inputs[2])
 	if err != nil {
 		return nil, err
 	}
@@ -74,6 +74,9 @@ func (op *denseOp) Do(inputs ...G.Value) (G.Value, error) {
 	out := op.out.get(ys...)
 	y := out.Data().([]float32)
 	n, k, m := ys[0], ws[0], ws[1]
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.dense(y, x, w, b, n, k, m, op.relu))
+	}
 	for i := 0; i < n; i++ {
 		copy(y[i*m:(i+1)*m], b)
 	}
@@ -132,11 +135,11 @@ func (op *denseGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 2, len(inputs)); err != nil {
 		return nil, err
 	}
-	w, ws, err := f32s(op.name, 0, inputs[0])
+	w, ws, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	g, gs, err := f32s(op.name, 1, inputs[1])
+	g, gs, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +148,11 @@ func (op *denseGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("vat: %s: gradient %v does not fit x %v and w %v", op.name, gs, op.xshape, ws)
 	}
 	out := op.out.get(op.xshape...)
-	sgemmParallel(false, true, n, k, m, g, m, w, m, 0, out.Data().([]float32), k)
+	gx := out.Data().([]float32)
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.denseGradInput(gx, w, g, n, k, m))
+	}
+	sgemmParallel(false, true, n, k, m, g, m, w, m, 0, gx, k)
 	return out, nil
 }
 
@@ -174,11 +181,11 @@ func (op *denseGradWeightOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 2, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	g, gs, err := f32s(op.name, 1, inputs[1])
+	g, gs, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
@@ -189,6 +196,10 @@ func (op *denseGradWeightOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	m := gs[1]
 	out := op.out.get(k, m)
-	sgemmParallel(true, false, k, m, n, x, k, g, m, 0, out.Data().([]float32), m)
+	gw := out.Data().([]float32)
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.denseGradWeight(gw, x, g, n, k, m))
+	}
+	sgemmParallel(true, false, k, m, n, x, k, g, m, 0, gw, m)
 	return out, nil
 }

@@ -51,7 +51,7 @@ func (op *dropoutOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 1, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +69,9 @@ func (op *dropoutOp) Do(inputs ...G.Value) (G.Value, error) {
 		} else {
 			op.mask[i] = 0
 		}
+	}
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.mul(op.name, y, x, op.mask, true))
 	}
 	for i, v := range x {
 		y[i] = v * op.mask[i]
@@ -111,7 +114,7 @@ func (op *dropoutGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 1, len(inputs)); err != nil {
 		return nil, err
 	}
-	g, gs, err := f32s(op.name, 0, inputs[0])
+	g, gs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -120,6 +123,9 @@ func (op *dropoutGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(gs...)
 	gx := out.Data().([]float32)
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.mul(op.name, gx, g, op.fwd.mask, false))
+	}
 	for i, v := range g {
 		gx[i] = v * op.fwd.mask[i]
 	}

@@ -44,11 +44,11 @@ func (op *reluGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 2, len(inputs)); err != nil {
 		return nil, err
 	}
-	y, ys, err := f32s(op.name, 0, inputs[0])
+	y, ys, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	g, gs, err := f32s(op.name, 1, inputs[1])
+	g, gs, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +56,11 @@ func (op *reluGradOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("vat: ReluGrad: shapes %v and %v differ", ys, gs)
 	}
 	out := op.out.get(ys...)
-	reluMask(out.Data().([]float32), y, g)
+	o := out.Data().([]float32)
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.reluGrad(o, y, g))
+	}
+	reluMask(o, y, g)
 	return out, nil
 }
 
@@ -113,7 +117,7 @@ func (op *biasGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 1, len(inputs)); err != nil {
 		return nil, err
 	}
-	g, gs, err := f32s(op.name, 0, inputs[0])
+	g, gs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +131,9 @@ func (op *biasGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(f)
 	o := out.Data().([]float32)
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.biasGrad(o, g, n, f, inner))
+	}
 	for j := 0; j < f; j++ {
 		var s float64
 		for i := 0; i < n; i++ {

@@ -41,7 +41,7 @@ func (op *maxPoolOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 1, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -51,6 +51,9 @@ func (op *maxPoolOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(ys...)
 	y := out.Data().([]float32)
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.maxPool(y, x, xs))
+	}
 	h, w, oh, ow := xs[2], xs[3], ys[2], ys[3]
 	parallelFor(xs[0]*xs[1], func(_, p int) {
 		xp, yp := x[p*h*w:], y[p*oh*ow:]
@@ -113,15 +116,15 @@ func (op *maxPoolGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 3, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	y, ys, err := f32s(op.name, 1, inputs[1])
+	y, ys, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
-	gy, gys, err := f32s(op.name, 2, inputs[2])
+	gy, gys, err := f32sNoSync(op.name, 2, inputs[2])
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +133,9 @@ func (op *maxPoolGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(xs...)
 	gx := out.Data().([]float32)
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.maxPoolGrad(gx, x, y, gy, xs))
+	}
 	h, w, oh, ow := xs[2], xs[3], ys[2], ys[3]
 	parallelFor(xs[0]*xs[1], func(_, p int) {
 		xp, gp := x[p*h*w:(p+1)*h*w], gx[p*h*w:(p+1)*h*w]

@@ -36,12 +36,16 @@ func (op *stopGradientOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 1, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
 	out := op.out.get(xs...)
-	copy(out.Data().([]float32), x)
+	y := out.Data().([]float32)
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.copyOf(y, x))
+	}
+	copy(y, x)
 	return out, nil
 }
 

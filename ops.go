@@ -65,17 +65,32 @@ type buffer struct{ t *tensor.Dense }
 
 // get returns the buffer with the given shape, reallocating only when the
 // shape changes. The contents are whatever the last step left; callers
-// overwrite or zero them.
+// overwrite or zero them. With a GPU backend, get assumes that the caller
+// writes on the host; a GPU op claims the buffer afterwards.
 func (b *buffer) get(shape ...int) *tensor.Dense {
 	if b.t == nil || !b.t.Shape().Eq(tensor.Shape(shape)) {
 		b.t = tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+	}
+	if a := activeGPU(); a != nil {
+		a.markHost(b.t.Data().([]float32))
 	}
 	return b.t
 }
 
 // f32s returns the backing slice of a float32 tensor value, or an error that
-// names the op and the argument.
+// names the op and the argument. With a GPU backend it first makes the host
+// copy current: ops that compute on the CPU read their inputs through it.
 func f32s(op string, arg int, v G.Value) ([]float32, tensor.Shape, error) {
+	d, s, err := f32sNoSync(op, arg, v)
+	if err == nil {
+		err = syncToHost(d)
+	}
+	return d, s, err
+}
+
+// f32sNoSync is f32s for ops with a GPU path (backend_ops.go): their CPU
+// path runs only when there is no GPU, so the host copy is current.
+func f32sNoSync(op string, arg int, v G.Value) ([]float32, tensor.Shape, error) {
 	t, ok := v.(tensor.Tensor)
 	if !ok {
 		return nil, nil, fmt.Errorf("vat: %s: argument %d is %T, want a tensor", op, arg, v)

@@ -203,7 +203,9 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 		for i := range noise {
 			noise[i] = float32(t.noise.NormFloat64())
 		}
+		markHostWritten(noise)
 	}
+	markHostWritten(x, y)
 	if loss, ce, lds, err = tg.run(); err != nil {
 		return 0, 0, 0, err
 	}
@@ -214,9 +216,11 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 		t.grads = make([]*tensor.Dense, len(t.model.params))
 	}
 	for i := range t.grads {
-		t.grads[i] = tg.grad(i)
+		t.grads[i] = tg.grads[i].Value().(*tensor.Dense)
 	}
-	t.opt.step(t.model.params, t.grads)
+	if err := t.opt.step(t.model.params, t.grads); err != nil {
+		return 0, 0, 0, err
+	}
 	return loss, ce, lds, nil
 }
 
@@ -328,7 +332,9 @@ func (m *Model) logits(images []float32, n int, fn func(first int, logits []floa
 			}
 			m.evals[b] = eg
 		}
-		copy(eg.x.Data().([]float32), images[first*px:(first+b)*px])
+		x := eg.x.Data().([]float32)
+		copy(x, images[first*px:(first+b)*px])
+		markHostWritten(x)
 		logits, err := eg.run()
 		if err != nil {
 			return err

@@ -82,14 +82,19 @@ func TestVATStopGradient(t *testing.T) {
 		x, y := batchTensor(train, 8)
 		copy(tg.x.Data().([]float32), x.Data().([]float32))
 		copy(tg.y.Data().([]float32), y.Data().([]float32))
+		markHostWritten(tg.x.Data().([]float32), tg.y.Data().([]float32))
 		rng := rand.New(rand.NewPCG(6, 6))
 		for i := range tg.noise.Data().([]float32) {
 			tg.noise.Data().([]float32)[i] = float32(rng.NormFloat64())
 		}
+		markHostWritten(tg.noise.Data().([]float32))
 		if _, _, _, err := tg.run(); err != nil {
 			t.Fatal(err)
 		}
-		rAdv := tg.adversarial()
+		rAdv, err := tg.adversarial()
+		if err != nil {
+			t.Fatal(err)
+		}
 		for i := 0; i < 8; i++ { // r_adv has norm ε per sample
 			if n := sampleNorm(rAdv.Data().([]float32)[i*784 : (i+1)*784]); math.Abs(n-cfg.Eps) > 1e-5 {
 				t.Fatalf("‖r_adv[%d]‖ = %v, want ε = %v", i, n, cfg.Eps)
@@ -132,7 +137,11 @@ func TestVATStopGradient(t *testing.T) {
 		vm.Close()
 		np := len(m.Params())
 		for i, p := range m.Params() {
-			got := tg.grad(i).Data().([]float32)
+			g, err := tg.grad(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := g.Data().([]float32)
 			want := make([]float32, len(got))
 			for k := i; k < len(grads); k += np { // every set's part
 				for j, v := range grads[k].Value().Data().([]float32) {

@@ -1,0 +1,305 @@
+package vat
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"unsafe"
+)
+
+// This file decides where the ops compute. The default build has no GPU
+// backend: every op runs its pure-Go code. Built with `-tags cuda`,
+// backend_cuda.go registers the CUDA device of package cuda, and the ops
+// listed in backend_ops.go run their kernels there instead; the others (the
+// losses and the L2 normalization, which work on a few kilobytes) keep
+// running on the CPU.
+//
+// The graph and its values do not change with the backend: every value is
+// still a host *tensor.Dense. When a GPU is in use, each host buffer that
+// an op reads or writes gets a device mirror, and two flags say which copy
+// holds the latest data. A GPU op uploads an input only when the host copy
+// is newer and marks its output as living on the device; a CPU op downloads
+// its inputs only when the device copy is newer. Between steps the weights,
+// the optimizer's state and every activation stay on the device; a step
+// moves the batch in and a few small tensors (logits, loss gradients) back
+// and forth.
+//
+// Host code outside the ops that reads a value must call syncHost first,
+// and host code that writes one must call markHost after; the trainer, the
+// optimizer, Model.Params and the inference path do.
+
+// gpuDevice is a GPU backend: device memory and the kernels the ops need.
+// Matrices are row-major float32, activations NCHW, as on the CPU.
+type gpuDevice interface {
+	Name() string
+	Alloc(n int) (devMem, error)
+	Free(m devMem) error
+	Upload(dst devMem, src []float32) error
+	Download(dst []float32, src devMem) error
+	// Copy copies the first n floats of src to dst.
+	Copy(dst, src devMem, n int) error
+	// Sgemm computes C_i = op(A_i)·op(B_i) + beta·C_i for i < batch, where
+	// op(A_i) is m×k, op(B_i) k×n, and X_i starts i·strideX floats into X
+	// (stride 0 reuses one matrix).
+	Sgemm(transA, transB bool, m, n, k int, a devMem, lda, strideA int, b devMem, ldb, strideB int,
+		beta float32, c devMem, ldc, strideC, batch int) error
+	// Im2col writes the n×(c·kh·kw)×(oh·ow) receptive-field matrices of
+	// n c×h×w images ("valid", stride 1); Col2im is its adjoint (it
+	// overwrites x).
+	Im2col(x, col devMem, n, c, h, w, kh, kw int) error
+	Col2im(col, x devMem, n, c, h, w, kh, kw int) error
+	// BiasAct adds b[j] to y[i][j][·] (p values per j) and applies a ReLU
+	// when relu is set.
+	BiasAct(y, b devMem, n, f, p int, relu bool) error
+	// ReluMask sets out = g where y > 0 and 0 elsewhere.
+	ReluMask(out, y, g devMem, n int) error
+	// MaxPool2 and MaxPool2Grad are 2×2, stride-2 pooling over nc planes of
+	// h×w; the gradient goes to the first maximal input of each window.
+	MaxPool2(x, y devMem, nc, h, w int) error
+	MaxPool2Grad(x, y, gy, gx devMem, nc, h, w int) error
+	// BiasGrad sums g (n×f×p) over n and p.
+	BiasGrad(g, gb devMem, n, f, p int) error
+	// Axpby sets z = a·x + b·y; Mul sets z = x·y (elementwise, n values).
+	Axpby(z devMem, a float32, x devMem, b float32, y devMem, n int) error
+	Mul(z, x, y devMem, n int) error
+	// Adadelta applies the update of adadelta.go to n parameters.
+	Adadelta(w, g, accGrad, accUpdate devMem, n int, rho, eps, lr float32) error
+	Close() error
+}
+
+// devMem is a device allocation of float32s.
+type devMem interface{ Len() int }
+
+// backendOpener is set by a build-tagged registration file (backend_cuda.go).
+var backendOpener func() (gpuDevice, error)
+
+var (
+	backendOnce sync.Once
+	gpu         *accelerator // nil: everything runs on the CPU
+	backendNote string       // why there is no GPU, when one was compiled in
+)
+
+// activeGPU returns the GPU backend, opening it on first use, or nil.
+func activeGPU() *accelerator {
+	backendOnce.Do(openBackend)
+	return gpu
+}
+
+func openBackend() {
+	if backendOpener == nil {
+		return
+	}
+	if v := os.Getenv("VAT_DEVICE"); v == "cpu" {
+		backendNote = "VAT_DEVICE=cpu"
+		return
+	}
+	d, err := backendOpener()
+	if err != nil {
+		backendNote = err.Error()
+		return
+	}
+	gpu = newAccelerator(d)
+}
+
+// Backend names where training and inference compute: "cpu", or "cuda:"
+// and the GPU's name in a build with `-tags cuda` on a machine with a GPU.
+// A cuda build falls back to the CPU when it finds no usable GPU, or when
+// the environment variable VAT_DEVICE is "cpu"; Backend then says why.
+func Backend() string {
+	if a := activeGPU(); a != nil {
+		return "cuda: " + a.dev.Name()
+	}
+	if backendNote != "" {
+		return "cpu (" + backendNote + ")"
+	}
+	return "cpu"
+}
+
+// accelerator keeps the device mirrors of host buffers and each op's
+// device-only scratch memory. One mutex serializes its users.
+type accelerator struct {
+	mu      sync.Mutex
+	dev     gpuDevice
+	mirrors map[*float32]*mirror
+	scratch map[scratchKey]devMem
+	ones    devMem
+}
+
+// mirror is the device copy of one host buffer. It holds the host slice,
+// so the slice's address (the map key) is never reused while it exists.
+type mirror struct {
+	host   []float32
+	mem    devMem
+	hostOK bool // the host copy is current
+	devOK  bool // the device copy is current
+}
+
+type scratchKey struct {
+	owner any
+	slot  int
+}
+
+func newAccelerator(d gpuDevice) *accelerator {
+	return &accelerator{dev: d, mirrors: map[*float32]*mirror{}, scratch: map[scratchKey]devMem{}}
+}
+
+func (a *accelerator) mirrorOf(h []float32) (*mirror, error) {
+	if len(h) == 0 {
+		return nil, fmt.Errorf("vat: internal error: empty buffer on the GPU")
+	}
+	key := sliceKey(h)
+	m, ok := a.mirrors[key]
+	if ok && len(m.host) == len(h) {
+		return m, nil
+	}
+	if ok { // same start, other length: a view of a buffer we know; start over
+		if err := a.dev.Free(m.mem); err != nil {
+			return nil, err
+		}
+	}
+	mem, err := a.dev.Alloc(len(h))
+	if err != nil {
+		return nil, err
+	}
+	m = &mirror{host: h, mem: mem, hostOK: true}
+	a.mirrors[key] = m
+	return m, nil
+}
+
+// in returns the device copy of h for reading, uploading it if the host
+// copy is newer.
+func (a *accelerator) in(h []float32) (devMem, error) {
+	m, err := a.mirrorOf(h)
+	if err != nil {
+		return nil, err
+	}
+	if !m.devOK {
+		if err := a.dev.Upload(m.mem, h); err != nil {
+			return nil, err
+		}
+		m.devOK = true
+	}
+	return m.mem, nil
+}
+
+// ins is in for several buffers.
+func (a *accelerator) ins(hs ...[]float32) ([]devMem, error) {
+	out := make([]devMem, len(hs))
+	for i, h := range hs {
+		var err error
+		if out[i], err = a.in(h); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// out returns the device copy of h for a kernel to overwrite: afterwards
+// only the device copy is current.
+func (a *accelerator) out(h []float32) (devMem, error) {
+	m, err := a.mirrorOf(h)
+	if err != nil {
+		return nil, err
+	}
+	m.devOK, m.hostOK = true, false
+	return m.mem, nil
+}
+
+// syncHost makes the host copies of hs current.
+func (a *accelerator) syncHost(hs ...[]float32) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, h := range hs {
+		if len(h) == 0 {
+			continue
+		}
+		m, ok := a.mirrors[sliceKey(h)]
+		if !ok || m.hostOK {
+			continue
+		}
+		if err := a.dev.Download(m.host, m.mem); err != nil {
+			return fmt.Errorf("vat: copying from the GPU: %w", err)
+		}
+		m.hostOK = true
+	}
+	return nil
+}
+
+// markHost records that host code rewrote hs: their device copies are stale.
+func (a *accelerator) markHost(hs ...[]float32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, h := range hs {
+		if len(h) == 0 {
+			continue
+		}
+		if m, ok := a.mirrors[sliceKey(h)]; ok {
+			m.devOK, m.hostOK = false, true
+		}
+	}
+}
+
+// scratchMem returns device-only memory of at least n floats, kept for
+// owner across steps.
+func (a *accelerator) scratchMem(owner any, slot, n int) (devMem, error) {
+	k := scratchKey{owner, slot}
+	if m, ok := a.scratch[k]; ok {
+		if m.Len() >= n {
+			return m, nil
+		}
+		if err := a.dev.Free(m); err != nil {
+			return nil, err
+		}
+		delete(a.scratch, k)
+	}
+	m, err := a.dev.Alloc(n)
+	if err != nil {
+		return nil, err
+	}
+	a.scratch[k] = m
+	return m, nil
+}
+
+// onesOf returns a device vector of at least n ones.
+func (a *accelerator) onesOf(n int) (devMem, error) {
+	if a.ones != nil && a.ones.Len() >= n {
+		return a.ones, nil
+	}
+	if a.ones != nil {
+		if err := a.dev.Free(a.ones); err != nil {
+			return nil, err
+		}
+		a.ones = nil
+	}
+	h := make([]float32, n)
+	for i := range h {
+		h[i] = 1
+	}
+	m, err := a.dev.Alloc(n)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.dev.Upload(m, h); err != nil {
+		return nil, err
+	}
+	a.ones = m
+	return m, nil
+}
+
+// sliceKey identifies a host buffer by its first element's address.
+func sliceKey(h []float32) *float32 { return unsafe.SliceData(h) }
+
+// syncToHost makes the host copies of hs current when a GPU is in use.
+func syncToHost(hs ...[]float32) error {
+	if a := activeGPU(); a != nil {
+		return a.syncHost(hs...)
+	}
+	return nil
+}
+
+// markHostWritten records host writes to hs when a GPU is in use.
+func markHostWritten(hs ...[]float32) {
+	if a := activeGPU(); a != nil {
+		a.markHost(hs...)
+	}
+}

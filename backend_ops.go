@@ -1,0 +1,325 @@
+package vat
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// The GPU side of the ops: what each op's Do runs instead of its CPU code
+// when a GPU backend is active (see backend.go). Shapes have been checked
+// by the op; the kernels are those of gpuDevice. The losses, the L2
+// normalization and the weighted sum have no entry here: they run on the
+// CPU, on host copies synchronized by f32s.
+
+// Shared device scratch: one im2col matrix and one set of per-image
+// partial products serve every convolution, since ops run one at a time.
+const (
+	scratchCol = iota
+	scratchParts
+)
+
+type sharedScratch struct{}
+
+// gpuOut returns out, or the error.
+func gpuOut(out *tensor.Dense, err error) (G.Value, error) {
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// run serializes one op's device work and names the op in its error.
+func (a *accelerator) run(op string, fn func(d gpuDevice) error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := fn(a.dev); err != nil {
+		return fmt.Errorf("vat: %s on the GPU: %w", op, err)
+	}
+	return nil
+}
+
+// conv2d: per image, y_i = W·col(x_i), then bias and ReLU (conv2dOp).
+func (a *accelerator) conv2d(y, x, w, b []float32, xs, ws tensor.Shape, relu bool) error {
+	return a.run("Conv2d", func(d gpuDevice) error {
+		n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
+		f, kh, kw := ws[0], ws[2], ws[3]
+		k, p := c*kh*kw, (h-kh+1)*(wd-kw+1)
+		in, err := a.ins(x, w, b)
+		if err != nil {
+			return err
+		}
+		dy, err := a.out(y)
+		if err != nil {
+			return err
+		}
+		col, err := a.scratchMem(sharedScratch{}, scratchCol, n*k*p)
+		if err != nil {
+			return err
+		}
+		if err := d.Im2col(in[0], col, n, c, h, wd, kh, kw); err != nil {
+			return err
+		}
+		if err := d.Sgemm(false, false, f, p, k, in[1], k, 0, col, p, k*p, 0, dy, p, f*p, n); err != nil {
+			return err
+		}
+		return d.BiasAct(dy, in[2], n, f, p, relu)
+	})
+}
+
+// conv2dGradInput: per image, col_i = Wᵀ·dY_i, summed back onto the pixels.
+func (a *accelerator) conv2dGradInput(gx, w, gy []float32, xs, ws tensor.Shape) error {
+	return a.run("Conv2dGradInput", func(d gpuDevice) error {
+		n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
+		f, kh, kw := ws[0], ws[2], ws[3]
+		k, p := c*kh*kw, (h-kh+1)*(wd-kw+1)
+		in, err := a.ins(w, gy)
+		if err != nil {
+			return err
+		}
+		dgx, err := a.out(gx)
+		if err != nil {
+			return err
+		}
+		col, err := a.scratchMem(sharedScratch{}, scratchCol, n*k*p)
+		if err != nil {
+			return err
+		}
+		if err := d.Sgemm(true, false, k, p, f, in[0], k, 0, in[1], p, f*p, 0, col, p, k*p, n); err != nil {
+			return err
+		}
+		return d.Col2im(col, dgx, n, c, h, wd, kh, kw)
+	})
+}
+
+// conv2dGradFilter: dW = Σ_i dY_i·col(x_i)ᵀ, as n partial products summed
+// by one more product with a vector of ones (a fixed order: deterministic).
+func (a *accelerator) conv2dGradFilter(gw, x, gy []float32, xs, ws tensor.Shape) error {
+	return a.run("Conv2dGradFilter", func(d gpuDevice) error {
+		n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
+		f, kh, kw := ws[0], ws[2], ws[3]
+		k, p := c*kh*kw, (h-kh+1)*(wd-kw+1)
+		in, err := a.ins(x, gy)
+		if err != nil {
+			return err
+		}
+		dgw, err := a.out(gw)
+		if err != nil {
+			return err
+		}
+		col, err := a.scratchMem(sharedScratch{}, scratchCol, n*k*p)
+		if err != nil {
+			return err
+		}
+		parts, err := a.scratchMem(sharedScratch{}, scratchParts, n*f*k)
+		if err != nil {
+			return err
+		}
+		ones, err := a.onesOf(n)
+		if err != nil {
+			return err
+		}
+		if err := d.Im2col(in[0], col, n, c, h, wd, kh, kw); err != nil {
+			return err
+		}
+		if err := d.Sgemm(false, true, f, k, p, in[1], p, f*p, col, p, k*p, 0, parts, k, f*k, n); err != nil {
+			return err
+		}
+		return d.Sgemm(false, false, 1, f*k, n, ones, n, 0, parts, f*k, 0, 0, dgw, f*k, 0, 1)
+	})
+}
+
+// maxPool: 2×2 windows, stride 2 (maxPoolOp).
+func (a *accelerator) maxPool(y, x []float32, xs tensor.Shape) error {
+	return a.run("MaxPool", func(d gpuDevice) error {
+		dx, err := a.in(x)
+		if err != nil {
+			return err
+		}
+		dy, err := a.out(y)
+		if err != nil {
+			return err
+		}
+		return d.MaxPool2(dx, dy, xs[0]*xs[1], xs[2], xs[3])
+	})
+}
+
+// maxPoolGrad routes dY to each window's first maximum (maxPoolGradOp).
+func (a *accelerator) maxPoolGrad(gx, x, y, gy []float32, xs tensor.Shape) error {
+	return a.run("MaxPoolGrad", func(d gpuDevice) error {
+		in, err := a.ins(x, y, gy)
+		if err != nil {
+			return err
+		}
+		dgx, err := a.out(gx)
+		if err != nil {
+			return err
+		}
+		return d.MaxPool2Grad(in[0], in[1], in[2], dgx, xs[0]*xs[1], xs[2], xs[3])
+	})
+}
+
+// dense: y = x·W + b (n×k times k×m), then ReLU (denseOp).
+func (a *accelerator) dense(y, x, w, b []float32, n, k, m int, relu bool) error {
+	return a.run("Dense", func(d gpuDevice) error {
+		in, err := a.ins(x, w, b)
+		if err != nil {
+			return err
+		}
+		dy, err := a.out(y)
+		if err != nil {
+			return err
+		}
+		if err := d.Sgemm(false, false, n, m, k, in[0], k, 0, in[1], m, 0, 0, dy, m, 0, 1); err != nil {
+			return err
+		}
+		return d.BiasAct(dy, in[2], n, m, 1, relu)
+	})
+}
+
+// denseGradInput: dX = dY·Wᵀ.
+func (a *accelerator) denseGradInput(gx, w, g []float32, n, k, m int) error {
+	return a.run("DenseGradInput", func(d gpuDevice) error {
+		in, err := a.ins(w, g)
+		if err != nil {
+			return err
+		}
+		dgx, err := a.out(gx)
+		if err != nil {
+			return err
+		}
+		return d.Sgemm(false, true, n, k, m, in[1], m, 0, in[0], m, 0, 0, dgx, k, 0, 1)
+	})
+}
+
+// denseGradWeight: dW = Xᵀ·dY.
+func (a *accelerator) denseGradWeight(gw, x, g []float32, n, k, m int) error {
+	return a.run("DenseGradWeight", func(d gpuDevice) error {
+		in, err := a.ins(x, g)
+		if err != nil {
+			return err
+		}
+		dgw, err := a.out(gw)
+		if err != nil {
+			return err
+		}
+		return d.Sgemm(true, false, k, m, n, in[0], k, 0, in[1], m, 0, 0, dgw, m, 0, 1)
+	})
+}
+
+// reluGrad: out = g where y > 0.
+func (a *accelerator) reluGrad(out, y, g []float32) error {
+	return a.run("ReluGrad", func(d gpuDevice) error {
+		in, err := a.ins(y, g)
+		if err != nil {
+			return err
+		}
+		dout, err := a.out(out)
+		if err != nil {
+			return err
+		}
+		return d.ReluMask(dout, in[0], in[1], len(y))
+	})
+}
+
+// biasGrad sums g (n×f×inner) over n and inner.
+func (a *accelerator) biasGrad(gb, g []float32, n, f, inner int) error {
+	return a.run("BiasGrad", func(d gpuDevice) error {
+		dg, err := a.in(g)
+		if err != nil {
+			return err
+		}
+		dgb, err := a.out(gb)
+		if err != nil {
+			return err
+		}
+		return d.BiasGrad(dg, dgb, n, f, inner)
+	})
+}
+
+// mul: z = x·mask elementwise; fresh says the host rewrote mask (the
+// dropout op draws it on the CPU, from its own seeded generator, so that
+// both backends drop the same units).
+func (a *accelerator) mul(what string, z, x, mask []float32, fresh bool) error {
+	return a.run(what, func(d gpuDevice) error {
+		if fresh {
+			if m, ok := a.mirrors[sliceKey(mask)]; ok {
+				m.devOK, m.hostOK = false, true
+			}
+		}
+		in, err := a.ins(x, mask)
+		if err != nil {
+			return err
+		}
+		dz, err := a.out(z)
+		if err != nil {
+			return err
+		}
+		return d.Mul(dz, in[0], in[1], len(z))
+	})
+}
+
+// add: z = x + y.
+func (a *accelerator) add(z, x, y []float32) error {
+	return a.run("Add", func(d gpuDevice) error {
+		in, err := a.ins(x, y)
+		if err != nil {
+			return err
+		}
+		dz, err := a.out(z)
+		if err != nil {
+			return err
+		}
+		return d.Axpby(dz, 1, in[0], 1, in[1], len(z))
+	})
+}
+
+// copyOf: y = x (stopGradientOp).
+func (a *accelerator) copyOf(y, x []float32) error {
+	return a.run("StopGradient", func(d gpuDevice) error {
+		dx, err := a.in(x)
+		if err != nil {
+			return err
+		}
+		dy, err := a.out(y)
+		if err != nil {
+			return err
+		}
+		return d.Copy(dy, dx, len(y))
+	})
+}
+
+// adadelta updates every parameter on the device; the weights and the
+// running averages then live there (host copies are synchronized on demand).
+func (a *accelerator) adadelta(ws, gs, accG, accU [][]float32, rho, eps, lr float32) error {
+	return a.run("Adadelta", func(d gpuDevice) error {
+		for i := range ws {
+			g, err := a.in(gs[i])
+			if err != nil {
+				return err
+			}
+			ag, err := a.in(accG[i])
+			if err != nil {
+				return err
+			}
+			au, err := a.in(accU[i])
+			if err != nil {
+				return err
+			}
+			w, err := a.in(ws[i])
+			if err != nil {
+				return err
+			}
+			for _, h := range [][]float32{ws[i], accG[i], accU[i]} {
+				if _, err := a.out(h); err != nil {
+					return err
+				}
+			}
+			if err := d.Adadelta(w, g, ag, au, len(ws[i]), rho, eps, lr); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
