@@ -303,3 +303,30 @@ func markHostWritten(hs ...[]float32) {
 		a.markHost(hs...)
 	}
 }
+
+// release frees every device allocation of a. It is for tests, which open
+// many accelerators on one device; a process's own accelerator lives as
+// long as the process.
+func (a *accelerator) release() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var first error
+	free := func(m devMem) {
+		if err := a.dev.Free(m); err != nil && first == nil {
+			first = err
+		}
+	}
+	for k, m := range a.mirrors {
+		free(m.mem)
+		delete(a.mirrors, k)
+	}
+	for k, m := range a.scratch {
+		free(m)
+		delete(a.scratch, k)
+	}
+	if a.ones != nil {
+		free(a.ones)
+		a.ones = nil
+	}
+	return first
+}

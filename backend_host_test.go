@@ -1,0 +1,257 @@
+package vat
+
+import (
+	"fmt"
+	"math"
+)
+
+// hostDevice is a reference gpuDevice that keeps "device" memory in its own
+// Go slices and computes every kernel from its definition, with float64
+// sums. It exercises the whole GPU path of the ops (mirrors, uploads,
+// downloads, scratch memory, the index arithmetic of backend_ops.go) on any
+// machine. Fresh allocations are filled with NaN, so an op that reads
+// device memory nobody wrote shows up as NaN in the comparison.
+type hostDevice struct {
+	live               int // allocations not yet freed
+	uploads, downloads int
+}
+
+type hostMem struct{ d []float32 }
+
+func (m *hostMem) Len() int { return len(m.d) }
+
+func hm32(m devMem) []float32 { return m.(*hostMem).d }
+
+func (h *hostDevice) Name() string { return "host reference device" }
+func (h *hostDevice) Close() error { return nil }
+
+func (h *hostDevice) Alloc(n int) (devMem, error) {
+	if n <= 0 {
+		return nil, fmt.Errorf("hostDevice: Alloc(%d)", n)
+	}
+	d := make([]float32, n)
+	for i := range d {
+		d[i] = float32(math.NaN())
+	}
+	h.live++
+	return &hostMem{d}, nil
+}
+
+func (h *hostDevice) Free(m devMem) error {
+	h.live--
+	m.(*hostMem).d = nil
+	return nil
+}
+
+func (h *hostDevice) Upload(dst devMem, src []float32) error {
+	if len(src) > dst.Len() {
+		return fmt.Errorf("hostDevice: upload of %d into %d", len(src), dst.Len())
+	}
+	h.uploads++
+	copy(hm32(dst), src)
+	return nil
+}
+
+func (h *hostDevice) Download(dst []float32, src devMem) error {
+	if len(dst) > src.Len() {
+		return fmt.Errorf("hostDevice: download of %d from %d", len(dst), src.Len())
+	}
+	h.downloads++
+	copy(dst, hm32(src))
+	return nil
+}
+
+func (h *hostDevice) Copy(dst, src devMem, n int) error {
+	copy(hm32(dst)[:n], hm32(src)[:n])
+	return nil
+}
+
+func (h *hostDevice) Sgemm(transA, transB bool, m, n, k int, a devMem, lda, sa int, b devMem, ldb, sb int,
+	beta float32, c devMem, ldc, sc, batch int) error {
+	A, B, C := hm32(a), hm32(b), hm32(c)
+	for bi := 0; bi < batch; bi++ {
+		ai, bj, ci := A[bi*sa:], B[bi*sb:], C[bi*sc:]
+		for i := 0; i < m; i++ {
+			for j := 0; j < n; j++ {
+				var s float64
+				for p := 0; p < k; p++ {
+					ia, ib := i*lda+p, p*ldb+j
+					if transA {
+						ia = p*lda + i
+					}
+					if transB {
+						ib = j*ldb + p
+					}
+					s += float64(ai[ia]) * float64(bj[ib])
+				}
+				if beta != 0 { // as BLAS: C is not read when beta is 0
+					s += float64(beta) * float64(ci[i*ldc+j])
+				}
+				ci[i*ldc+j] = float32(s)
+			}
+		}
+	}
+	return nil
+}
+
+func (h *hostDevice) Im2col(x, col devMem, n, c, hh, w, kh, kw int) error {
+	X, Col := hm32(x), hm32(col)
+	oh, ow := hh-kh+1, w-kw+1
+	k, p := c*kh*kw, oh*ow
+	for i := 0; i < n; i++ {
+		for ci := 0; ci < c; ci++ {
+			for a := 0; a < kh; a++ {
+				for b := 0; b < kw; b++ {
+					r := (ci*kh+a)*kw + b
+					for y := 0; y < oh; y++ {
+						for z := 0; z < ow; z++ {
+							Col[(i*k+r)*p+y*ow+z] = X[((i*c+ci)*hh+y+a)*w+z+b]
+						}
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (h *hostDevice) Col2im(col, x devMem, n, c, hh, w, kh, kw int) error {
+	X, Col := hm32(x), hm32(col)
+	oh, ow := hh-kh+1, w-kw+1
+	k, p := c*kh*kw, oh*ow
+	sums := make([]float64, n*c*hh*w)
+	for i := 0; i < n; i++ {
+		for ci := 0; ci < c; ci++ {
+			for a := 0; a < kh; a++ {
+				for b := 0; b < kw; b++ {
+					r := (ci*kh+a)*kw + b
+					for y := 0; y < oh; y++ {
+						for z := 0; z < ow; z++ {
+							sums[((i*c+ci)*hh+y+a)*w+z+b] += float64(Col[(i*k+r)*p+y*ow+z])
+						}
+					}
+				}
+			}
+		}
+	}
+	for i, s := range sums {
+		X[i] = float32(s)
+	}
+	return nil
+}
+
+func (h *hostDevice) BiasAct(y, b devMem, n, f, p int, relu bool) error {
+	Y, B := hm32(y), hm32(b)
+	for i := range Y[:n*f*p] {
+		v := Y[i] + B[(i/p)%f]
+		if relu && v < 0 {
+			v = 0
+		}
+		Y[i] = v
+	}
+	return nil
+}
+
+func (h *hostDevice) ReluMask(out, y, g devMem, n int) error {
+	O, Y, Gr := hm32(out), hm32(y), hm32(g)
+	for i := 0; i < n; i++ {
+		O[i] = 0
+		if Y[i] > 0 {
+			O[i] = Gr[i]
+		}
+	}
+	return nil
+}
+
+// window returns the flat indices of the 2×2 window (i, j) of plane pl, in
+// row-major order.
+func window(pl, hh, w, i, j int) [4]int {
+	o := (pl*hh+2*i)*w + 2*j
+	return [4]int{o, o + 1, o + w, o + w + 1}
+}
+
+func (h *hostDevice) MaxPool2(x, y devMem, nc, hh, w int) error {
+	X, Y := hm32(x), hm32(y)
+	oh, ow := hh/2, w/2
+	for pl := 0; pl < nc; pl++ {
+		for i := 0; i < oh; i++ {
+			for j := 0; j < ow; j++ {
+				m := float32(math.Inf(-1))
+				for _, k := range window(pl, hh, w, i, j) {
+					m = max(m, X[k])
+				}
+				Y[(pl*oh+i)*ow+j] = m
+			}
+		}
+	}
+	return nil
+}
+
+func (h *hostDevice) MaxPool2Grad(x, y, gy, gx devMem, nc, hh, w int) error {
+	X, Y, GY, GX := hm32(x), hm32(y), hm32(gy), hm32(gx)
+	oh, ow := hh/2, w/2
+	for i := range GX[:nc*hh*w] {
+		GX[i] = 0
+	}
+	for pl := 0; pl < nc; pl++ {
+		for i := 0; i < oh; i++ {
+			for j := 0; j < ow; j++ {
+				// The first input equal to the maximum; the fourth when
+				// none is (only for a y that is not this x's pooling).
+				o := (pl*oh+i)*ow + j
+				win := window(pl, hh, w, i, j)
+				k := win[3]
+				for _, c := range win[:3] {
+					if X[c] == Y[o] {
+						k = c
+						break
+					}
+				}
+				GX[k] = GY[o]
+			}
+		}
+	}
+	return nil
+}
+
+func (h *hostDevice) BiasGrad(g, gb devMem, n, f, p int) error {
+	Gr, GB := hm32(g), hm32(gb)
+	for j := 0; j < f; j++ {
+		var s float64
+		for i := 0; i < n; i++ {
+			for q := 0; q < p; q++ {
+				s += float64(Gr[(i*f+j)*p+q])
+			}
+		}
+		GB[j] = float32(s)
+	}
+	return nil
+}
+
+func (h *hostDevice) Axpby(z devMem, a float32, x devMem, b float32, y devMem, n int) error {
+	Z, X, Y := hm32(z), hm32(x), hm32(y)
+	for i := 0; i < n; i++ {
+		Z[i] = a*X[i] + b*Y[i]
+	}
+	return nil
+}
+
+func (h *hostDevice) Mul(z, x, y devMem, n int) error {
+	Z, X, Y := hm32(z), hm32(x), hm32(y)
+	for i := 0; i < n; i++ {
+		Z[i] = X[i] * Y[i]
+	}
+	return nil
+}
+
+func (h *hostDevice) Adadelta(w, g, accG, accU devMem, n int, rho, eps, lr float32) error {
+	W, Gr, A, U := hm32(w), hm32(g), hm32(accG), hm32(accU)
+	for i := 0; i < n; i++ {
+		a := float64(rho)*float64(A[i]) + float64(1-rho)*float64(Gr[i])*float64(Gr[i])
+		d := float64(Gr[i]) * math.Sqrt(float64(U[i])+float64(eps)) / math.Sqrt(a+float64(eps))
+		W[i] -= float32(float64(lr) * d)
+		U[i] = float32(float64(rho)*float64(U[i]) + float64(1-rho)*d*d)
+		A[i] = float32(a)
+	}
+	return nil
+}
