@@ -67,8 +67,10 @@ type gpuDevice interface {
 	Close() error
 }
 
-// devMem is a device allocation of float32s.
-type devMem interface{ Len() int }
+// devMem is a device allocation of float32s. It is an alias of an unnamed
+// interface, so that package cuda can implement gpuDevice without
+// importing this package.
+type devMem = interface{ Len() int }
 
 // backendOpener is set by a build-tagged registration file (backend_cuda.go).
 var backendOpener func() (gpuDevice, error)

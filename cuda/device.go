@@ -199,6 +199,19 @@ func (d *Device) Download(dst []float32, m Mem) error {
 	})
 }
 
+// Copy copies the first n floats of src into dst (device to device).
+func (d *Device) Copy(dst, src Mem, n int) error {
+	if n > dst.n || n > src.n {
+		return fmt.Errorf("cuda: Copy of %d floats between %d and %d", n, src.n, dst.n)
+	}
+	if n == 0 {
+		return nil
+	}
+	return d.do(func() error {
+		return check("cuMemcpyDtoD", C.cuMemcpyDtoD(dst.ptr, src.ptr, C.size_t(4*n)))
+	})
+}
+
 // Sync waits for all issued work.
 func (d *Device) Sync() error {
 	return d.do(func() error { return check("cuCtxSynchronize", C.cuCtxSynchronize()) })

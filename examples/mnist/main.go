@@ -147,6 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	res := newResults(o, train.Len(), test.Len())
+	fmt.Fprintf(stderr, "backend: %s\n", res.Machine.Backend)
 	status := exitOK
 	for _, name := range o.runs {
 		rr, err := trainRun(ctx, o, name, train, test, stderr)

@@ -27,10 +27,11 @@ type results struct {
 }
 
 type machine struct {
-	GOOS   string `json:"goos"`
-	GOARCH string `json:"goarch"`
-	CPUs   int    `json:"cpus"`
-	Go     string `json:"go"`
+	GOOS    string `json:"goos"`
+	GOARCH  string `json:"goarch"`
+	CPUs    int    `json:"cpus"`
+	Go      string `json:"go"`
+	Backend string `json:"backend"` // vat.Backend(): cpu, or cuda and the GPU
 }
 
 type runResult struct {
@@ -60,7 +61,7 @@ type runOptions struct {
 func newResults(o *options, train, test int) *results {
 	return &results{
 		Runs:    []runResult{},
-		Machine: machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version()},
+		Machine: machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(), Backend: vat.Backend()},
 		Command: os.Args,
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Train:   train,

@@ -1,0 +1,85 @@
+//go:build cuda
+
+package cuda
+
+// Buffer is device memory as the root package's backend interface sees it
+// (an unnamed interface, so neither package imports the other's types).
+type Buffer = interface{ Len() int }
+
+// Backend presents a Device as the root package's backend: the same
+// operations, with memory passed as Buffer.
+type Backend struct{ d *Device }
+
+// OpenBackend opens GPU 0 (see Open) as a Backend.
+func OpenBackend() (*Backend, error) {
+	d, err := Open()
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{d}, nil
+}
+
+func mem(b Buffer) Mem { return b.(Mem) }
+
+// Device returns the underlying device.
+func (b *Backend) Device() *Device { return b.d }
+
+func (b *Backend) Name() string { return b.d.Name() }
+func (b *Backend) Close() error { return b.d.Close() }
+
+func (b *Backend) Alloc(n int) (Buffer, error) {
+	m, err := b.d.Alloc(n)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (b *Backend) Free(m Buffer) error                      { return b.d.Free(mem(m)) }
+func (b *Backend) Upload(dst Buffer, src []float32) error   { return b.d.Upload(mem(dst), src) }
+func (b *Backend) Download(dst []float32, src Buffer) error { return b.d.Download(dst, mem(src)) }
+func (b *Backend) Copy(dst, src Buffer, n int) error        { return b.d.Copy(mem(dst), mem(src), n) }
+
+func (b *Backend) Sgemm(transA, transB bool, m, n, k int, a Buffer, lda, strideA int, bm Buffer, ldb, strideB int,
+	beta float32, c Buffer, ldc, strideC, batch int) error {
+	return b.d.SgemmStridedBatched(transA, transB, m, n, k, mem(a), lda, strideA, mem(bm), ldb, strideB,
+		beta, mem(c), ldc, strideC, batch)
+}
+
+func (b *Backend) Im2col(x, col Buffer, n, c, h, w, kh, kw int) error {
+	return b.d.Im2col(mem(x), mem(col), n, c, h, w, kh, kw)
+}
+
+func (b *Backend) Col2im(col, x Buffer, n, c, h, w, kh, kw int) error {
+	return b.d.Col2im(mem(col), mem(x), n, c, h, w, kh, kw)
+}
+
+func (b *Backend) BiasAct(y, bias Buffer, n, f, p int, relu bool) error {
+	return b.d.BiasAct(mem(y), mem(bias), n, f, p, relu)
+}
+
+func (b *Backend) ReluMask(out, y, g Buffer, n int) error {
+	return b.d.ReluMask(mem(out), mem(y), mem(g), n)
+}
+
+func (b *Backend) MaxPool2(x, y Buffer, nc, h, w int) error {
+	return b.d.MaxPool2(mem(x), mem(y), nc, h, w)
+}
+
+func (b *Backend) MaxPool2Grad(x, y, gy, gx Buffer, nc, h, w int) error {
+	return b.d.MaxPool2Grad(mem(x), mem(y), mem(gy), mem(gx), nc, h, w)
+}
+
+func (b *Backend) BiasGrad(g, gb Buffer, n, f, p int) error {
+	return b.d.BiasGrad(mem(g), mem(gb), n, f, p)
+}
+
+func (b *Backend) Axpby(z Buffer, alpha float32, x Buffer, beta float32, y Buffer, n int) error {
+	return b.d.Axpby(mem(z), alpha, mem(x), beta, mem(y), n)
+}
+
+func (b *Backend) Mul(z, x, y Buffer, n int) error { return b.d.Mul(mem(z), mem(x), mem(y), n) }
+
+func (b *Backend) Adadelta(w, g, accGrad, accUpdate Buffer, n int, rho, eps, lr float32) error {
+	return b.d.Adadelta(mem(w), mem(g), mem(accGrad), mem(accUpdate), n, rho, eps, lr)
+}
