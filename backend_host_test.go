@@ -255,3 +255,32 @@ func (h *hostDevice) Adadelta(w, g, accG, accU devMem, n int, rho, eps, lr float
 	}
 	return nil
 }
+
+// nullDevice is hostDevice with every kernel a no-op: training on it
+// measures what the GPU path costs on the host (the graph machine, the
+// mirrors, transfers as memory copies, the ops that stay on the CPU, random
+// numbers) and nothing else.
+type nullDevice struct{ hostDevice }
+
+func (*nullDevice) Name() string { return "null device" }
+func (*nullDevice) Alloc(n int) (devMem, error) {
+	return &hostMem{make([]float32, n)}, nil
+}
+func (*nullDevice) Free(devMem) error { return nil }
+func (*nullDevice) Sgemm(bool, bool, int, int, int, devMem, int, int, devMem, int, int, float32, devMem, int, int, int) error {
+	return nil
+}
+func (*nullDevice) Im2col(devMem, devMem, int, int, int, int, int, int) error { return nil }
+func (*nullDevice) Col2im(devMem, devMem, int, int, int, int, int, int) error { return nil }
+func (*nullDevice) BiasAct(devMem, devMem, int, int, int, bool) error         { return nil }
+func (*nullDevice) ReluMask(devMem, devMem, devMem, int) error                { return nil }
+func (*nullDevice) MaxPool2(devMem, devMem, int, int, int) error              { return nil }
+func (*nullDevice) MaxPool2Grad(devMem, devMem, devMem, devMem, int, int, int) error {
+	return nil
+}
+func (*nullDevice) BiasGrad(devMem, devMem, int, int, int) error              { return nil }
+func (*nullDevice) Axpby(devMem, float32, devMem, float32, devMem, int) error { return nil }
+func (*nullDevice) Mul(devMem, devMem, devMem, int) error                     { return nil }
+func (*nullDevice) Adadelta(devMem, devMem, devMem, devMem, int, float32, float32, float32) error {
+	return nil
+}

@@ -2,7 +2,6 @@ package vat
 
 import (
 	"fmt"
-	"math/rand/v2"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -20,7 +19,7 @@ import (
 type dropoutOp struct {
 	opBase
 	p    float64
-	rng  *rand.Rand
+	rng  chunkedRNG
 	mask []float32 // m/(1-p) of the last run, read by the gradient op
 	out  buffer
 }
@@ -31,7 +30,7 @@ func newDropoutOp(p float64, seed uint64) (*dropoutOp, error) {
 	if !(p >= 0 && p < 1) {
 		return nil, fmt.Errorf("vat: dropout rate %v outside [0, 1)", p)
 	}
-	return &dropoutOp{opBase: newOpBase(fmt.Sprintf("Dropout(%g)", p)), p: p, rng: rand.New(rand.NewPCG(seed, 0x5bd1e995))}, nil
+	return &dropoutOp{opBase: newOpBase(fmt.Sprintf("Dropout(%g)", p)), p: p, rng: chunkedRNG{seed: seed}}, nil
 }
 
 func (op *dropoutOp) Arity() int { return 1 }
@@ -61,15 +60,7 @@ func (op *dropoutOp) Do(inputs ...G.Value) (G.Value, error) {
 		op.mask = make([]float32, len(x))
 	}
 	op.mask = op.mask[:len(x)]
-	keep := 1 - op.p
-	scale := float32(1 / keep)
-	for i := range op.mask {
-		if op.rng.Float64() < keep {
-			op.mask[i] = scale
-		} else {
-			op.mask[i] = 0
-		}
-	}
+	op.rng.bernoulli(op.mask, 1-op.p, float32(1/(1-op.p)))
 	if a := activeGPU(); a != nil {
 		return gpuOut(out, a.mul(op.name, y, x, op.mask, true))
 	}

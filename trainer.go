@@ -59,7 +59,7 @@ type Trainer struct {
 	opt     Adadelta
 	graphs  map[int]*trainGraph
 	shuffle *rand.Rand
-	noise   *rand.Rand
+	noise   chunkedRNG
 	epoch   int
 	perm    []int
 	grads   []*tensor.Dense // the last step's gradients, handed to the optimizer
@@ -83,7 +83,7 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 		return nil, fmt.Errorf("vat: TrainConfig.BatchSize = %d: want 1 to 65536", cfg.BatchSize)
 	}
 	t := &Trainer{model: m, cfg: cfg, opt: cfg.Optimizer, graphs: map[int]*trainGraph{},
-		shuffle: newRNG(cfg.Seed, streamShuffle, 0), noise: newRNG(cfg.Seed, streamNoise, 0)}
+		shuffle: newRNG(cfg.Seed, streamShuffle, 0), noise: chunkedRNG{seed: splitmix64(cfg.Seed ^ splitmix64(streamNoise))}}
 	if err := t.opt.withDefaults(); err != nil {
 		return nil, err
 	}
@@ -200,9 +200,7 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	}
 	if tg.noise != nil {
 		noise := tg.noise.Data().([]float32) // Data() allocates: call it once
-		for i := range noise {
-			noise[i] = float32(t.noise.NormFloat64())
-		}
+		t.noise.normals(noise)
 		markHostWritten(noise)
 	}
 	markHostWritten(x, y)
