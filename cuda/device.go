@@ -26,6 +26,11 @@ static CUresult launch(CUfunction f, unsigned grid, unsigned block, char* args, 
 	return cuLaunchKernel(f, grid, 1, 1, block, 1, 1, 0, 0, params, NULL);
 }
 
+// setWorkspace hands cuBLAS a device buffer as its workspace.
+static cublasStatus_t setWorkspace(cublasHandle_t h, CUdeviceptr p, size_t n) {
+	return cublasSetWorkspace(h, (void*)p, n);
+}
+
 static const char* errName(CUresult r) {
 	const char* s = NULL;
 	cuGetErrorName(r, &s);
@@ -44,6 +49,9 @@ import (
 	"unsafe"
 )
 
+// cublasWorkspace is the size in bytes of the workspace given to cuBLAS.
+const cublasWorkspace = 32 << 20
+
 //go:generate nvcc -ptx -arch=compute_80 -o kernels.ptx kernels.cu
 
 //go:embed kernels.ptx
@@ -58,6 +66,7 @@ type Device struct {
 	dev  C.CUdevice
 	ctx  C.CUcontext
 	blas C.cublasHandle_t
+	work C.CUdeviceptr // cuBLAS workspace
 	mod  C.CUmodule
 	fns  map[string]C.CUfunction
 	name string
@@ -117,6 +126,12 @@ func Open() (*Device, error) {
 	if err := checkBLAS("cublasCreate", C.cublasCreate(&d.blas)); err != nil {
 		return nil, err
 	}
+	// A workspace of our own, so that cuBLAS never allocates one during a
+	// product (an allocation waits for the whole device). Without it cuBLAS
+	// still works, only slower, so a failure here is not fatal.
+	if C.cuMemAlloc(&d.work, cublasWorkspace) == C.CUDA_SUCCESS {
+		C.setWorkspace(d.blas, d.work, cublasWorkspace)
+	}
 	ptx := C.CString(kernelsPTX)
 	defer C.free(unsafe.Pointer(ptx))
 	if err := check("cuModuleLoadData", C.cuModuleLoadData(&d.mod, unsafe.Pointer(ptx))); err != nil {
@@ -154,6 +169,9 @@ func (d *Device) do(fn func() error) error {
 func (d *Device) Close() error {
 	return d.do(func() error {
 		C.cublasDestroy(d.blas)
+		if d.work != 0 {
+			C.cuMemFree(d.work)
+		}
 		C.cuModuleUnload(d.mod)
 		return check("cuDevicePrimaryCtxRelease", C.cuDevicePrimaryCtxRelease(d.dev))
 	})

@@ -39,6 +39,10 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   grep -E '^(ok|FAIL|---)' /tmp/test.log | grep -E 'ok|FAIL' | sed 's/^/  /' >> /tmp/summary
 fi
 
+echo "=== GPU step benchmark (ms/step; null = the host's share)"
+timeout 150 go test -count=1 -run '^$' -bench 'GPUTrainStep' -benchtime 10x . 2>&1 | grep -E 'Benchmark|ok|FAIL' | tee /tmp/bench.log
+awk '/Benchmark/ {printf "  %-40s %s ms/step\n", $1, $5}' /tmp/bench.log >> /tmp/summary
+
 echo "=== go run -tags cuda ./examples/mnist -epochs $epochs (all four runs, 60,000 images)"
 go build -o /tmp/mnist ./examples/mnist
 if timeout 300 /tmp/mnist -epochs "$epochs" -progress=false -out "$out/epoch$epochs"; then
