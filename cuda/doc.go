@@ -5,14 +5,10 @@
 // cublas_v2.h) and a GPU driver; the default build of the module never
 // compiles or links any of it.
 //
-// Status: the device layer and kernels exist and are tested against CPU
-// references on a GPU machine (H200, CUDA 13); the training graph does not
-// use them yet.
-//
-// The plan for wiring them in: the root package's ops reach the GPU through
-// a small backend interface chosen in one tagged registration file, and a
-// tensor's data can live on the device, with a host copy synchronized only
-// where host code reads it (the trainer's scalar losses, Model.Params, the
-// optimizer when it runs on the CPU). The graph stays the same Gorgonia
-// graph; only our ops' Do methods change device.
+// The root package reaches it through Backend (backend.go), registered by
+// the root's backend_cuda.go: its ops keep device mirrors of their host
+// buffers and run these kernels and cuBLAS on them, so the Gorgonia graph
+// is the same on both backends. Device is usable on its own: Alloc, Upload,
+// Download, SgemmStridedBatched and the typed kernel entry points in
+// kernels.go.
 package cuda
