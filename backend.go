@@ -11,8 +11,7 @@ import (
 // backend: every op runs its pure-Go code. Built with `-tags cuda`,
 // backend_cuda.go registers the CUDA device of package cuda, and the ops
 // listed in backend_ops.go run their kernels there instead; the others (the
-// losses and the L2 normalization, which work on a few kilobytes) keep
-// running on the CPU.
+// losses, which work on a few kilobytes) keep running on the CPU.
 //
 // The graph and its values do not change with the backend: every value is
 // still a host *tensor.Dense. When a GPU is in use, each host buffer that
@@ -21,8 +20,8 @@ import (
 // is newer and marks its output as living on the device; a CPU op downloads
 // its inputs only when the device copy is newer. Between steps the weights,
 // the optimizer's state and every activation stay on the device; a step
-// moves the batch in and a few small tensors (logits, loss gradients) back
-// and forth.
+// moves the batch (and VAT's noise) in and a few small tensors (logits, loss
+// gradients) back and forth.
 //
 // Host code outside the ops that reads a value must call syncHost first,
 // and host code that writes one must call markHost after; the trainer, the
@@ -62,6 +61,11 @@ type gpuDevice interface {
 	// Axpby sets z = a·x + b·y; Mul sets z = x·y (elementwise, n values).
 	Axpby(z devMem, a float32, x devMem, b float32, y devMem, n int) error
 	Mul(z, x, y devMem, n int) error
+	// L2Normalize scales each of n samples of m values to L2 norm scale (0
+	// for an all-zero sample); L2NormalizeGrad is its gradient (see
+	// op_l2normalize.go). Sums in float64.
+	L2Normalize(x, y devMem, n, m int, scale float32) error
+	L2NormalizeGrad(x, g, gx devMem, n, m int, scale float32) error
 	// Adadelta applies the update of adadelta.go to n parameters.
 	Adadelta(w, g, accGrad, accUpdate devMem, n int, rho, eps, lr float32) error
 	Close() error

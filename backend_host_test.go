@@ -244,6 +244,46 @@ func (h *hostDevice) Mul(z, x, y devMem, n int) error {
 	return nil
 }
 
+func (h *hostDevice) L2Normalize(x, y devMem, n, m int, scale float32) error {
+	X, Y := hm32(x), hm32(y)
+	for i := 0; i < n; i++ {
+		var s float64
+		for _, v := range X[i*m : (i+1)*m] {
+			s += float64(v) * float64(v)
+		}
+		for j := i * m; j < (i+1)*m; j++ {
+			Y[j] = 0
+			if s > 0 {
+				Y[j] = float32(float64(scale) * float64(X[j]) / math.Sqrt(s))
+			}
+		}
+	}
+	return nil
+}
+
+// L2NormalizeGrad is the Jacobian-vector product written out:
+// ∂y_j/∂x_k = scale·(δ_jk/‖x‖ − x_j·x_k/‖x‖³), so gx_k = Σ_j g_j ∂y_j/∂x_k.
+func (h *hostDevice) L2NormalizeGrad(x, g, gx devMem, n, m int, scale float32) error {
+	X, Gr, GX := hm32(x), hm32(g), hm32(gx)
+	for i := 0; i < n; i++ {
+		xi, gi := X[i*m:(i+1)*m], Gr[i*m:(i+1)*m]
+		var s, dot float64
+		for j := range xi {
+			s += float64(xi[j]) * float64(xi[j])
+			dot += float64(xi[j]) * float64(gi[j])
+		}
+		nrm := math.Sqrt(s)
+		for k := range xi {
+			v := 0.0
+			if s > 0 {
+				v = float64(scale) * (float64(gi[k])/nrm - float64(xi[k])*dot/(nrm*nrm*nrm))
+			}
+			GX[i*m+k] = float32(v)
+		}
+	}
+	return nil
+}
+
 func (h *hostDevice) Adadelta(w, g, accG, accU devMem, n int, rho, eps, lr float32) error {
 	W, Gr, A, U := hm32(w), hm32(g), hm32(accG), hm32(accU)
 	for i := 0; i < n; i++ {
@@ -278,9 +318,11 @@ func (*nullDevice) MaxPool2(devMem, devMem, int, int, int) error              { 
 func (*nullDevice) MaxPool2Grad(devMem, devMem, devMem, devMem, int, int, int) error {
 	return nil
 }
-func (*nullDevice) BiasGrad(devMem, devMem, int, int, int) error              { return nil }
-func (*nullDevice) Axpby(devMem, float32, devMem, float32, devMem, int) error { return nil }
-func (*nullDevice) Mul(devMem, devMem, devMem, int) error                     { return nil }
+func (*nullDevice) BiasGrad(devMem, devMem, int, int, int) error                    { return nil }
+func (*nullDevice) Axpby(devMem, float32, devMem, float32, devMem, int) error       { return nil }
+func (*nullDevice) Mul(devMem, devMem, devMem, int) error                           { return nil }
+func (*nullDevice) L2Normalize(devMem, devMem, int, int, float32) error             { return nil }
+func (*nullDevice) L2NormalizeGrad(devMem, devMem, devMem, int, int, float32) error { return nil }
 func (*nullDevice) Adadelta(devMem, devMem, devMem, devMem, int, float32, float32, float32) error {
 	return nil
 }

@@ -9,9 +9,9 @@ import (
 
 // The GPU side of the ops: what each op's Do runs instead of its CPU code
 // when a GPU backend is active (see backend.go). Shapes have been checked
-// by the op; the kernels are those of gpuDevice. The losses, the L2
-// normalization and the weighted sum have no entry here: they run on the
-// CPU, on host copies synchronized by f32s.
+// by the op; the kernels are those of gpuDevice. The losses and the
+// weighted sum have no entry here: they run on the CPU, on host copies
+// synchronized by f32s.
 
 // Shared device scratch: one im2col matrix and one set of per-image
 // partial products serve every convolution, since ops run one at a time.
@@ -287,6 +287,36 @@ func (a *accelerator) copyOf(y, x []float32) error {
 			return err
 		}
 		return d.Copy(dy, dx, len(y))
+	})
+}
+
+// l2Normalize scales each sample of x (n of m values) to norm scale.
+func (a *accelerator) l2Normalize(y, x []float32, n int, scale float64) error {
+	return a.run("L2Normalize", func(d gpuDevice) error {
+		dx, err := a.in(x)
+		if err != nil {
+			return err
+		}
+		dy, err := a.out(y)
+		if err != nil {
+			return err
+		}
+		return d.L2Normalize(dx, dy, n, len(x)/n, float32(scale))
+	})
+}
+
+// l2NormalizeGrad is the gradient of l2Normalize.
+func (a *accelerator) l2NormalizeGrad(gx, x, g []float32, n int, scale float64) error {
+	return a.run("L2NormalizeGrad", func(d gpuDevice) error {
+		in, err := a.ins(x, g)
+		if err != nil {
+			return err
+		}
+		dgx, err := a.out(gx)
+		if err != nil {
+			return err
+		}
+		return d.L2NormalizeGrad(in[0], in[1], dgx, n, len(x)/n, float32(scale))
 	})
 }
 

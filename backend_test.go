@@ -182,6 +182,15 @@ func TestGPUOpsMatchCPU(t *testing.T) {
 			}, []tensor.Shape{xs, {xs[0], m}}},
 		)
 	}
+	for _, s := range []tensor.Shape{{5, 1, 28, 28}, {3, 7}} {
+		s := s
+		cases = append(cases,
+			opCase{"L2Normalize " + fmt.Sprint(s), func() G.Op { return newL2NormalizeOp(10, len(s)) }, []tensor.Shape{s}},
+			opCase{"L2NormalizeGrad " + fmt.Sprint(s), func() G.Op {
+				return &l2NormalizeGradOp{opBase: newOpBase("L2NormalizeGrad"), fwd: newL2NormalizeOp(2.5, len(s))}
+			}, []tensor.Shape{s, s}},
+		)
+	}
 	for _, s := range []tensor.Shape{{4, 32, 26, 26}, {9, 10}} {
 		cases = append(cases,
 			opCase{"ReluGrad " + fmt.Sprint(s), func() G.Op { return &reluGradOp{opBase: newOpBase("ReluGrad")} }, []tensor.Shape{s, s}},
@@ -212,6 +221,36 @@ func TestGPUOpsMatchCPU(t *testing.T) {
 			closeTo(t, tc.name+" on "+dev.name, hostCopy(t, got), wantData, 1e-4)
 			gpu = nil
 		}
+	}
+}
+
+// An all-zero sample normalizes to zeros, with a zero gradient, on every
+// backend (VAT's probe d + z is never zero, but a user's input may be).
+func TestGPUL2NormalizeZeroSample(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	x, g := randTensor(rng, -1, 1, 3, 1, 5, 5), randTensor(rng, -1, 1, 3, 1, 5, 5)
+	zero(x.Data().([]float32)[25:50])
+	for _, dev := range testDevices(t) {
+		withDevice(t, dev.dev)
+		fwd := newL2NormalizeOp(1, 4)
+		y, err := fwd.Do(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gx, err := (&l2NormalizeGradOp{opBase: newOpBase("L2NormalizeGrad"), fwd: fwd}).Do(x, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		yd, gd := hostCopy(t, y), hostCopy(t, gx)
+		for j := 25; j < 50; j++ {
+			if yd[j] != 0 || gd[j] != 0 {
+				t.Fatalf("%s: zero sample gives y = %v, gradient %v at %d", dev.name, yd[j], gd[j], j)
+			}
+		}
+		if n := sampleNorm(yd[:25]); math.Abs(n-1) > 1e-6 {
+			t.Fatalf("%s: first sample's norm %v, want 1", dev.name, n)
+		}
+		gpu = nil
 	}
 }
 

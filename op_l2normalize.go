@@ -61,7 +61,7 @@ func (op *l2NormalizeOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 1, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,10 @@ func (op *l2NormalizeOp) Do(inputs ...G.Value) (G.Value, error) {
 	y := out.Data().([]float32)
 	n := xs[0]
 	m := len(x) / n
-	for i := 0; i < n; i++ {
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.l2Normalize(y, x, n, op.scale))
+	}
+	parallelFor(n, func(_, i int) {
 		xi, yi := x[i*m:(i+1)*m], y[i*m:(i+1)*m]
 		c := 0.0
 		if nrm := sampleNorm(xi); nrm > 0 {
@@ -78,7 +81,7 @@ func (op *l2NormalizeOp) Do(inputs ...G.Value) (G.Value, error) {
 		for j, v := range xi {
 			yi[j] = float32(float64(v) * c)
 		}
-	}
+	})
 	return out, nil
 }
 
@@ -113,11 +116,11 @@ func (op *l2NormalizeGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 2, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	g, gs, err := f32s(op.name, 1, inputs[1])
+	g, gs, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +131,10 @@ func (op *l2NormalizeGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	gx := out.Data().([]float32)
 	n := xs[0]
 	m := len(x) / n
-	for i := 0; i < n; i++ {
+	if a := activeGPU(); a != nil {
+		return gpuOut(out, a.l2NormalizeGrad(gx, x, g, n, op.fwd.scale))
+	}
+	parallelFor(n, func(_, i int) {
 		xi, gi, oi := x[i*m:(i+1)*m], g[i*m:(i+1)*m], gx[i*m:(i+1)*m]
 		nrm := sampleNorm(xi)
 		var dot float64
@@ -143,6 +149,6 @@ func (op *l2NormalizeGradOp) Do(inputs ...G.Value) (G.Value, error) {
 		for j, v := range xi {
 			oi[j] = float32(a*float64(gi[j]) - b*float64(v))
 		}
-	}
+	})
 	return out, nil
 }

@@ -83,3 +83,13 @@ func (b *Backend) Mul(z, x, y Buffer, n int) error { return b.d.Mul(mem(z), mem(
 func (b *Backend) Adadelta(w, g, accGrad, accUpdate Buffer, n int, rho, eps, lr float32) error {
 	return b.d.Adadelta(mem(w), mem(g), mem(accGrad), mem(accUpdate), n, rho, eps, lr)
 }
+
+// L2Normalize is Device.L2Normalize.
+func (b *Backend) L2Normalize(x, y Buffer, n, m int, scale float32) error {
+	return b.d.L2Normalize(mem(x), mem(y), n, m, scale)
+}
+
+// L2NormalizeGrad is Device.L2NormalizeGrad.
+func (b *Backend) L2NormalizeGrad(x, g, gx Buffer, n, m int, scale float32) error {
+	return b.d.L2NormalizeGrad(mem(x), mem(g), mem(gx), n, m, scale)
+}

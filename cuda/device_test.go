@@ -268,6 +268,44 @@ func TestAdadeltaKernel(t *testing.T) {
 	compare(t, "Adadelta u", download(t, d, um), u, 1e-3)
 }
 
+// L2 normalization per sample and its gradient, against float64 CPU
+// formulas; the second sample is all zeros (output and gradient 0).
+func TestL2NormalizeKernels(t *testing.T) {
+	d := open(t)
+	rng := rand.New(rand.NewPCG(7, 7))
+	n, m := 4, 784
+	x, g := randSlice(rng, n*m), randSlice(rng, n*m)
+	for j := m; j < 2*m; j++ {
+		x[j] = 0
+	}
+	xm, gm := upload(t, d, x), upload(t, d, g)
+	ym, gxm := upload(t, d, make([]float32, n*m)), upload(t, d, make([]float32, n*m))
+	if err := d.L2Normalize(xm, ym, n, m, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.L2NormalizeGrad(xm, gm, gxm, n, m, 10); err != nil {
+		t.Fatal(err)
+	}
+	y, gx := make([]float32, n*m), make([]float32, n*m)
+	for i := 0; i < n; i++ {
+		var s, dot float64
+		for j := i * m; j < (i+1)*m; j++ {
+			s += float64(x[j]) * float64(x[j])
+			dot += float64(x[j]) * float64(g[j])
+		}
+		if s == 0 {
+			continue
+		}
+		nrm := math.Sqrt(s)
+		for j := i * m; j < (i+1)*m; j++ {
+			y[j] = float32(10 * float64(x[j]) / nrm)
+			gx[j] = float32(10 * (float64(g[j])/nrm - float64(x[j])*dot/(nrm*nrm*nrm)))
+		}
+	}
+	compare(t, "L2Normalize", download(t, d, ym), y, 1)
+	compare(t, "L2NormalizeGrad", download(t, d, gxm), gx, 1)
+}
+
 // A sanity figure for the device log: time of the second convolution's
 // forward product for a batch of 128 (cuBLAS strided batched).
 func BenchmarkConv2Forward(b *testing.B) {

@@ -148,4 +148,57 @@ __global__ void adadelta(float* __restrict__ w, const float* __restrict__ g, flo
     }
 }
 
+// block_sum2 reduces two per-thread double sums over a block of 256
+// threads in a fixed tree order; every thread gets both totals.
+__device__ void block_sum2(double* a, double* b) {
+    __shared__ double pa[256], pb[256];
+    pa[threadIdx.x] = *a;
+    pb[threadIdx.x] = *b;
+    __syncthreads();
+    for (int w = blockDim.x / 2; w > 0; w /= 2) {
+        if (threadIdx.x < w) {
+            pa[threadIdx.x] += pa[threadIdx.x + w];
+            pb[threadIdx.x] += pb[threadIdx.x + w];
+        }
+        __syncthreads();
+    }
+    *a = pa[0];
+    *b = pb[0];
+    __syncthreads();
+}
+
+// l2normalize scales each of N samples of M values to L2 norm scale (all-zero
+// samples stay 0): one block of 256 threads per sample, sums in double as on
+// the CPU.
+__global__ void l2normalize(const float* __restrict__ x, float* __restrict__ y, int N, int M, float scale) {
+    long i = blockIdx.x;
+    const float* xi = x + i * M;
+    double s = 0, unused = 0;
+    for (int j = threadIdx.x; j < M; j += blockDim.x) s += (double)xi[j] * (double)xi[j];
+    block_sum2(&s, &unused);
+    double c = s > 0 ? (double)scale / sqrt(s) : 0;
+    for (int j = threadIdx.x; j < M; j += blockDim.x) y[i * M + j] = (float)((double)xi[j] * c);
+}
+
+// l2normalize_grad: gx_i = scale * (g_i / |x_i| - x_i <x_i, g_i> / |x_i|^3).
+__global__ void l2normalize_grad(const float* __restrict__ x, const float* __restrict__ g,
+                                 float* __restrict__ gx, int N, int M, float scale) {
+    long i = blockIdx.x;
+    const float* xi = x + i * M;
+    const float* gi = g + i * M;
+    double s = 0, dot = 0;
+    for (int j = threadIdx.x; j < M; j += blockDim.x) {
+        s += (double)xi[j] * (double)xi[j];
+        dot += (double)xi[j] * (double)gi[j];
+    }
+    block_sum2(&s, &dot);
+    double a = 0, b = 0;
+    if (s > 0) {
+        double nrm = sqrt(s);
+        a = (double)scale / nrm;
+        b = (double)scale * dot / (nrm * nrm * nrm);
+    }
+    for (int j = threadIdx.x; j < M; j += blockDim.x) gx[i * M + j] = (float)(a * (double)gi[j] - b * (double)xi[j]);
+}
+
 }  // extern "C"

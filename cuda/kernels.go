@@ -63,3 +63,16 @@ func (d *Device) Mul(z, x, y Mem, n int) error {
 func (d *Device) Adadelta(w, g, a, u Mem, n int, rho, eps, lr float32) error {
 	return d.launch("adadelta", int64(n), w, g, a, u, int64(n), rho, eps, lr)
 }
+
+// L2Normalize scales each of n samples of m values in x to L2 norm scale
+// (all-zero samples give 0) into y.
+func (d *Device) L2Normalize(x, y Mem, n, m int, scale float32) error {
+	// One block of 256 threads per sample: ask for n·256 threads.
+	return d.launch("l2normalize", int64(n)*256, x, y, int32(n), int32(m), scale)
+}
+
+// L2NormalizeGrad computes the gradient of L2Normalize with respect to x
+// from x and the gradient g of its output.
+func (d *Device) L2NormalizeGrad(x, g, gx Mem, n, m int, scale float32) error {
+	return d.launch("l2normalize_grad", int64(n)*256, x, g, gx, int32(n), int32(m), scale)
+}
