@@ -17,14 +17,12 @@ func cpuSeconds() float64 {
 
 // BenchmarkTrainStep times one training step on a batch of 128 MNIST
 // images, plain and with VAT (ip = 1), and reports the process's peak RSS
-// during it (MNIST itself, as float32, is about 220 MB of it).
+// during it (MNIST itself, as float32, is about 220 MB of it; the binary
+// holds one copy, shared by every benchmark).
 //
-//	go test -run '^$' -bench TrainStep .
+//	go test -run '^$' -bench '^BenchmarkTrainStep' .
 func BenchmarkTrainStep(b *testing.B) {
-	train, _, err := LoadMNIST("")
-	if err != nil {
-		b.Fatal(err)
-	}
+	train, _ := loadMNIST(b) // the test binary's one copy
 	for _, tc := range []struct {
 		name string
 		vat  *VATConfig
@@ -76,10 +74,7 @@ func BenchmarkTrainStep(b *testing.B) {
 //
 //	go test -run '^$' -bench Inference .
 func BenchmarkInference(b *testing.B) {
-	_, test, err := LoadMNIST("")
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, test := loadMNIST(b)
 	m, _ := NewModel(ModelConfig{Seed: 1})
 	if _, err := m.Evaluate(test.Head(evalBatch)); err != nil { // build the graph
 		b.Fatal(err)

@@ -101,35 +101,68 @@ func LoadMNIST(dir string) (train, test *Dataset, err error) {
 
 // LoadIDX reads an IDX image file (magic 0x00000803) and its IDX label file
 // (magic 0x00000801), gzip-compressed or not. A path ending in .gz that does
-// not exist is also looked for without the suffix.
+// not exist is also looked for without the suffix. Pixels are converted to
+// float32 as they are decompressed, so loading needs little memory beyond
+// the dataset itself.
 func LoadIDX(imagesPath, labelsPath string) (*Dataset, error) {
-	imgs, dims, imgFile, err := readIDX(imagesPath, 0x803, 3)
+	imf, err := openIDX(imagesPath, 0x803, 3)
 	if err != nil {
 		return nil, err
 	}
-	labels, ldims, lblFile, err := readIDX(labelsPath, 0x801, 1)
+	defer imf.Close()
+	lf, err := openIDX(labelsPath, 0x801, 1)
 	if err != nil {
 		return nil, err
 	}
-	if dims[0] != ldims[0] {
-		return nil, fmt.Errorf("vat: %s has %d images but %s has %d labels: %w", imgFile, dims[0], lblFile, ldims[0], ErrCountMismatch)
+	defer lf.Close()
+	if imf.dims[0] != lf.dims[0] {
+		return nil, fmt.Errorf("vat: %s has %d images but %s has %d labels: %w", imf.used, imf.dims[0], lf.used, lf.dims[0], ErrCountMismatch)
+	}
+	labels := make([]uint8, 0, lf.size)
+	if err := lf.read(func(b []byte) { labels = append(labels, b...) }); err != nil {
+		return nil, err
 	}
 	for i, l := range labels {
 		if l >= Classes {
-			return nil, fmt.Errorf("vat: %s: label %d of item %d: %w", lblFile, l, i, ErrBadLabel)
+			return nil, fmt.Errorf("vat: %s: label %d of item %d: %w", lf.used, l, i, ErrBadLabel)
 		}
 	}
-	d := &Dataset{Images: make([]float32, len(imgs)), Labels: labels, Rows: dims[1], Cols: dims[2]}
-	for i, b := range imgs {
-		d.Images[i] = float32(b) / 255
+	d := &Dataset{Images: make([]float32, 0, imf.size), Labels: labels, Rows: imf.dims[1], Cols: imf.dims[2]}
+	if err := imf.read(func(b []byte) {
+		for _, v := range b {
+			d.Images = append(d.Images, float32(v)/255)
+		}
+	}); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
 
-// readIDX reads an IDX file of unsigned bytes with the given magic number
-// and rank, returning its data, its dimensions and the path it read.
-func readIDX(path string, magic uint32, rank int) (data []byte, dims []int, used string, err error) {
-	used = path
+// idxFile is an IDX file of unsigned bytes, opened and positioned at its
+// data.
+type idxFile struct {
+	r     io.Reader
+	dims  []int
+	size  int    // data bytes the header promises
+	used  string // the path read
+	close []io.Closer
+}
+
+// Close closes the file.
+func (f *idxFile) Close() error {
+	var first error
+	for i := len(f.close) - 1; i >= 0; i-- {
+		if err := f.close[i].Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// openIDX opens an IDX file with the given magic number and rank and reads
+// its header.
+func openIDX(path string, magic uint32, rank int) (*idxFile, error) {
+	used := path
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) && strings.HasSuffix(path, ".gz") {
 		if f2, err2 := os.Open(strings.TrimSuffix(path, ".gz")); err2 == nil {
@@ -137,48 +170,75 @@ func readIDX(path string, magic uint32, rank int) (data []byte, dims []int, used
 		}
 	}
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, path, fmt.Errorf("vat: %s: %w", path, ErrMissingFile)
+		return nil, fmt.Errorf("vat: %s: %w", path, ErrMissingFile)
 	}
 	if err != nil {
-		return nil, nil, path, fmt.Errorf("vat: %w", err)
+		return nil, fmt.Errorf("vat: %w", err)
 	}
-	defer f.Close()
+	idx := &idxFile{used: used, close: []io.Closer{f}}
 	br := bufio.NewReader(f)
-	var r io.Reader = br
+	idx.r = br
 	if head, _ := br.Peek(2); bytes.Equal(head, []byte{0x1f, 0x8b}) {
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			return nil, nil, used, fmt.Errorf("vat: %s: %w: %v", used, ErrNotGzip, err)
+			idx.Close()
+			return nil, fmt.Errorf("vat: %s: %w: %v", used, ErrNotGzip, err)
 		}
-		defer zr.Close()
-		r = zr
+		idx.r, idx.close = zr, append(idx.close, zr)
 	} else if strings.HasSuffix(used, ".gz") {
-		return nil, nil, used, fmt.Errorf("vat: %s: %w: no gzip header", used, ErrNotGzip)
+		idx.Close()
+		return nil, fmt.Errorf("vat: %s: %w: no gzip header", used, ErrNotGzip)
 	}
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, nil, used, fmt.Errorf("vat: %s: %w: the gzip stream ends early", used, ErrTruncated)
-		}
-		return nil, nil, used, fmt.Errorf("vat: %s: %w: %v", used, ErrNotGzip, err)
+	hdr := make([]byte, 4+4*rank)
+	if n, err := io.ReadFull(idx.r, hdr); err != nil {
+		idx.Close()
+		return nil, idx.readError(err, fmt.Sprintf("%d bytes, the header alone needs %d", n, len(hdr)))
 	}
-	hdr := 4 + 4*rank
-	if len(raw) < hdr {
-		return nil, nil, used, fmt.Errorf("vat: %s: %w: %d bytes, the header alone needs %d", used, ErrTruncated, len(raw), hdr)
+	if got := binary.BigEndian.Uint32(hdr); got != magic {
+		idx.Close()
+		return nil, fmt.Errorf("vat: %s: %w: 0x%08x, want 0x%08x", used, ErrBadMagic, got, magic)
 	}
-	if got := binary.BigEndian.Uint32(raw); got != magic {
-		return nil, nil, used, fmt.Errorf("vat: %s: %w: 0x%08x, want 0x%08x", used, ErrBadMagic, got, magic)
-	}
-	size := 1
+	idx.size = 1
 	for i := 0; i < rank; i++ {
-		d := int(binary.BigEndian.Uint32(raw[4+4*i:]))
-		dims = append(dims, d)
-		size *= d
+		d := int(binary.BigEndian.Uint32(hdr[4+4*i:]))
+		idx.dims = append(idx.dims, d)
+		idx.size *= d
 	}
-	if body := len(raw) - hdr; body != size {
-		return nil, nil, used, fmt.Errorf("vat: %s: %w: header promises %v = %d bytes, file holds %d", used, ErrTruncated, dims, size, body)
+	return idx, nil
+}
+
+// readError classifies a read failure: a stream that ends early is
+// truncated (what says how far it got), anything else is corrupt data.
+func (f *idxFile) readError(err error, what string) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("vat: %s: %w: %s", f.used, ErrTruncated, what)
 	}
-	return raw[hdr:], dims, used, nil
+	return fmt.Errorf("vat: %s: %w: %v", f.used, ErrNotGzip, err)
+}
+
+// read passes the data to fn in chunks, and checks that the file holds
+// exactly the size its header promises.
+func (f *idxFile) read(fn func([]byte)) error {
+	buf := make([]byte, 1<<16)
+	left := f.size
+	for left > 0 {
+		n, err := io.ReadFull(f.r, buf[:min(len(buf), left)])
+		fn(buf[:n])
+		left -= n
+		if err != nil {
+			return f.readError(err, fmt.Sprintf("header promises %v = %d bytes, file holds %d", f.dims, f.size, f.size-left))
+		}
+	}
+	// Reading on to the end also checks a gzip stream's checksum.
+	n, err := io.ReadFull(f.r, buf[:1])
+	if n > 0 {
+		extra, _ := io.Copy(io.Discard, f.r)
+		return fmt.Errorf("vat: %s: %w: header promises %v = %d bytes, file holds %d", f.used, ErrTruncated, f.dims, f.size, int64(f.size)+1+extra)
+	}
+	if err != io.EOF {
+		return fmt.Errorf("vat: %s: %w: %v", f.used, ErrNotGzip, err)
+	}
+	return nil
 }
 
 // gomnistModule is the module whose data/ folder holds MNIST, and the

@@ -23,9 +23,10 @@ const (
 type gemmScratch struct {
 	a, b  []float32
 	tile  [gemmMR * gemmNR]float32
-	dense denseB  // the B source of sgemm, kept here so it needs no allocation
-	conv  im2colB // the B source of the convolution products
-	off   []int   // offset tables of im2colB
+	dense denseB   // the B source of sgemm, kept here so it needs no allocation
+	conv  im2colB  // the B source of the convolution products
+	off   []int    // offset tables of im2colB
+	runs  [][2]int // runs of consecutive columns in an im2colB panel
 }
 
 // bSource packs op(B)[pc:pc+kc, jc:jc+nc] into dst in panels of gemmNR

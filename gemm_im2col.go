@@ -55,10 +55,35 @@ func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
 			}
 		}
 		x := g.x
+		// Columns whose offsets are consecutive read consecutive pixels: in
+		// the forward product, output positions along a row (a panel's 16
+		// columns span one or two rows), so each panel row is one or two
+		// copies. The filter gradient's columns are kernel taps, in runs of
+		// KW: too short for copies to pay.
+		runs := s.runs[:0]
+		for t := 0; t < cols; {
+			u := t + 1
+			for u < cols && colOff[u] == colOff[u-1]+1 {
+				u++
+			}
+			runs = append(runs, [2]int{t, u})
+			t = u
+		}
+		s.runs = runs
+		if len(runs) > cols/4 {
+			for p, ro := range rowOff {
+				row := panel[p*gemmNR : p*gemmNR+cols]
+				for t, co := range colOff {
+					row[t] = x[ro+co]
+				}
+			}
+			continue
+		}
 		for p, ro := range rowOff {
 			row := panel[p*gemmNR : p*gemmNR+cols]
-			for t, co := range colOff {
-				row[t] = x[ro+co]
+			for _, r := range runs {
+				o := ro + colOff[r[0]]
+				copy(row[r[0]:r[1]], x[o:o+r[1]-r[0]])
 			}
 		}
 	}
