@@ -30,6 +30,17 @@ func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
 	if cap(s.off) < gemmNR+kc {
 		s.off = make([]int, gemmNR+kc)
 	}
+	// col(t): offset of column j+t; row(p): offset of row pc+p. The entry is
+	// x[col(t) + row(p)] either way round. The row table serves every panel.
+	colOff, rowOff := s.off[:gemmNR], s.off[gemmNR:gemmNR+kc]
+	for p := range rowOff {
+		if g.trans {
+			rowOff[p] = g.pixelOffset(pc + p)
+		} else {
+			rowOff[p] = g.rowOffset(pc + p)
+		}
+	}
+	x := g.x
 	for q := 0; q*gemmNR < nc; q++ {
 		panel := dst[q*kc*gemmNR : (q+1)*kc*gemmNR]
 		cols := min(gemmNR, nc-q*gemmNR)
@@ -37,9 +48,7 @@ func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
 		if cols < gemmNR {
 			zero(panel)
 		}
-		// col(t): offset of column j+t; row(p): offset of row pc+p. The
-		// entry is x[col(t) + row(p)] either way round.
-		colOff, rowOff := s.off[:cols], s.off[gemmNR:gemmNR+kc]
+		colOff := colOff[:cols]
 		for t := range colOff {
 			if g.trans {
 				colOff[t] = g.rowOffset(j + t)
@@ -47,14 +56,6 @@ func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
 				colOff[t] = g.pixelOffset(j + t)
 			}
 		}
-		for p := range rowOff {
-			if g.trans {
-				rowOff[p] = g.pixelOffset(pc + p)
-			} else {
-				rowOff[p] = g.rowOffset(pc + p)
-			}
-		}
-		x := g.x
 		// Columns whose offsets are consecutive read consecutive pixels: in
 		// the forward product, output positions along a row (a panel's 16
 		// columns span one or two rows), so each panel row is one or two
@@ -70,20 +71,27 @@ func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
 			t = u
 		}
 		s.runs = runs
-		if len(runs) > cols/4 {
+		switch {
+		case len(runs) == 1 && cols == gemmNR:
+			// One run of a whole panel row: a 64-byte array copy.
+			c0 := colOff[0]
+			for p, ro := range rowOff {
+				*(*[gemmNR]float32)(panel[p*gemmNR:]) = *(*[gemmNR]float32)(x[ro+c0:])
+			}
+		case len(runs) <= cols/4:
+			for p, ro := range rowOff {
+				row := panel[p*gemmNR : p*gemmNR+cols]
+				for _, r := range runs {
+					o := ro + colOff[r[0]]
+					copy(row[r[0]:r[1]], x[o:o+r[1]-r[0]])
+				}
+			}
+		default:
 			for p, ro := range rowOff {
 				row := panel[p*gemmNR : p*gemmNR+cols]
 				for t, co := range colOff {
 					row[t] = x[ro+co]
 				}
-			}
-			continue
-		}
-		for p, ro := range rowOff {
-			row := panel[p*gemmNR : p*gemmNR+cols]
-			for _, r := range runs {
-				o := ro + colOff[r[0]]
-				copy(row[r[0]:r[1]], x[o:o+r[1]-r[0]])
 			}
 		}
 	}
