@@ -17,6 +17,8 @@ const (
 	gemmKC = 256 // depth of a packed panel
 	gemmMC = 96  // rows of A packed at a time (a multiple of gemmMR)
 	gemmNC = 512 // columns of B packed at a time (a multiple of gemmNR)
+
+	gemmWholeA = 576 // A with at most this many rows is packed once per depth panel
 )
 
 // gemmScratch holds a goroutine's packing buffers.
@@ -27,6 +29,8 @@ type gemmScratch struct {
 	conv  im2colB  // the B source of the convolution products
 	off   []int    // offset tables of im2colB
 	runs  [][2]int // runs of consecutive columns in an im2colB panel
+
+	aWhole []float32 // all of A's rows for one depth panel (gemmWholeA)
 }
 
 // bSource packs op(B)[pc:pc+kc, jc:jc+nc] into dst in panels of gemmNR
@@ -108,15 +112,31 @@ func gemmBlock(s *gemmScratch, transA bool, m, j0, j1, k int, a []float32, lda i
 	kstep := ceilDiv(k, ceilDiv(k, gemmKC))
 	nstep := ceilDiv(j1-j0, ceilDiv(j1-j0, gemmNC))
 	nstep = ceilDiv(nstep, gemmNR) * gemmNR
-	for jc := j0; jc < j1; jc += nstep {
-		nc := min(nstep, j1-jc)
-		for pc := 0; pc < k; pc += kstep {
-			kc := min(kstep, k-pc)
+	// Depth panels outermost: every column block then reuses one packing of
+	// A's panel when A is small enough to pack whole (the convolutions' A,
+	// at most 288 rows). Each C entry still sums its depth panels in order,
+	// so the result does not depend on the loop order.
+	whole := m <= gemmWholeA
+	if whole && cap(s.aWhole) < ceilDiv(m, gemmMR)*gemmMR*kstep {
+		s.aWhole = make([]float32, ceilDiv(m, gemmMR)*gemmMR*kstep)
+	}
+	for pc := 0; pc < k; pc += kstep {
+		kc := min(kstep, k-pc)
+		if whole {
+			packA(s.aWhole, transA, a, lda, 0, m, pc, kc)
+		}
+		for jc := j0; jc < j1; jc += nstep {
+			nc := min(nstep, j1-jc)
 			src.packB(s, pb, pc, kc, jc, nc)
 			for ic := 0; ic < m; ic += gemmMC {
 				mc := min(gemmMC, m-ic)
-				packA(pa, transA, a, lda, ic, mc, pc, kc)
-				macroKernel(s, mc, nc, kc, pa, pb, c[ic*ldc+jc:], ldc)
+				ap := pa
+				if whole {
+					ap = s.aWhole[(ic/gemmMR)*kc*gemmMR:]
+				} else {
+					packA(pa, transA, a, lda, ic, mc, pc, kc)
+				}
+				macroKernel(s, mc, nc, kc, ap, pb, c[ic*ldc+jc:], ldc)
 			}
 		}
 	}
