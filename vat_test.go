@@ -209,7 +209,7 @@ func TestDeterminism(t *testing.T) {
 // (5,000 = 39·128 + 8), and that one step can cost 10 to 25 points. Measured
 // after 2 epochs on the full test set, plain: seeds 1-5 gave 70.7, 90.4,
 // 76.7, 93.3 and 91.5 %; the PyTorch peer with seeds 0-3 gave 94.4, 87.3,
-// 90.3 and 81.5 %. The test uses seed 4: plain 92.1 %, VAT 90.4 % on the
+// 90.3 and 81.5 %. The test uses seed 4: plain 92.1 %, VAT 90.2 % on the
 // first 1,000 test images with the AVX2/FMA matrix kernel (plain 93.3 %
 // with gonum's). A run is bit-for-bit deterministic for a given kernel, so
 // the test does not flake; machines without AVX2 and FMA round differently.
