@@ -24,9 +24,13 @@ func mem(b Buffer) Mem { return b.(Mem) }
 // Device returns the underlying device.
 func (b *Backend) Device() *Device { return b.d }
 
+// Name is Device.Name.
 func (b *Backend) Name() string { return b.d.Name() }
+
+// Close is Device.Close.
 func (b *Backend) Close() error { return b.d.Close() }
 
+// Alloc is Device.Alloc.
 func (b *Backend) Alloc(n int) (Buffer, error) {
 	m, err := b.d.Alloc(n)
 	if err != nil {
@@ -35,51 +39,69 @@ func (b *Backend) Alloc(n int) (Buffer, error) {
 	return m, nil
 }
 
-func (b *Backend) Free(m Buffer) error                      { return b.d.Free(mem(m)) }
-func (b *Backend) Upload(dst Buffer, src []float32) error   { return b.d.Upload(mem(dst), src) }
-func (b *Backend) Download(dst []float32, src Buffer) error { return b.d.Download(dst, mem(src)) }
-func (b *Backend) Copy(dst, src Buffer, n int) error        { return b.d.Copy(mem(dst), mem(src), n) }
+// Free is Device.Free.
+func (b *Backend) Free(m Buffer) error { return b.d.Free(mem(m)) }
 
+// Upload is Device.Upload.
+func (b *Backend) Upload(dst Buffer, src []float32) error { return b.d.Upload(mem(dst), src) }
+
+// Download is Device.Download.
+func (b *Backend) Download(dst []float32, src Buffer) error { return b.d.Download(dst, mem(src)) }
+
+// Copy is Device.Copy.
+func (b *Backend) Copy(dst, src Buffer, n int) error { return b.d.Copy(mem(dst), mem(src), n) }
+
+// Sgemm is Device.SgemmStridedBatched.
 func (b *Backend) Sgemm(transA, transB bool, m, n, k int, a Buffer, lda, strideA int, bm Buffer, ldb, strideB int,
 	beta float32, c Buffer, ldc, strideC, batch int) error {
 	return b.d.SgemmStridedBatched(transA, transB, m, n, k, mem(a), lda, strideA, mem(bm), ldb, strideB,
 		beta, mem(c), ldc, strideC, batch)
 }
 
+// Im2col is Device.Im2col.
 func (b *Backend) Im2col(x, col Buffer, n, c, h, w, kh, kw int) error {
 	return b.d.Im2col(mem(x), mem(col), n, c, h, w, kh, kw)
 }
 
+// Col2im is Device.Col2im.
 func (b *Backend) Col2im(col, x Buffer, n, c, h, w, kh, kw int) error {
 	return b.d.Col2im(mem(col), mem(x), n, c, h, w, kh, kw)
 }
 
+// BiasAct is Device.BiasAct.
 func (b *Backend) BiasAct(y, bias Buffer, n, f, p int, relu bool) error {
 	return b.d.BiasAct(mem(y), mem(bias), n, f, p, relu)
 }
 
+// ReluMask is Device.ReluMask.
 func (b *Backend) ReluMask(out, y, g Buffer, n int) error {
 	return b.d.ReluMask(mem(out), mem(y), mem(g), n)
 }
 
+// MaxPool2 is Device.MaxPool2.
 func (b *Backend) MaxPool2(x, y Buffer, nc, h, w int) error {
 	return b.d.MaxPool2(mem(x), mem(y), nc, h, w)
 }
 
+// MaxPool2Grad is Device.MaxPool2Grad.
 func (b *Backend) MaxPool2Grad(x, y, gy, gx Buffer, nc, h, w int) error {
 	return b.d.MaxPool2Grad(mem(x), mem(y), mem(gy), mem(gx), nc, h, w)
 }
 
+// BiasGrad is Device.BiasGrad.
 func (b *Backend) BiasGrad(g, gb Buffer, n, f, p int) error {
 	return b.d.BiasGrad(mem(g), mem(gb), n, f, p)
 }
 
+// Axpby is Device.Axpby.
 func (b *Backend) Axpby(z Buffer, alpha float32, x Buffer, beta float32, y Buffer, n int) error {
 	return b.d.Axpby(mem(z), alpha, mem(x), beta, mem(y), n)
 }
 
+// Mul is Device.Mul.
 func (b *Backend) Mul(z, x, y Buffer, n int) error { return b.d.Mul(mem(z), mem(x), mem(y), n) }
 
+// Adadelta is Device.Adadelta.
 func (b *Backend) Adadelta(w, g, accGrad, accUpdate Buffer, n int, rho, eps, lr float32) error {
 	return b.d.Adadelta(mem(w), mem(g), mem(accGrad), mem(accUpdate), n, rho, eps, lr)
 }
