@@ -94,46 +94,39 @@ func (h *hostDevice) Sgemm(transA, transB bool, m, n, k int, a devMem, lda, sa i
 	return nil
 }
 
-func (h *hostDevice) Im2col(x, col devMem, n, c, hh, w, kh, kw int) error {
-	X, Col := hm32(x), hm32(col)
+// im2colPairs calls fn(i, j) for every entry of the im2col matrices of n
+// c×hh×w images, i indexing col (n×(c·kh·kw)×(oh·ow)) and j the image pixel
+// it copies.
+func im2colPairs(n, c, hh, w, kh, kw int, fn func(i, j int)) {
 	oh, ow := hh-kh+1, w-kw+1
 	k, p := c*kh*kw, oh*ow
-	for i := 0; i < n; i++ {
+	for im := 0; im < n; im++ {
 		for ci := 0; ci < c; ci++ {
 			for a := 0; a < kh; a++ {
 				for b := 0; b < kw; b++ {
 					r := (ci*kh+a)*kw + b
 					for y := 0; y < oh; y++ {
 						for z := 0; z < ow; z++ {
-							Col[(i*k+r)*p+y*ow+z] = X[((i*c+ci)*hh+y+a)*w+z+b]
+							fn((im*k+r)*p+y*ow+z, ((im*c+ci)*hh+y+a)*w+z+b)
 						}
 					}
 				}
 			}
 		}
 	}
+}
+
+func (h *hostDevice) Im2col(x, col devMem, n, c, hh, w, kh, kw int) error {
+	X, Col := hm32(x), hm32(col)
+	im2colPairs(n, c, hh, w, kh, kw, func(i, j int) { Col[i] = X[j] })
 	return nil
 }
 
+// Col2im is im2col's adjoint: every pixel sums the entries copied from it.
 func (h *hostDevice) Col2im(col, x devMem, n, c, hh, w, kh, kw int) error {
 	X, Col := hm32(x), hm32(col)
-	oh, ow := hh-kh+1, w-kw+1
-	k, p := c*kh*kw, oh*ow
 	sums := make([]float64, n*c*hh*w)
-	for i := 0; i < n; i++ {
-		for ci := 0; ci < c; ci++ {
-			for a := 0; a < kh; a++ {
-				for b := 0; b < kw; b++ {
-					r := (ci*kh+a)*kw + b
-					for y := 0; y < oh; y++ {
-						for z := 0; z < ow; z++ {
-							sums[((i*c+ci)*hh+y+a)*w+z+b] += float64(Col[(i*k+r)*p+y*ow+z])
-						}
-					}
-				}
-			}
-		}
-	}
+	im2colPairs(n, c, hh, w, kh, kw, func(i, j int) { sums[j] += float64(Col[i]) })
 	for i, s := range sums {
 		X[i] = float32(s)
 	}

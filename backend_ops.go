@@ -40,56 +40,65 @@ func (a *accelerator) run(op string, fn func(d gpuDevice) error) error {
 	return nil
 }
 
+// bind returns the device copy of out, claimed for writing, and those of
+// ins, uploaded where the host copy is newer.
+func (a *accelerator) bind(out []float32, ins ...[]float32) (devMem, []devMem, error) {
+	in, err := a.ins(ins...)
+	if err != nil {
+		return nil, nil, err
+	}
+	o, err := a.out(out)
+	return o, in, err
+}
+
+// convDims are the sizes of a convolution: n images of c×h×w, f filters of
+// kh×kw, k = c·kh·kw rows and p output pixels per image.
+type convDims struct{ n, c, h, w, f, kh, kw, k, p int }
+
+func newConvDims(xs, ws tensor.Shape) convDims {
+	d := convDims{n: xs[0], c: xs[1], h: xs[2], w: xs[3], f: ws[0], kh: ws[2], kw: ws[3]}
+	d.k, d.p = d.c*d.kh*d.kw, (d.h-d.kh+1)*(d.w-d.kw+1)
+	return d
+}
+
 // conv2d: per image, y_i = W·col(x_i), then bias and ReLU (conv2dOp).
 func (a *accelerator) conv2d(y, x, w, b []float32, xs, ws tensor.Shape, relu bool) error {
 	return a.run("Conv2d", func(d gpuDevice) error {
-		n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
-		f, kh, kw := ws[0], ws[2], ws[3]
-		k, p := c*kh*kw, (h-kh+1)*(wd-kw+1)
-		in, err := a.ins(x, w, b)
+		c := newConvDims(xs, ws)
+		dy, in, err := a.bind(y, x, w, b)
 		if err != nil {
 			return err
 		}
-		dy, err := a.out(y)
+		col, err := a.scratchMem(sharedScratch{}, scratchCol, c.n*c.k*c.p)
 		if err != nil {
 			return err
 		}
-		col, err := a.scratchMem(sharedScratch{}, scratchCol, n*k*p)
-		if err != nil {
+		if err := d.Im2col(in[0], col, c.n, c.c, c.h, c.w, c.kh, c.kw); err != nil {
 			return err
 		}
-		if err := d.Im2col(in[0], col, n, c, h, wd, kh, kw); err != nil {
+		if err := d.Sgemm(false, false, c.f, c.p, c.k, in[1], c.k, 0, col, c.p, c.k*c.p, 0, dy, c.p, c.f*c.p, c.n); err != nil {
 			return err
 		}
-		if err := d.Sgemm(false, false, f, p, k, in[1], k, 0, col, p, k*p, 0, dy, p, f*p, n); err != nil {
-			return err
-		}
-		return d.BiasAct(dy, in[2], n, f, p, relu)
+		return d.BiasAct(dy, in[2], c.n, c.f, c.p, relu)
 	})
 }
 
 // conv2dGradInput: per image, col_i = Wᵀ·dY_i, summed back onto the pixels.
 func (a *accelerator) conv2dGradInput(gx, w, gy []float32, xs, ws tensor.Shape) error {
 	return a.run("Conv2dGradInput", func(d gpuDevice) error {
-		n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
-		f, kh, kw := ws[0], ws[2], ws[3]
-		k, p := c*kh*kw, (h-kh+1)*(wd-kw+1)
-		in, err := a.ins(w, gy)
+		c := newConvDims(xs, ws)
+		dgx, in, err := a.bind(gx, w, gy)
 		if err != nil {
 			return err
 		}
-		dgx, err := a.out(gx)
+		col, err := a.scratchMem(sharedScratch{}, scratchCol, c.n*c.k*c.p)
 		if err != nil {
 			return err
 		}
-		col, err := a.scratchMem(sharedScratch{}, scratchCol, n*k*p)
-		if err != nil {
+		if err := d.Sgemm(true, false, c.k, c.p, c.f, in[0], c.k, 0, in[1], c.p, c.f*c.p, 0, col, c.p, c.k*c.p, c.n); err != nil {
 			return err
 		}
-		if err := d.Sgemm(true, false, k, p, f, in[0], k, 0, in[1], p, f*p, 0, col, p, k*p, n); err != nil {
-			return err
-		}
-		return d.Col2im(col, dgx, n, c, h, wd, kh, kw)
+		return d.Col2im(col, dgx, c.n, c.c, c.h, c.w, c.kh, c.kw)
 	})
 }
 
@@ -97,50 +106,42 @@ func (a *accelerator) conv2dGradInput(gx, w, gy []float32, xs, ws tensor.Shape) 
 // by one more product with a vector of ones (a fixed order: deterministic).
 func (a *accelerator) conv2dGradFilter(gw, x, gy []float32, xs, ws tensor.Shape) error {
 	return a.run("Conv2dGradFilter", func(d gpuDevice) error {
-		n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
-		f, kh, kw := ws[0], ws[2], ws[3]
-		k, p := c*kh*kw, (h-kh+1)*(wd-kw+1)
-		in, err := a.ins(x, gy)
+		c := newConvDims(xs, ws)
+		dgw, in, err := a.bind(gw, x, gy)
 		if err != nil {
 			return err
 		}
-		dgw, err := a.out(gw)
+		col, err := a.scratchMem(sharedScratch{}, scratchCol, c.n*c.k*c.p)
 		if err != nil {
 			return err
 		}
-		col, err := a.scratchMem(sharedScratch{}, scratchCol, n*k*p)
+		parts, err := a.scratchMem(sharedScratch{}, scratchParts, c.n*c.f*c.k)
 		if err != nil {
 			return err
 		}
-		parts, err := a.scratchMem(sharedScratch{}, scratchParts, n*f*k)
+		ones, err := a.onesOf(c.n)
 		if err != nil {
 			return err
 		}
-		ones, err := a.onesOf(n)
-		if err != nil {
+		if err := d.Im2col(in[0], col, c.n, c.c, c.h, c.w, c.kh, c.kw); err != nil {
 			return err
 		}
-		if err := d.Im2col(in[0], col, n, c, h, wd, kh, kw); err != nil {
+		fk := c.f * c.k
+		if err := d.Sgemm(false, true, c.f, c.k, c.p, in[1], c.p, c.f*c.p, col, c.p, c.k*c.p, 0, parts, c.k, fk, c.n); err != nil {
 			return err
 		}
-		if err := d.Sgemm(false, true, f, k, p, in[1], p, f*p, col, p, k*p, 0, parts, k, f*k, n); err != nil {
-			return err
-		}
-		return d.Sgemm(false, false, 1, f*k, n, ones, n, 0, parts, f*k, 0, 0, dgw, f*k, 0, 1)
+		return d.Sgemm(false, false, 1, fk, c.n, ones, c.n, 0, parts, fk, 0, 0, dgw, fk, 0, 1)
 	})
 }
 
 // maxPool: 2×2 windows, stride 2 (maxPoolOp).
 func (a *accelerator) maxPool(y, x []float32, xs tensor.Shape) error {
 	return a.run("MaxPool", func(d gpuDevice) error {
-		dx, err := a.in(x)
+		dy, in, err := a.bind(y, x)
 		if err != nil {
 			return err
 		}
-		dy, err := a.out(y)
-		if err != nil {
-			return err
-		}
+		dx := in[0]
 		return d.MaxPool2(dx, dy, xs[0]*xs[1], xs[2], xs[3])
 	})
 }
@@ -148,11 +149,7 @@ func (a *accelerator) maxPool(y, x []float32, xs tensor.Shape) error {
 // maxPoolGrad routes dY to each window's first maximum (maxPoolGradOp).
 func (a *accelerator) maxPoolGrad(gx, x, y, gy []float32, xs tensor.Shape) error {
 	return a.run("MaxPoolGrad", func(d gpuDevice) error {
-		in, err := a.ins(x, y, gy)
-		if err != nil {
-			return err
-		}
-		dgx, err := a.out(gx)
+		dgx, in, err := a.bind(gx, x, y, gy)
 		if err != nil {
 			return err
 		}
@@ -163,11 +160,7 @@ func (a *accelerator) maxPoolGrad(gx, x, y, gy []float32, xs tensor.Shape) error
 // dense: y = x·W + b (n×k times k×m), then ReLU (denseOp).
 func (a *accelerator) dense(y, x, w, b []float32, n, k, m int, relu bool) error {
 	return a.run("Dense", func(d gpuDevice) error {
-		in, err := a.ins(x, w, b)
-		if err != nil {
-			return err
-		}
-		dy, err := a.out(y)
+		dy, in, err := a.bind(y, x, w, b)
 		if err != nil {
 			return err
 		}
@@ -181,11 +174,7 @@ func (a *accelerator) dense(y, x, w, b []float32, n, k, m int, relu bool) error 
 // denseGradInput: dX = dY·Wᵀ.
 func (a *accelerator) denseGradInput(gx, w, g []float32, n, k, m int) error {
 	return a.run("DenseGradInput", func(d gpuDevice) error {
-		in, err := a.ins(w, g)
-		if err != nil {
-			return err
-		}
-		dgx, err := a.out(gx)
+		dgx, in, err := a.bind(gx, w, g)
 		if err != nil {
 			return err
 		}
@@ -196,11 +185,7 @@ func (a *accelerator) denseGradInput(gx, w, g []float32, n, k, m int) error {
 // denseGradWeight: dW = Xᵀ·dY.
 func (a *accelerator) denseGradWeight(gw, x, g []float32, n, k, m int) error {
 	return a.run("DenseGradWeight", func(d gpuDevice) error {
-		in, err := a.ins(x, g)
-		if err != nil {
-			return err
-		}
-		dgw, err := a.out(gw)
+		dgw, in, err := a.bind(gw, x, g)
 		if err != nil {
 			return err
 		}
@@ -211,11 +196,7 @@ func (a *accelerator) denseGradWeight(gw, x, g []float32, n, k, m int) error {
 // reluGrad: out = g where y > 0.
 func (a *accelerator) reluGrad(out, y, g []float32) error {
 	return a.run("ReluGrad", func(d gpuDevice) error {
-		in, err := a.ins(y, g)
-		if err != nil {
-			return err
-		}
-		dout, err := a.out(out)
+		dout, in, err := a.bind(out, y, g)
 		if err != nil {
 			return err
 		}
@@ -226,14 +207,11 @@ func (a *accelerator) reluGrad(out, y, g []float32) error {
 // biasGrad sums g (n×f×inner) over n and inner.
 func (a *accelerator) biasGrad(gb, g []float32, n, f, inner int) error {
 	return a.run("BiasGrad", func(d gpuDevice) error {
-		dg, err := a.in(g)
+		dgb, in, err := a.bind(gb, g)
 		if err != nil {
 			return err
 		}
-		dgb, err := a.out(gb)
-		if err != nil {
-			return err
-		}
+		dg := in[0]
 		return d.BiasGrad(dg, dgb, n, f, inner)
 	})
 }
@@ -248,11 +226,7 @@ func (a *accelerator) mul(what string, z, x, mask []float32, fresh bool) error {
 				m.devOK, m.hostOK = false, true
 			}
 		}
-		in, err := a.ins(x, mask)
-		if err != nil {
-			return err
-		}
-		dz, err := a.out(z)
+		dz, in, err := a.bind(z, x, mask)
 		if err != nil {
 			return err
 		}
@@ -263,11 +237,7 @@ func (a *accelerator) mul(what string, z, x, mask []float32, fresh bool) error {
 // add: z = x + y.
 func (a *accelerator) add(z, x, y []float32) error {
 	return a.run("Add", func(d gpuDevice) error {
-		in, err := a.ins(x, y)
-		if err != nil {
-			return err
-		}
-		dz, err := a.out(z)
+		dz, in, err := a.bind(z, x, y)
 		if err != nil {
 			return err
 		}
@@ -278,14 +248,11 @@ func (a *accelerator) add(z, x, y []float32) error {
 // copyOf: y = x (stopGradientOp).
 func (a *accelerator) copyOf(y, x []float32) error {
 	return a.run("StopGradient", func(d gpuDevice) error {
-		dx, err := a.in(x)
+		dy, in, err := a.bind(y, x)
 		if err != nil {
 			return err
 		}
-		dy, err := a.out(y)
-		if err != nil {
-			return err
-		}
+		dx := in[0]
 		return d.Copy(dy, dx, len(y))
 	})
 }
@@ -293,14 +260,11 @@ func (a *accelerator) copyOf(y, x []float32) error {
 // l2Normalize scales each sample of x (n of m values) to norm scale.
 func (a *accelerator) l2Normalize(y, x []float32, n int, scale float64) error {
 	return a.run("L2Normalize", func(d gpuDevice) error {
-		dx, err := a.in(x)
+		dy, in, err := a.bind(y, x)
 		if err != nil {
 			return err
 		}
-		dy, err := a.out(y)
-		if err != nil {
-			return err
-		}
+		dx := in[0]
 		return d.L2Normalize(dx, dy, n, len(x)/n, float32(scale))
 	})
 }
@@ -308,11 +272,7 @@ func (a *accelerator) l2Normalize(y, x []float32, n int, scale float64) error {
 // l2NormalizeGrad is the gradient of l2Normalize.
 func (a *accelerator) l2NormalizeGrad(gx, x, g []float32, n int, scale float64) error {
 	return a.run("L2NormalizeGrad", func(d gpuDevice) error {
-		in, err := a.ins(x, g)
-		if err != nil {
-			return err
-		}
-		dgx, err := a.out(gx)
+		dgx, in, err := a.bind(gx, x, g)
 		if err != nil {
 			return err
 		}
