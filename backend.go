@@ -121,13 +121,13 @@ func Backend() string {
 	return "cpu"
 }
 
-// accelerator keeps the device mirrors of host buffers and each op's
+// accelerator keeps the device mirrors of host buffers and the ops'
 // device-only scratch memory. One mutex serializes its users.
 type accelerator struct {
 	mu      sync.Mutex
 	dev     gpuDevice
 	mirrors map[*float32]*mirror
-	scratch map[scratchKey]devMem
+	scratch map[int]devMem // by slot (backend_ops.go)
 	ones    devMem
 }
 
@@ -140,13 +140,8 @@ type mirror struct {
 	devOK  bool // the device copy is current
 }
 
-type scratchKey struct {
-	owner any
-	slot  int
-}
-
 func newAccelerator(d gpuDevice) *accelerator {
-	return &accelerator{dev: d, mirrors: map[*float32]*mirror{}, scratch: map[scratchKey]devMem{}}
+	return &accelerator{dev: d, mirrors: map[*float32]*mirror{}, scratch: map[int]devMem{}}
 }
 
 func (a *accelerator) mirrorOf(h []float32) (*mirror, error) {
@@ -236,19 +231,24 @@ func (a *accelerator) markHost(hs ...[]float32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, h := range hs {
-		if len(h) == 0 {
-			continue
-		}
-		if m, ok := a.mirrors[sliceKey(h)]; ok {
-			m.devOK, m.hostOK = false, true
-		}
+		a.staleDevice(h)
 	}
 }
 
-// scratchMem returns device-only memory of at least n floats, kept for
-// owner across steps.
-func (a *accelerator) scratchMem(owner any, slot, n int) (devMem, error) {
-	k := scratchKey{owner, slot}
+// staleDevice marks the device copy of h, if any, as out of date; the
+// caller holds a.mu.
+func (a *accelerator) staleDevice(h []float32) {
+	if len(h) == 0 {
+		return
+	}
+	if m, ok := a.mirrors[sliceKey(h)]; ok {
+		m.devOK, m.hostOK = false, true
+	}
+}
+
+// scratchMem returns device-only memory of at least n floats for a scratch
+// slot, kept across steps.
+func (a *accelerator) scratchMem(k, n int) (devMem, error) {
 	if m, ok := a.scratch[k]; ok {
 		if m.Len() >= n {
 			return m, nil

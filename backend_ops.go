@@ -20,8 +20,6 @@ const (
 	scratchParts
 )
 
-type sharedScratch struct{}
-
 // gpuOut returns out, or the error.
 func gpuOut(out *tensor.Dense, err error) (G.Value, error) {
 	if err != nil {
@@ -69,7 +67,7 @@ func (a *accelerator) conv2d(y, x, w, b []float32, xs, ws tensor.Shape, relu boo
 		if err != nil {
 			return err
 		}
-		col, err := a.scratchMem(sharedScratch{}, scratchCol, c.n*c.k*c.p)
+		col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
 		if err != nil {
 			return err
 		}
@@ -91,7 +89,7 @@ func (a *accelerator) conv2dGradInput(gx, w, gy []float32, xs, ws tensor.Shape) 
 		if err != nil {
 			return err
 		}
-		col, err := a.scratchMem(sharedScratch{}, scratchCol, c.n*c.k*c.p)
+		col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
 		if err != nil {
 			return err
 		}
@@ -111,11 +109,11 @@ func (a *accelerator) conv2dGradFilter(gw, x, gy []float32, xs, ws tensor.Shape)
 		if err != nil {
 			return err
 		}
-		col, err := a.scratchMem(sharedScratch{}, scratchCol, c.n*c.k*c.p)
+		col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
 		if err != nil {
 			return err
 		}
-		parts, err := a.scratchMem(sharedScratch{}, scratchParts, c.n*c.f*c.k)
+		parts, err := a.scratchMem(scratchParts, c.n*c.f*c.k)
 		if err != nil {
 			return err
 		}
@@ -141,8 +139,7 @@ func (a *accelerator) maxPool(y, x []float32, xs tensor.Shape) error {
 		if err != nil {
 			return err
 		}
-		dx := in[0]
-		return d.MaxPool2(dx, dy, xs[0]*xs[1], xs[2], xs[3])
+		return d.MaxPool2(in[0], dy, xs[0]*xs[1], xs[2], xs[3])
 	})
 }
 
@@ -211,8 +208,7 @@ func (a *accelerator) biasGrad(gb, g []float32, n, f, inner int) error {
 		if err != nil {
 			return err
 		}
-		dg := in[0]
-		return d.BiasGrad(dg, dgb, n, f, inner)
+		return d.BiasGrad(in[0], dgb, n, f, inner)
 	})
 }
 
@@ -222,9 +218,7 @@ func (a *accelerator) biasGrad(gb, g []float32, n, f, inner int) error {
 func (a *accelerator) mul(what string, z, x, mask []float32, fresh bool) error {
 	return a.run(what, func(d gpuDevice) error {
 		if fresh {
-			if m, ok := a.mirrors[sliceKey(mask)]; ok {
-				m.devOK, m.hostOK = false, true
-			}
+			a.staleDevice(mask)
 		}
 		dz, in, err := a.bind(z, x, mask)
 		if err != nil {
@@ -252,8 +246,7 @@ func (a *accelerator) copyOf(y, x []float32) error {
 		if err != nil {
 			return err
 		}
-		dx := in[0]
-		return d.Copy(dy, dx, len(y))
+		return d.Copy(dy, in[0], len(y))
 	})
 }
 
@@ -264,8 +257,7 @@ func (a *accelerator) l2Normalize(y, x []float32, n int, scale float64) error {
 		if err != nil {
 			return err
 		}
-		dx := in[0]
-		return d.L2Normalize(dx, dy, n, len(x)/n, float32(scale))
+		return d.L2Normalize(in[0], dy, n, len(x)/n, float32(scale))
 	})
 }
 
@@ -285,19 +277,7 @@ func (a *accelerator) l2NormalizeGrad(gx, x, g []float32, n int, scale float64) 
 func (a *accelerator) adadelta(ws, gs, accG, accU [][]float32, rho, eps, lr float32) error {
 	return a.run("Adadelta", func(d gpuDevice) error {
 		for i := range ws {
-			g, err := a.in(gs[i])
-			if err != nil {
-				return err
-			}
-			ag, err := a.in(accG[i])
-			if err != nil {
-				return err
-			}
-			au, err := a.in(accU[i])
-			if err != nil {
-				return err
-			}
-			w, err := a.in(ws[i])
+			in, err := a.ins(ws[i], gs[i], accG[i], accU[i])
 			if err != nil {
 				return err
 			}
@@ -306,7 +286,7 @@ func (a *accelerator) adadelta(ws, gs, accG, accU [][]float32, rho, eps, lr floa
 					return err
 				}
 			}
-			if err := d.Adadelta(w, g, ag, au, len(ws[i]), rho, eps, lr); err != nil {
+			if err := d.Adadelta(in[0], in[1], in[2], in[3], len(ws[i]), rho, eps, lr); err != nil {
 				return err
 			}
 		}
