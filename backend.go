@@ -5,6 +5,8 @@ import (
 	"os"
 	"sync"
 	"unsafe"
+
+	"github.com/org/vat/internal/device"
 )
 
 // This file decides where the ops compute. The default build has no GPU
@@ -27,54 +29,15 @@ import (
 // and host code that writes one must call markHost after; the trainer, the
 // optimizer, Model.Params and the inference path do.
 
-// gpuDevice is a GPU backend: device memory and the kernels the ops need.
-// Matrices are row-major float32, activations NCHW, as on the CPU.
-type gpuDevice interface {
-	Name() string
-	Alloc(n int) (devMem, error)
-	Free(m devMem) error
-	Upload(dst devMem, src []float32) error
-	Download(dst []float32, src devMem) error
-	// Copy copies the first n floats of src to dst.
-	Copy(dst, src devMem, n int) error
-	// Sgemm computes C_i = op(A_i)·op(B_i) + beta·C_i for i < batch, where
-	// op(A_i) is m×k, op(B_i) k×n, and X_i starts i·strideX floats into X
-	// (stride 0 reuses one matrix).
-	Sgemm(transA, transB bool, m, n, k int, a devMem, lda, strideA int, b devMem, ldb, strideB int,
-		beta float32, c devMem, ldc, strideC, batch int) error
-	// Im2col writes the n×(c·kh·kw)×(oh·ow) receptive-field matrices of
-	// n c×h×w images ("valid", stride 1); Col2im is its adjoint (it
-	// overwrites x).
-	Im2col(x, col devMem, n, c, h, w, kh, kw int) error
-	Col2im(col, x devMem, n, c, h, w, kh, kw int) error
-	// BiasAct adds b[j] to y[i][j][·] (p values per j) and applies a ReLU
-	// when relu is set.
-	BiasAct(y, b devMem, n, f, p int, relu bool) error
-	// ReluMask sets out = g where y > 0 and 0 elsewhere.
-	ReluMask(out, y, g devMem, n int) error
-	// MaxPool2 and MaxPool2Grad are 2×2, stride-2 pooling over nc planes of
-	// h×w; the gradient goes to the first maximal input of each window.
-	MaxPool2(x, y devMem, nc, h, w int) error
-	MaxPool2Grad(x, y, gy, gx devMem, nc, h, w int) error
-	// BiasGrad sums g (n×f×p) over n and p.
-	BiasGrad(g, gb devMem, n, f, p int) error
-	// Axpby sets z = a·x + b·y; Mul sets z = x·y (elementwise, n values).
-	Axpby(z devMem, a float32, x devMem, b float32, y devMem, n int) error
-	Mul(z, x, y devMem, n int) error
-	// L2Normalize scales each of n samples of m values to L2 norm scale (0
-	// for an all-zero sample); L2NormalizeGrad is its gradient (see
-	// op_l2normalize.go). Sums in float64.
-	L2Normalize(x, y devMem, n, m int, scale float32) error
-	L2NormalizeGrad(x, g, gx devMem, n, m int, scale float32) error
-	// Adadelta applies the update of adadelta.go to n parameters.
-	Adadelta(w, g, accGrad, accUpdate devMem, n int, rho, eps, lr float32) error
-	Close() error
-}
-
-// devMem is a device allocation of float32s. It is an alias of an unnamed
-// interface, so that package cuda can implement gpuDevice without
-// importing this package.
-type devMem = interface{ Len() int }
+// gpuDevice is a GPU backend: device memory and the kernels the ops need;
+// dnnDevice is its optional cuDNN part. Both are defined in
+// internal/device, which package cuda also imports to assert that it
+// implements them.
+type (
+	gpuDevice = device.GPU
+	dnnDevice = device.DNN
+	devMem    = device.Mem
+)
 
 // backendOpener is set by a build-tagged registration file (backend_cuda.go).
 var backendOpener func() (gpuDevice, error)
@@ -99,20 +62,31 @@ func openBackend() {
 		backendNote = "VAT_DEVICE=cpu"
 		return
 	}
+	mode, err := parseDNNMode(os.Getenv("VAT_CUDNN"))
+	if err != nil {
+		backendNote = err.Error()
+		return
+	}
 	d, err := backendOpener()
 	if err != nil {
 		backendNote = err.Error()
 		return
 	}
 	gpu = newAccelerator(d)
+	gpu.dnnMode = mode
 }
 
 // Backend names where training and inference compute: "cpu", or "cuda:"
-// and the GPU's name in a build with `-tags cuda` on a machine with a GPU.
-// A cuda build falls back to the CPU when it finds no usable GPU, or when
-// the environment variable VAT_DEVICE is "cpu"; Backend then says why.
+// and the GPU's name in a build with `-tags cuda` on a machine with a GPU,
+// followed by the cuDNN mode (VAT_CUDNN: auto, on or off; see
+// backend_choice.go). A cuda build falls back to the CPU when it finds no
+// usable GPU, or when the environment variable VAT_DEVICE is "cpu"; Backend
+// then says why.
 func Backend() string {
 	if a := activeGPU(); a != nil {
+		if _, ok := a.dev.(dnnDevice); ok {
+			return fmt.Sprintf("cuda: %s, cuDNN %v", a.dev.Name(), a.dnnMode)
+		}
 		return "cuda: " + a.dev.Name()
 	}
 	if backendNote != "" {
@@ -129,6 +103,11 @@ type accelerator struct {
 	mirrors map[*float32]*mirror
 	scratch map[int]devMem // by slot (backend_ops.go)
 	ones    devMem
+
+	dnnMode  dnnMode                   // whether convolutions and pooling use cuDNN
+	choices  map[kernelKey]*pathChoice // auto mode's measured choices (backend_choice.go)
+	profile  map[string]*opTime        // per-op device time, when profiling (backend_choice.go)
+	poolTies int                       // cuDNN pooling's tie rule: 0 not probed, 1 first maximum, -1 other
 }
 
 // mirror is the device copy of one host buffer. It holds the host slice,
@@ -141,7 +120,8 @@ type mirror struct {
 }
 
 func newAccelerator(d gpuDevice) *accelerator {
-	return &accelerator{dev: d, mirrors: map[*float32]*mirror{}, scratch: map[int]devMem{}}
+	return &accelerator{dev: d, mirrors: map[*float32]*mirror{}, scratch: map[int]devMem{},
+		choices: map[kernelKey]*pathChoice{}}
 }
 
 func (a *accelerator) mirrorOf(h []float32) (*mirror, error) {

@@ -5,6 +5,13 @@ import (
 	"math"
 )
 
+// Compile-time checks: the test devices implement what the ops call.
+var (
+	_ gpuDevice = (*hostDevice)(nil)
+	_ dnnDevice = (*hostDevice)(nil)
+	_ dnnDevice = (*nullDevice)(nil)
+)
+
 // hostDevice is a reference gpuDevice that keeps "device" memory in its own
 // Go slices and computes every kernel from its definition, with float64
 // sums. It exercises the whole GPU path of the ops (mirrors, uploads,
@@ -14,6 +21,7 @@ import (
 type hostDevice struct {
 	live               int // allocations not yet freed
 	uploads, downloads int
+	dnnCalls           int // calls of the dnnDevice methods
 }
 
 type hostMem struct{ d []float32 }
@@ -317,5 +325,89 @@ func (*nullDevice) Mul(devMem, devMem, devMem, int) error                       
 func (*nullDevice) L2Normalize(devMem, devMem, int, int, float32) error             { return nil }
 func (*nullDevice) L2NormalizeGrad(devMem, devMem, devMem, int, int, float32) error { return nil }
 func (*nullDevice) Adadelta(devMem, devMem, devMem, devMem, int, float32, float32, float32) error {
+	return nil
+}
+
+func (h *hostDevice) Sync() error { return nil }
+
+// convTaps calls fn(xi, wi, yi) for every term x[xi]·w[wi] of the sum that
+// gives y[yi] in a "valid" stride-1 convolution (the dnnDevice definition),
+// so that the three directions below are written from one loop nest and
+// share nothing with the im2col path.
+func convTaps(n, c, hh, wd, f, kh, kw int, fn func(xi, wi, yi int)) {
+	oh, ow := hh-kh+1, wd-kw+1
+	for im := 0; im < n; im++ {
+		for fi := 0; fi < f; fi++ {
+			for i := 0; i < oh; i++ {
+				for j := 0; j < ow; j++ {
+					yi := ((im*f+fi)*oh+i)*ow + j
+					for ci := 0; ci < c; ci++ {
+						for p := 0; p < kh; p++ {
+							for q := 0; q < kw; q++ {
+								fn(((im*c+ci)*hh+i+p)*wd+j+q, ((fi*c+ci)*kh+p)*kw+q, yi)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func (h *hostDevice) ConvForward(x, w, y devMem, n, c, hh, wd, f, kh, kw int) error {
+	h.dnnCalls++
+	X, W, Y := hm32(x), hm32(w), hm32(y)
+	sums := make([]float64, n*f*(hh-kh+1)*(wd-kw+1))
+	convTaps(n, c, hh, wd, f, kh, kw, func(xi, wi, yi int) { sums[yi] += float64(X[xi]) * float64(W[wi]) })
+	for i, s := range sums {
+		Y[i] = float32(s)
+	}
+	return nil
+}
+
+func (h *hostDevice) ConvBackwardData(w, gy, gx devMem, n, c, hh, wd, f, kh, kw int) error {
+	h.dnnCalls++
+	W, GY, GX := hm32(w), hm32(gy), hm32(gx)
+	sums := make([]float64, n*c*hh*wd)
+	convTaps(n, c, hh, wd, f, kh, kw, func(xi, wi, yi int) { sums[xi] += float64(W[wi]) * float64(GY[yi]) })
+	for i, s := range sums {
+		GX[i] = float32(s)
+	}
+	return nil
+}
+
+func (h *hostDevice) ConvBackwardFilter(x, gy, gw devMem, n, c, hh, wd, f, kh, kw int) error {
+	h.dnnCalls++
+	X, GY, GW := hm32(x), hm32(gy), hm32(gw)
+	sums := make([]float64, f*c*kh*kw)
+	convTaps(n, c, hh, wd, f, kh, kw, func(xi, wi, yi int) { sums[wi] += float64(X[xi]) * float64(GY[yi]) })
+	for i, s := range sums {
+		GW[i] = float32(s)
+	}
+	return nil
+}
+
+func (h *hostDevice) MaxPool2DNN(x, y devMem, n, c, hh, w int) error {
+	h.dnnCalls++
+	return h.MaxPool2(x, y, n*c, hh, w)
+}
+
+func (h *hostDevice) MaxPool2GradDNN(x, y, gy, gx devMem, n, c, hh, w int) error {
+	h.dnnCalls++
+	return h.MaxPool2Grad(x, y, gy, gx, n*c, hh, w)
+}
+
+// The null device's cuDNN path is as empty as its kernels.
+func (*nullDevice) ConvForward(devMem, devMem, devMem, int, int, int, int, int, int, int) error {
+	return nil
+}
+func (*nullDevice) ConvBackwardData(devMem, devMem, devMem, int, int, int, int, int, int, int) error {
+	return nil
+}
+func (*nullDevice) ConvBackwardFilter(devMem, devMem, devMem, int, int, int, int, int, int, int) error {
+	return nil
+}
+func (*nullDevice) MaxPool2DNN(devMem, devMem, int, int, int, int) error { return nil }
+func (*nullDevice) MaxPool2GradDNN(devMem, devMem, devMem, devMem, int, int, int, int) error {
 	return nil
 }

@@ -32,7 +32,7 @@ func gpuOut(out *tensor.Dense, err error) (G.Value, error) {
 func (a *accelerator) run(op string, fn func(d gpuDevice) error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := fn(a.dev); err != nil {
+	if err := a.profiled(op, func() error { return fn(a.dev) }); err != nil {
 		return fmt.Errorf("vat: %s on the GPU: %w", op, err)
 	}
 	return nil
@@ -59,7 +59,8 @@ func newConvDims(xs, ws tensor.Shape) convDims {
 	return d
 }
 
-// conv2d: per image, y_i = W·col(x_i), then bias and ReLU (conv2dOp).
+// conv2d: y = conv(x, w) through cuDNN, or per image y_i = W·col(x_i) with
+// im2col and cuBLAS; then bias and ReLU (conv2dOp).
 func (a *accelerator) conv2d(y, x, w, b []float32, xs, ws tensor.Shape, relu bool) error {
 	return a.run("Conv2d", func(d gpuDevice) error {
 		c := newConvDims(xs, ws)
@@ -67,21 +68,32 @@ func (a *accelerator) conv2d(y, x, w, b []float32, xs, ws tensor.Shape, relu boo
 		if err != nil {
 			return err
 		}
-		col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
+		err = a.dispatch(c.key("conv forward"), func(dnnDevice) error {
+			col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
+			if err != nil {
+				return err
+			}
+			if err := d.Im2col(in[0], col, c.n, c.c, c.h, c.w, c.kh, c.kw); err != nil {
+				return err
+			}
+			return d.Sgemm(false, false, c.f, c.p, c.k, in[1], c.k, 0, col, c.p, c.k*c.p, 0, dy, c.p, c.f*c.p, c.n)
+		}, func(dd dnnDevice) error {
+			return dd.ConvForward(in[0], in[1], dy, c.n, c.c, c.h, c.w, c.f, c.kh, c.kw)
+		})
 		if err != nil {
-			return err
-		}
-		if err := d.Im2col(in[0], col, c.n, c.c, c.h, c.w, c.kh, c.kw); err != nil {
-			return err
-		}
-		if err := d.Sgemm(false, false, c.f, c.p, c.k, in[1], c.k, 0, col, c.p, c.k*c.p, 0, dy, c.p, c.f*c.p, c.n); err != nil {
 			return err
 		}
 		return d.BiasAct(dy, in[2], c.n, c.f, c.p, relu)
 	})
 }
 
-// conv2dGradInput: per image, col_i = Wᵀ·dY_i, summed back onto the pixels.
+// key names a direction of this convolution for dispatch.
+func (c convDims) key(op string) kernelKey {
+	return kernelKey{op, [7]int{c.n, c.c, c.h, c.w, c.f, c.kh, c.kw}}
+}
+
+// conv2dGradInput: through cuDNN, or per image col_i = Wᵀ·dY_i summed back
+// onto the pixels (col2im).
 func (a *accelerator) conv2dGradInput(gx, w, gy []float32, xs, ws tensor.Shape) error {
 	return a.run("Conv2dGradInput", func(d gpuDevice) error {
 		c := newConvDims(xs, ws)
@@ -89,19 +101,24 @@ func (a *accelerator) conv2dGradInput(gx, w, gy []float32, xs, ws tensor.Shape) 
 		if err != nil {
 			return err
 		}
-		col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
-		if err != nil {
-			return err
-		}
-		if err := d.Sgemm(true, false, c.k, c.p, c.f, in[0], c.k, 0, in[1], c.p, c.f*c.p, 0, col, c.p, c.k*c.p, c.n); err != nil {
-			return err
-		}
-		return d.Col2im(col, dgx, c.n, c.c, c.h, c.w, c.kh, c.kw)
+		return a.dispatch(c.key("conv backward data"), func(dnnDevice) error {
+			col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
+			if err != nil {
+				return err
+			}
+			if err := d.Sgemm(true, false, c.k, c.p, c.f, in[0], c.k, 0, in[1], c.p, c.f*c.p, 0, col, c.p, c.k*c.p, c.n); err != nil {
+				return err
+			}
+			return d.Col2im(col, dgx, c.n, c.c, c.h, c.w, c.kh, c.kw)
+		}, func(dd dnnDevice) error {
+			return dd.ConvBackwardData(in[0], in[1], dgx, c.n, c.c, c.h, c.w, c.f, c.kh, c.kw)
+		})
 	})
 }
 
-// conv2dGradFilter: dW = Σ_i dY_i·col(x_i)ᵀ, as n partial products summed
-// by one more product with a vector of ones (a fixed order: deterministic).
+// conv2dGradFilter: through cuDNN (a deterministic algorithm), or dW =
+// Σ_i dY_i·col(x_i)ᵀ as n partial products summed by one more product with
+// a vector of ones (a fixed order: deterministic).
 func (a *accelerator) conv2dGradFilter(gw, x, gy []float32, xs, ws tensor.Shape) error {
 	return a.run("Conv2dGradFilter", func(d gpuDevice) error {
 		c := newConvDims(xs, ws)
@@ -109,27 +126,37 @@ func (a *accelerator) conv2dGradFilter(gw, x, gy []float32, xs, ws tensor.Shape)
 		if err != nil {
 			return err
 		}
-		col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
-		if err != nil {
-			return err
-		}
-		parts, err := a.scratchMem(scratchParts, c.n*c.f*c.k)
-		if err != nil {
-			return err
-		}
-		ones, err := a.onesOf(c.n)
-		if err != nil {
-			return err
-		}
-		if err := d.Im2col(in[0], col, c.n, c.c, c.h, c.w, c.kh, c.kw); err != nil {
-			return err
-		}
-		fk := c.f * c.k
-		if err := d.Sgemm(false, true, c.f, c.k, c.p, in[1], c.p, c.f*c.p, col, c.p, c.k*c.p, 0, parts, c.k, fk, c.n); err != nil {
-			return err
-		}
-		return d.Sgemm(false, false, 1, fk, c.n, ones, c.n, 0, parts, fk, 0, 0, dgw, fk, 0, 1)
+		return a.dispatch(c.key("conv backward filter"), func(dnnDevice) error {
+			col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
+			if err != nil {
+				return err
+			}
+			parts, err := a.scratchMem(scratchParts, c.n*c.f*c.k)
+			if err != nil {
+				return err
+			}
+			ones, err := a.onesOf(c.n)
+			if err != nil {
+				return err
+			}
+			if err := d.Im2col(in[0], col, c.n, c.c, c.h, c.w, c.kh, c.kw); err != nil {
+				return err
+			}
+			fk := c.f * c.k
+			if err := d.Sgemm(false, true, c.f, c.k, c.p, in[1], c.p, c.f*c.p, col, c.p, c.k*c.p, 0, parts, c.k, fk, c.n); err != nil {
+				return err
+			}
+			return d.Sgemm(false, false, 1, fk, c.n, ones, c.n, 0, parts, fk, 0, 0, dgw, fk, 0, 1)
+		}, func(dd dnnDevice) error {
+			return dd.ConvBackwardFilter(in[0], in[1], dgw, c.n, c.c, c.h, c.w, c.f, c.kh, c.kw)
+		})
 	})
+}
+
+// poolKey names a pooling direction for dispatch; odd sizes have no cuDNN
+// path (cuDNN's window count and ours would differ), so they get none.
+func poolKey(op string, xs tensor.Shape) (kernelKey, bool) {
+	return kernelKey{op, [7]int{xs[0], xs[1], xs[2], xs[3]}}, xs[2]%2 == 0 && xs[3]%2 == 0
 }
 
 // maxPool: 2×2 windows, stride 2 (maxPoolOp).
@@ -139,7 +166,14 @@ func (a *accelerator) maxPool(y, x []float32, xs tensor.Shape) error {
 		if err != nil {
 			return err
 		}
-		return d.MaxPool2(in[0], dy, xs[0]*xs[1], xs[2], xs[3])
+		own := func(dnnDevice) error { return d.MaxPool2(in[0], dy, xs[0]*xs[1], xs[2], xs[3]) }
+		key, even := poolKey("max-pool forward", xs)
+		if !even {
+			return own(nil)
+		}
+		return a.dispatch(key, own, func(dd dnnDevice) error {
+			return dd.MaxPool2DNN(in[0], dy, xs[0], xs[1], xs[2], xs[3])
+		})
 	})
 }
 
@@ -150,8 +184,58 @@ func (a *accelerator) maxPoolGrad(gx, x, y, gy []float32, xs tensor.Shape) error
 		if err != nil {
 			return err
 		}
-		return d.MaxPool2Grad(in[0], in[1], in[2], dgx, xs[0]*xs[1], xs[2], xs[3])
+		own := func(dnnDevice) error { return d.MaxPool2Grad(in[0], in[1], in[2], dgx, xs[0]*xs[1], xs[2], xs[3]) }
+		key, even := poolKey("max-pool backward", xs)
+		if !even || !a.dnnPoolTiesFirst() {
+			return own(nil)
+		}
+		return a.dispatch(key, own, func(dd dnnDevice) error {
+			return dd.MaxPool2GradDNN(in[0], in[1], in[2], dgx, xs[0], xs[1], xs[2], xs[3])
+		})
 	})
+}
+
+// dnnPoolTiesFirst says whether the backend's cuDNN pooling gradient goes
+// to the first maximal input of a window with ties, as the CPU op's does
+// (cuDNN does not document its rule). It is probed once, on one window of
+// four equal values; where it does not hold, pooling's gradient always runs
+// on our own kernel. The caller holds a.mu.
+func (a *accelerator) dnnPoolTiesFirst() bool {
+	if a.poolTies != 0 {
+		return a.poolTies > 0
+	}
+	a.poolTies = -1
+	dd, ok := a.dev.(dnnDevice)
+	if !ok {
+		return false
+	}
+	var ms []devMem
+	defer func() {
+		for _, m := range ms {
+			a.dev.Free(m)
+		}
+	}()
+	for _, v := range [][]float32{{1, 1, 1, 1}, {1}, {1}, {0, 0, 0, 0}} { // x, y, gy, gx
+		m, err := a.dev.Alloc(len(v))
+		if err != nil {
+			return false
+		}
+		ms = append(ms, m)
+		if err := a.dev.Upload(m, v); err != nil {
+			return false
+		}
+	}
+	if dd.MaxPool2GradDNN(ms[0], ms[1], ms[2], ms[3], 1, 1, 2, 2) != nil {
+		return false
+	}
+	gx := make([]float32, 4)
+	if a.dev.Download(gx, ms[3]) != nil {
+		return false
+	}
+	if gx[0] == 1 && gx[1] == 0 && gx[2] == 0 && gx[3] == 0 {
+		a.poolTies = 1
+	}
+	return a.poolTies > 0
 }
 
 // dense: y = x·W + b (n×k times k×m), then ReLU (denseOp).

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -27,13 +28,17 @@ func TestMain(m *testing.M) {
 type testDevice struct {
 	name string
 	dev  gpuDevice
+	mode dnnMode // cuDNN or the device's own kernels, where it has both
 }
 
-// testDevices returns the devices to run GPU-path tests on.
+// testDevices returns the devices to run GPU-path tests on, each once with
+// its own convolution and pooling kernels and once through its dnnDevice
+// (cuDNN on the GPU, a float64 definition on the host device).
 func testDevices(t *testing.T) []testDevice {
-	ds := []testDevice{{"host", &hostDevice{}}}
+	host := &hostDevice{}
+	ds := []testDevice{{"host", host, dnnOff}, {"host/dnn", host, dnnOn}}
 	if suiteGPU != nil {
-		ds = append(ds, testDevice{"gpu", suiteGPU.dev})
+		ds = append(ds, testDevice{"gpu", suiteGPU.dev, dnnOff}, testDevice{"gpu/cudnn", suiteGPU.dev, dnnOn})
 	} else if backendOpener != nil {
 		t.Logf("only the host reference device: no usable GPU (%s)", backendNote)
 	}
@@ -52,14 +57,19 @@ func realGPU(t *testing.T) gpuDevice {
 	return suiteGPU.dev
 }
 
-// withDevice makes d the backend for the rest of the test (nil: the CPU).
-func withDevice(t testing.TB, d gpuDevice) *accelerator {
+// withDevice makes d the backend for the rest of the test (nil: the CPU),
+// in cuDNN mode mode[0] (default: the device's own kernels).
+func withDevice(t testing.TB, d gpuDevice, mode ...dnnMode) *accelerator {
 	t.Helper()
 	if d == nil {
 		gpu = nil
 		return nil
 	}
 	a := newAccelerator(d)
+	a.dnnMode = dnnOff
+	if len(mode) > 0 {
+		a.dnnMode = mode[0]
+	}
 	gpu = a
 	t.Cleanup(func() {
 		gpu = nil
@@ -213,7 +223,7 @@ func TestGPUOpsMatchCPU(t *testing.T) {
 				t.Fatalf("%s: CPU: %v", tc.name, err)
 			}
 			wantData := append([]float32(nil), want.(*tensor.Dense).Data().([]float32)...)
-			withDevice(t, dev.dev)
+			withDevice(t, dev.dev, dev.mode)
 			got, err := tc.op().Do(in...)
 			if err != nil {
 				t.Fatalf("%s on %s: %v", tc.name, dev.name, err)
@@ -231,7 +241,7 @@ func TestGPUL2NormalizeZeroSample(t *testing.T) {
 	x, g := randTensor(rng, -1, 1, 3, 1, 5, 5), randTensor(rng, -1, 1, 3, 1, 5, 5)
 	zero(x.Data().([]float32)[25:50])
 	for _, dev := range testDevices(t) {
-		withDevice(t, dev.dev)
+		withDevice(t, dev.dev, dev.mode)
 		fwd := newL2NormalizeOp(1, 4)
 		y, err := fwd.Do(x)
 		if err != nil {
@@ -266,8 +276,8 @@ func TestGPUMaxPoolGradTies(t *testing.T) {
 	}
 	ys, _ := poolShape(xs)
 	gy := randTensor(rng, 1, 2, ys...)
-	run := func(d gpuDevice) []float32 {
-		withDevice(t, d)
+	run := func(d gpuDevice, mode dnnMode) []float32 {
+		withDevice(t, d, mode)
 		defer func() { gpu = nil }()
 		y, err := newMaxPoolOp().Do(x)
 		if err != nil {
@@ -279,9 +289,9 @@ func TestGPUMaxPoolGradTies(t *testing.T) {
 		}
 		return hostCopy(t, gx)
 	}
-	want := run(nil)
+	want := run(nil, dnnOff)
 	for _, dev := range testDevices(t) {
-		closeTo(t, "max-pool gradient with ties on "+dev.name, run(dev.dev), want, 0)
+		closeTo(t, "max-pool gradient with ties on "+dev.name, run(dev.dev, dev.mode), want, 0)
 	}
 }
 
@@ -375,8 +385,8 @@ func TestGPUTrainingMatchesCPU(t *testing.T) {
 		ev                    Evaluation
 	}
 	for _, clean := range []bool{false, true} {
-		do := func(d gpuDevice) run {
-			withDevice(t, d)
+		do := func(d gpuDevice, mode dnnMode) run {
+			withDevice(t, d, mode)
 			defer func() { gpu = nil }()
 			m, _ := NewModel(ModelConfig{Dropout: true, Seed: 3})
 			var r run
@@ -414,9 +424,12 @@ func TestGPUTrainingMatchesCPU(t *testing.T) {
 			}
 			return r
 		}
-		want := do(nil)
+		want := do(nil, dnnOff)
 		for _, dev := range testDevices(t) {
-			got := do(dev.dev)
+			if dev.name == "host/dnn" && clean {
+				continue // the float64 convolutions are slow; one pass covers that path
+			}
+			got := do(dev.dev, dev.mode)
 			what := fmt.Sprintf("%s, clean grad %v", dev.name, clean)
 			closeToBut(t, what+": r_adv", got.rAdv, want.rAdv, 1e-4, reluFlips(len(want.rAdv)))
 			for i := range want.grads {
@@ -445,7 +458,7 @@ func paramName(i int) string {
 func TestGPUParamsWrite(t *testing.T) {
 	train, test := loadMNIST(t)
 	for _, dev := range testDevices(t) {
-		withDevice(t, dev.dev)
+		withDevice(t, dev.dev, dev.mode)
 		m, _ := NewModel(ModelConfig{Seed: 1})
 		tr, _ := NewTrainer(m, TrainConfig{BatchSize: 32})
 		if _, err := tr.TrainEpoch(context.Background(), train.Head(64)); err != nil {
@@ -467,7 +480,9 @@ func TestGPUParamsWrite(t *testing.T) {
 
 // Training on the GPU learns: after 2 epochs on the first 10,000 training
 // images, plain and VAT classify at least 90 % of the first 1,000 test
-// images (chance: 10 %; the CPU, same seed: plain 94.9 %).
+// images (chance: 10 %; the CPU, same seed: plain 94.9 %). It runs as
+// programs do, in auto mode (each layer on its measured faster path), and
+// logs the choices.
 func TestGPULearns(t *testing.T) {
 	dev := realGPU(t)
 	train, test := loadMNIST(t)
@@ -475,7 +490,7 @@ func TestGPULearns(t *testing.T) {
 		name string
 		vat  *VATConfig
 	}{{"plain", nil}, {"vat", &VATConfig{}}} {
-		withDevice(t, dev)
+		a := withDevice(t, dev, dnnAuto)
 		m, _ := NewModel(ModelConfig{Seed: 4})
 		tr, err := NewTrainer(m, TrainConfig{Epochs: 2, VAT: tc.vat, Seed: 4})
 		if err != nil {
@@ -487,6 +502,9 @@ func TestGPULearns(t *testing.T) {
 		}
 		acc := res[len(res)-1].TestAccuracy
 		t.Logf("%s on the GPU: %.1f %% after 2 epochs, %.2f s per epoch", tc.name, 100*acc, res[1].Seconds)
+		for _, c := range a.kernelChoices() {
+			t.Logf("  %s", c)
+		}
 		if acc < 0.90 {
 			t.Errorf("%s: test accuracy %.1f %%, want >= 90 %%", tc.name, 100*acc)
 		}
@@ -496,15 +514,21 @@ func TestGPULearns(t *testing.T) {
 
 // BenchmarkGPUTrainStep times training steps of 128 images on the GPU path:
 // on the null device (every kernel a no-op: the host's share of a GPU step)
-// and, in a cuda build on a GPU machine, on the GPU. ms/step is the mean
-// over 20 steps per iteration, as an epoch runs them.
+// and, in a cuda build on a GPU machine, on the GPU with convolutions and
+// pooling on our own kernels (gpu-own), on cuDNN (gpu-cudnn) and on each
+// layer's measured faster path (gpu-auto, what programs use). ms/step is
+// the mean over 20 steps per iteration, as an epoch runs them. On the GPU,
+// auto mode also logs its choices and a per-op profile of one more epoch
+// (each op waited for: slower than a real step, but it shows where the
+// device time goes).
 //
 //	go test -run '^$' -bench GPUTrainStep .
 func BenchmarkGPUTrainStep(b *testing.B) {
 	train, _ := loadMNIST(b)
-	devs := []testDevice{{"null", &nullDevice{}}}
+	devs := []testDevice{{"null", &nullDevice{}, dnnAuto}}
 	if suiteGPU != nil {
-		devs = append(devs, testDevice{"gpu", suiteGPU.dev})
+		devs = append(devs, testDevice{"gpu-own", suiteGPU.dev, dnnOff}, testDevice{"gpu-cudnn", suiteGPU.dev, dnnOn},
+			testDevice{"gpu-auto", suiteGPU.dev, dnnAuto})
 	}
 	for _, dev := range devs {
 		for _, tc := range []struct {
@@ -513,7 +537,7 @@ func BenchmarkGPUTrainStep(b *testing.B) {
 			vat  *VATConfig
 		}{{"plain", false, nil}, {"dropout", true, nil}, {"vat", false, &VATConfig{}}, {"dropout+vat", true, &VATConfig{}}} {
 			b.Run(dev.name+"/"+tc.name, func(b *testing.B) {
-				withDevice(b, dev.dev)
+				a := withDevice(b, dev.dev, dev.mode)
 				defer func() { gpu = nil }()
 				m, _ := NewModel(ModelConfig{Dropout: tc.drop, Seed: 1})
 				tr, err := NewTrainer(m, TrainConfig{VAT: tc.vat, Seed: 1})
@@ -531,7 +555,129 @@ func BenchmarkGPUTrainStep(b *testing.B) {
 					}
 				}
 				b.ReportMetric(float64(b.Elapsed().Microseconds())/1e3/float64(20*b.N), "ms/step")
+				if dev.name != "gpu-auto" {
+					return
+				}
+				b.StopTimer()
+				for _, c := range a.kernelChoices() {
+					b.Logf("choice: %s", c)
+				}
+				a.startProfile()
+				if _, err := tr.TrainEpoch(context.Background(), data); err != nil {
+					b.Fatal(err)
+				}
+				for _, line := range a.stopProfile() {
+					b.Logf("profile: %s", line)
+				}
 			})
 		}
+	}
+}
+
+// BenchmarkGPUConvPaths times each convolution and pooling direction of the
+// MNIST network at batch 128 on the GPU, on our own kernels and on cuDNN:
+// the measurements behind auto mode's per-layer choice. It needs a GPU.
+//
+//	go test -tags cuda -run '^$' -bench GPUConvPaths .
+func BenchmarkGPUConvPaths(b *testing.B) {
+	if suiteGPU == nil {
+		b.Skip("needs a GPU: build with -tags cuda on a machine with one")
+	}
+	conv := func(xs, ws tensor.Shape) []tensor.Shape { return []tensor.Shape{xs, ws, {ws[0]}} }
+	convOut := func(xs, ws tensor.Shape) tensor.Shape {
+		s, _ := convShape(xs, ws, tensor.Shape{ws[0]})
+		return s
+	}
+	type layer struct {
+		name string
+		op   func() G.Op
+		in   []tensor.Shape
+	}
+	var layers []layer
+	for _, l := range []struct {
+		name   string
+		xs, ws tensor.Shape
+	}{{"conv1", tensor.Shape{128, 1, 28, 28}, tensor.Shape{32, 1, 3, 3}}, {"conv2", tensor.Shape{128, 32, 26, 26}, tensor.Shape{32, 32, 3, 3}}} {
+		xs, ws := l.xs, l.ws
+		layers = append(layers,
+			layer{l.name + "/forward", func() G.Op { return newConv2dOp(true) }, conv(xs, ws)},
+			layer{l.name + "/backward-data", func() G.Op {
+				return &convGradInputOp{opBase: newOpBase("Conv2dGradInput"), xshape: xs}
+			}, []tensor.Shape{ws, convOut(xs, ws)}},
+			layer{l.name + "/backward-filter", func() G.Op {
+				return &convGradFilterOp{opBase: newOpBase("Conv2dGradFilter"), wshape: ws}
+			}, []tensor.Shape{xs, convOut(xs, ws)}})
+	}
+	px := tensor.Shape{128, 32, 24, 24}
+	py, _ := poolShape(px)
+	layers = append(layers,
+		layer{"pool/forward", func() G.Op { return newMaxPoolOp() }, []tensor.Shape{px}},
+		layer{"pool/backward", func() G.Op { return &maxPoolGradOp{opBase: newOpBase("MaxPool2x2Grad")} }, []tensor.Shape{px, py, py}})
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, l := range layers {
+		var in []G.Value
+		for _, s := range l.in {
+			in = append(in, randTensor(rng, -1, 1, s...))
+		}
+		for _, mode := range []dnnMode{dnnOff, dnnOn} {
+			name := map[dnnMode]string{dnnOff: "own", dnnOn: "cudnn"}[mode]
+			b.Run(l.name+"/"+name, func(b *testing.B) {
+				a := withDevice(b, suiteGPU.dev, mode)
+				defer func() { gpu = nil }()
+				op := l.op()
+				if _, err := op.Do(in...); err != nil { // upload, plan
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if _, err := op.Do(in...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := a.dev.Sync(); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N), "µs/op")
+			})
+		}
+	}
+}
+
+// Auto mode measures each layer direction once, keeps the faster path, and
+// reuses the choice; on and off use one path only. The host device counts
+// its cuDNN-path calls.
+func TestDNNDispatch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	xs, ws := tensor.Shape{2, 3, 8, 6}, tensor.Shape{4, 3, 3, 3}
+	x, w, b := randTensor(rng, -1, 1, xs...), randTensor(rng, -1, 1, ws...), randTensor(rng, -1, 1, 4)
+	for _, tc := range []struct {
+		mode          dnnMode
+		minDNN, maxDN int
+		choices       int
+	}{{dnnOff, 0, 0, 0}, {dnnOn, 3, 3, 0}, {dnnAuto, 4, 7, 1}} {
+		host := &hostDevice{}
+		a := withDevice(t, host, tc.mode)
+		op := newConv2dOp(false)
+		for i := 0; i < 3; i++ {
+			if _, err := op.Do(x, w, b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// auto: 4 measured calls, then 0 or 3 more depending on the choice
+		if host.dnnCalls < tc.minDNN || host.dnnCalls > tc.maxDN {
+			t.Errorf("%v: %d cuDNN-path calls, want %d-%d", tc.mode, host.dnnCalls, tc.minDNN, tc.maxDN)
+		}
+		if got := a.kernelChoices(); len(got) != tc.choices {
+			t.Errorf("%v: choices %q, want %d", tc.mode, got, tc.choices)
+		}
+		gpu = nil
+	}
+	for _, s := range []string{"", "auto", "ON", "off", "0"} {
+		if _, err := parseDNNMode(s); err != nil {
+			t.Errorf("VAT_CUDNN=%q: %v", s, err)
+		}
+	}
+	if _, err := parseDNNMode("fast"); err == nil || !strings.Contains(err.Error(), "VAT_CUDNN") {
+		t.Errorf("VAT_CUDNN=fast: error %v, want one naming VAT_CUDNN", err)
 	}
 }

