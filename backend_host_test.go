@@ -215,20 +215,6 @@ func (h *hostDevice) MaxPool2Grad(x, y, gy, gx devMem, nc, hh, w int) error {
 	return nil
 }
 
-func (h *hostDevice) BiasGrad(g, gb devMem, n, f, p int) error {
-	Gr, GB := hm32(g), hm32(gb)
-	for j := 0; j < f; j++ {
-		var s float64
-		for i := 0; i < n; i++ {
-			for q := 0; q < p; q++ {
-				s += float64(Gr[(i*f+j)*p+q])
-			}
-		}
-		GB[j] = float32(s)
-	}
-	return nil
-}
-
 func (h *hostDevice) Axpby(z devMem, a float32, x devMem, b float32, y devMem, n int) error {
 	Z, X, Y := hm32(z), hm32(x), hm32(y)
 	for i := 0; i < n; i++ {
@@ -319,7 +305,6 @@ func (*nullDevice) MaxPool2(devMem, devMem, int, int, int) error              { 
 func (*nullDevice) MaxPool2Grad(devMem, devMem, devMem, devMem, int, int, int) error {
 	return nil
 }
-func (*nullDevice) BiasGrad(devMem, devMem, int, int, int) error                    { return nil }
 func (*nullDevice) Axpby(devMem, float32, devMem, float32, devMem, int) error       { return nil }
 func (*nullDevice) Mul(devMem, devMem, devMem, int) error                           { return nil }
 func (*nullDevice) L2Normalize(devMem, devMem, int, int, float32) error             { return nil }

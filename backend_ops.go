@@ -18,6 +18,7 @@ import (
 const (
 	scratchCol = iota
 	scratchParts
+	scratchRowSums
 )
 
 // gpuOut returns out, or the error.
@@ -285,14 +286,31 @@ func (a *accelerator) reluGrad(out, y, g []float32) error {
 	})
 }
 
-// biasGrad sums g (n×f×inner) over n and inner.
+// biasGrad sums g (n×f×inner) over n and inner as two products with
+// vectors of ones: each (image, feature) row over its inner positions, then
+// each feature over the images. cuBLAS spreads both over the whole GPU (a
+// kernel with one block per feature used 32 of its SMs) and sums in a fixed
+// order, so the result is deterministic.
 func (a *accelerator) biasGrad(gb, g []float32, n, f, inner int) error {
 	return a.run("BiasGrad", func(d gpuDevice) error {
 		dgb, in, err := a.bind(gb, g)
 		if err != nil {
 			return err
 		}
-		return d.BiasGrad(in[0], dgb, n, f, inner)
+		ones, err := a.onesOf(max(n, inner))
+		if err != nil {
+			return err
+		}
+		rows := in[0]
+		if inner > 1 {
+			if rows, err = a.scratchMem(scratchRowSums, n*f); err != nil {
+				return err
+			}
+			if err := d.Sgemm(false, false, n*f, 1, inner, in[0], inner, 0, ones, 1, 0, 0, rows, 1, 0, 1); err != nil {
+				return err
+			}
+		}
+		return d.Sgemm(false, false, 1, f, n, ones, n, 0, rows, f, 0, 0, dgb, f, 0, 1)
 	})
 }
 

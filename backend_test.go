@@ -142,6 +142,7 @@ func TestGPUOpsMatchCPU(t *testing.T) {
 		op   func() G.Op // a fresh op: CPU and device each get their own
 		in   []tensor.Shape
 	}
+	prep := map[string]func(in []G.Value){} // by case name: adjusts the random inputs
 	conv := func(xs, ws tensor.Shape) []tensor.Shape { return []tensor.Shape{xs, ws, {ws[0]}} }
 	convOut := func(xs, ws tensor.Shape) tensor.Shape {
 		s, _ := convShape(xs, ws, tensor.Shape{ws[0]})
@@ -169,11 +170,20 @@ func TestGPUOpsMatchCPU(t *testing.T) {
 		cases = append(cases,
 			opCase{"MaxPool " + fmt.Sprint(xs), func() G.Op { return newMaxPoolOp() }, []tensor.Shape{xs}},
 			// The gradient is checked on inputs whose windows have one
-			// maximum each (random floats); ties are covered below.
+			// maximum each (random floats); ties are covered below. y must
+			// be x's pooling: cuDNN finds the maxima in x, our kernels
+			// look for y's value.
 			opCase{"MaxPoolGrad " + fmt.Sprint(xs), func() G.Op {
 				return &maxPoolGradOp{opBase: newOpBase("MaxPool2x2Grad")}
 			}, []tensor.Shape{xs, ys, ys}},
 		)
+		prep["MaxPoolGrad "+fmt.Sprint(xs)] = func(in []G.Value) {
+			y, err := newMaxPoolOp().Do(in[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			copy(in[1].(*tensor.Dense).Data().([]float32), y.(*tensor.Dense).Data().([]float32))
+		}
 	}
 	for _, d := range []struct {
 		xs tensor.Shape
@@ -218,6 +228,9 @@ func TestGPUOpsMatchCPU(t *testing.T) {
 				in = append(in, randTensor(rng, -1, 1, s...))
 			}
 			withDevice(t, nil)
+			if fn := prep[tc.name]; fn != nil {
+				fn(in)
+			}
 			want, err := tc.op().Do(in...)
 			if err != nil {
 				t.Fatalf("%s: CPU: %v", tc.name, err)

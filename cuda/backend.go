@@ -99,11 +99,6 @@ func (b *Backend) MaxPool2Grad(x, y, gy, gx Buffer, nc, h, w int) error {
 	return b.d.MaxPool2Grad(mem(x), mem(y), mem(gy), mem(gx), nc, h, w)
 }
 
-// BiasGrad is Device.BiasGrad.
-func (b *Backend) BiasGrad(g, gb Buffer, n, f, p int) error {
-	return b.d.BiasGrad(mem(g), mem(gb), n, f, p)
-}
-
 // Axpby is Device.Axpby.
 func (b *Backend) Axpby(z Buffer, alpha float32, x Buffer, beta float32, y Buffer, n int) error {
 	return b.d.Axpby(mem(z), alpha, mem(x), beta, mem(y), n)

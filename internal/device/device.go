@@ -41,8 +41,6 @@ type GPU interface {
 	// h×w; the gradient goes to the first maximal input of each window.
 	MaxPool2(x, y Mem, nc, h, w int) error
 	MaxPool2Grad(x, y, gy, gx Mem, nc, h, w int) error
-	// BiasGrad sums g (n×f×p) over n and p.
-	BiasGrad(g, gb Mem, n, f, p int) error
 	// Axpby sets z = a·x + b·y; Mul sets z = x·y (elementwise, n values).
 	Axpby(z Mem, a float32, x Mem, b float32, y Mem, n int) error
 	Mul(z, x, y Mem, n int) error
