@@ -2,8 +2,8 @@ package vat
 
 import (
 	"bytes"
-	"context"
 	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"errors"
 	"os"
