@@ -8,7 +8,8 @@
 # scripts/device-pack.sh, carrying .device (the device tool's run:
 # `bash scripts/gpu-check.sh`). Writes $OUT/gpu-check.log, $OUT/test.log,
 # $OUT/bench.log, $OUT/kernels.ptx and $OUT/epoch*/results.json.
-# EPOCHS=n times n epochs instead of one; SKIP_TESTS=1 only times.
+# EPOCHS=n times n epochs instead of one (EPOCHS_OFF=m: m for the
+# VAT_CUDNN=off baseline); SKIP_TESTS=1 only times.
 set -u
 out=${OUT:-/tmp}
 epochs=${EPOCHS:-1}
@@ -49,11 +50,12 @@ awk '/^Benchmark/ {for (i = 3; i < NF; i++) if ($(i+1) ~ /\/(op|step)$/) printf 
 
 go build -o /tmp/mnist ./examples/mnist
 for mode in auto off; do
-  echo "=== VAT_CUDNN=$mode go run -tags cuda ./examples/mnist -epochs $epochs (all four runs, 60,000 images)"
-  if VAT_CUDNN=$mode timeout 240 /tmp/mnist -epochs "$epochs" -progress=false -out "$out/epoch$epochs-$mode"; then
-    status "examples/mnist -epochs $epochs ($mode)" ok
+  n=$epochs; [ "$mode" = off ] && n=${EPOCHS_OFF:-$epochs}
+  echo "=== VAT_CUDNN=$mode go run -tags cuda ./examples/mnist -epochs $n (all four runs, 60,000 images)"
+  if VAT_CUDNN=$mode timeout 240 /tmp/mnist -epochs "$n" -progress=false -out "$out/epoch$n-$mode"; then
+    status "examples/mnist -epochs $n ($mode)" ok
   else
-    status "examples/mnist -epochs $epochs ($mode)" FAILED
+    status "examples/mnist -epochs $n ($mode)" FAILED
   fi
 done
 
