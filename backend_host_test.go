@@ -130,28 +130,6 @@ func (h *hostDevice) Im2col(x, col devMem, n, c, hh, w, kh, kw int) error {
 	return nil
 }
 
-// Im2colWide is Im2col with the images side by side: entry (i, r, pix) of
-// Im2col's n×k×p layout lands at (r, i·p + pix).
-func (h *hostDevice) Im2colWide(x, col devMem, n, c, hh, w, kh, kw int) error {
-	X, Col := hm32(x), hm32(col)
-	k, p := c*kh*kw, (hh-kh+1)*(w-kw+1)
-	im2colPairs(n, c, hh, w, kh, kw, func(i, j int) {
-		im, r, pix := i/(k*p), (i/p)%k, i%p
-		Col[r*n*p+im*p+pix] = X[j]
-	})
-	return nil
-}
-
-func (h *hostDevice) TransposeNF(src, dst devMem, n, f, p int) error {
-	S, D := hm32(src), hm32(dst)
-	for i := 0; i < n; i++ {
-		for j := 0; j < f; j++ {
-			copy(D[(j*n+i)*p:(j*n+i+1)*p], S[(i*f+j)*p:(i*f+j+1)*p])
-		}
-	}
-	return nil
-}
-
 // Col2im is im2col's adjoint: every pixel sums the entries copied from it.
 func (h *hostDevice) Col2im(col, x devMem, n, c, hh, w, kh, kw int) error {
 	X, Col := hm32(x), hm32(col)
@@ -321,13 +299,9 @@ func (*nullDevice) Sgemm(bool, bool, int, int, int, devMem, int, int, devMem, in
 }
 func (*nullDevice) Im2col(devMem, devMem, int, int, int, int, int, int) error { return nil }
 func (*nullDevice) Col2im(devMem, devMem, int, int, int, int, int, int) error { return nil }
-func (*nullDevice) Im2colWide(devMem, devMem, int, int, int, int, int, int) error {
-	return nil
-}
-func (*nullDevice) TransposeNF(devMem, devMem, int, int, int) error   { return nil }
-func (*nullDevice) BiasAct(devMem, devMem, int, int, int, bool) error { return nil }
-func (*nullDevice) ReluMask(devMem, devMem, devMem, int) error        { return nil }
-func (*nullDevice) MaxPool2(devMem, devMem, int, int, int) error      { return nil }
+func (*nullDevice) BiasAct(devMem, devMem, int, int, int, bool) error         { return nil }
+func (*nullDevice) ReluMask(devMem, devMem, devMem, int) error                { return nil }
+func (*nullDevice) MaxPool2(devMem, devMem, int, int, int) error              { return nil }
 func (*nullDevice) MaxPool2Grad(devMem, devMem, devMem, devMem, int, int, int) error {
 	return nil
 }

@@ -19,7 +19,6 @@ const (
 	scratchCol = iota
 	scratchParts
 	scratchRowSums
-	scratchTrans
 )
 
 // gpuOut returns out, or the error.
@@ -118,14 +117,9 @@ func (a *accelerator) conv2dGradInput(gx, w, gy []float32, xs, ws tensor.Shape) 
 	})
 }
 
-// conv2dGradFilter: through cuDNN (a deterministic algorithm), or our own
-// split-K product: with dY laid out as F × (N·P) and the receptive fields
-// of the whole batch as K × (N·P), dW = dY'·col'ᵀ is one long product,
-// computed as S partial products over chunks of B images (B the largest
-// divisor of N up to 16, so chunks are equal) and summed by one more
-// product with a vector of ones: a fixed order, so deterministic. (One
-// product per image, 128 products of 32×288×576, kept the GPU a third as
-// busy.)
+// conv2dGradFilter: through cuDNN (a deterministic algorithm), or dW =
+// Σ_i dY_i·col(x_i)ᵀ as n partial products summed by one more product with
+// a vector of ones (a fixed order: deterministic).
 func (a *accelerator) conv2dGradFilter(gw, x, gy []float32, xs, ws tensor.Shape) error {
 	return a.run("Conv2dGradFilter", func(d gpuDevice) error {
 		c := newConvDims(xs, ws)
@@ -134,49 +128,30 @@ func (a *accelerator) conv2dGradFilter(gw, x, gy []float32, xs, ws tensor.Shape)
 			return err
 		}
 		return a.dispatch(c.key("conv backward filter"), func(dnnDevice) error {
-			b := filterChunk(c.n)
-			chunks, np, fk := c.n/b, c.n*c.p, c.f*c.k
-			col, err := a.scratchMem(scratchCol, c.k*np)
+			col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
 			if err != nil {
 				return err
 			}
-			gyT, err := a.scratchMem(scratchTrans, c.f*np)
+			parts, err := a.scratchMem(scratchParts, c.n*c.f*c.k)
 			if err != nil {
 				return err
 			}
-			parts, err := a.scratchMem(scratchParts, chunks*fk)
+			ones, err := a.onesOf(c.n)
 			if err != nil {
 				return err
 			}
-			ones, err := a.onesOf(chunks)
-			if err != nil {
+			if err := d.Im2col(in[0], col, c.n, c.c, c.h, c.w, c.kh, c.kw); err != nil {
 				return err
 			}
-			if err := d.Im2colWide(in[0], col, c.n, c.c, c.h, c.w, c.kh, c.kw); err != nil {
+			fk := c.f * c.k
+			if err := d.Sgemm(false, true, c.f, c.k, c.p, in[1], c.p, c.f*c.p, col, c.p, c.k*c.p, 0, parts, c.k, fk, c.n); err != nil {
 				return err
 			}
-			if err := d.TransposeNF(in[1], gyT, c.n, c.f, c.p); err != nil {
-				return err
-			}
-			if err := d.Sgemm(false, true, c.f, c.k, b*c.p, gyT, np, b*c.p, col, np, b*c.p, 0, parts, c.k, fk, chunks); err != nil {
-				return err
-			}
-			return d.Sgemm(false, false, 1, fk, chunks, ones, chunks, 0, parts, fk, 0, 0, dgw, fk, 0, 1)
+			return d.Sgemm(false, false, 1, fk, c.n, ones, c.n, 0, parts, fk, 0, 0, dgw, fk, 0, 1)
 		}, func(dd dnnDevice) error {
 			return dd.ConvBackwardFilter(in[0], in[1], dgw, c.n, c.c, c.h, c.w, c.f, c.kh, c.kw)
 		})
 	})
-}
-
-// filterChunk is the number of images per partial product of the filter
-// gradient: the largest divisor of n that is at most 16.
-func filterChunk(n int) int {
-	for b := min(n, 16); b > 1; b-- {
-		if n%b == 0 {
-			return b
-		}
-	}
-	return 1
 }
 
 // poolKey names a pooling direction for dispatch; odd sizes have no cuDNN

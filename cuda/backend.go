@@ -74,16 +74,6 @@ func (b *Backend) Im2col(x, col Buffer, n, c, h, w, kh, kw int) error {
 	return b.d.Im2col(mem(x), mem(col), n, c, h, w, kh, kw)
 }
 
-// Im2colWide is Device.Im2colWide.
-func (b *Backend) Im2colWide(x, col Buffer, n, c, h, w, kh, kw int) error {
-	return b.d.Im2colWide(mem(x), mem(col), n, c, h, w, kh, kw)
-}
-
-// TransposeNF is Device.TransposeNF.
-func (b *Backend) TransposeNF(src, dst Buffer, n, f, p int) error {
-	return b.d.TransposeNF(mem(src), mem(dst), n, f, p)
-}
-
 // Col2im is Device.Col2im.
 func (b *Backend) Col2im(col, x Buffer, n, c, h, w, kh, kw int) error {
 	return b.d.Col2im(mem(col), mem(x), n, c, h, w, kh, kw)

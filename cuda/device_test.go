@@ -136,36 +136,6 @@ func TestConvKernels(t *testing.T) {
 	}
 	compare(t, "Im2col", download(t, d, colm), col, 1)
 
-	// The wide layout holds the same entries, images side by side.
-	wide := make([]float32, n*K*P)
-	for i := 0; i < n; i++ {
-		for r := 0; r < K; r++ {
-			copy(wide[r*n*P+i*P:r*n*P+(i+1)*P], col[(i*K+r)*P:(i*K+r+1)*P])
-		}
-	}
-	widem := upload(t, d, make([]float32, n*K*P))
-	if err := d.Im2colWide(xm, widem, n, c, h, w, kh, kw); err != nil {
-		t.Fatal(err)
-	}
-	compare(t, "Im2colWide", download(t, d, widem), wide, 1)
-
-	// TransposeNF swaps the two outer axes.
-	const tn, tf, tp = 3, 5, 7
-	src := randSlice(rng, tn*tf*tp)
-	want := make([]float32, len(src))
-	for i := 0; i < tn; i++ {
-		for j := 0; j < tf; j++ {
-			for q := 0; q < tp; q++ {
-				want[(j*tn+i)*tp+q] = src[(i*tf+j)*tp+q]
-			}
-		}
-	}
-	dst := upload(t, d, make([]float32, len(src)))
-	if err := d.TransposeNF(upload(t, d, src), dst, tn, tf, tp); err != nil {
-		t.Fatal(err)
-	}
-	compare(t, "TransposeNF", download(t, d, dst), want, 1)
-
 	// col2im is the adjoint of im2col: <im2col(x), g> = <x, col2im(g)>.
 	g := randSlice(rng, n*K*P)
 	back := upload(t, d, make([]float32, n*c*h*w))

@@ -60,37 +60,6 @@ __global__ void bias_act(float* __restrict__ y, const float* __restrict__ b, int
     }
 }
 
-// im2col_wide lays the receptive fields of all N images side by side: K
-// rows of N*P columns, col[r][n*P + pix] = x[n][c][i+p][j+q]. One product
-// with it spans the whole batch (the filter gradient's long sum).
-__global__ void im2col_wide(const float* __restrict__ x, float* __restrict__ col,
-                            int N, int C, int H, int W, int KH, int KW) {
-    int OH = H - KH + 1, OW = W - KW + 1, P = OH * OW, K = C * KH * KW;
-    long NP = (long)N * P;
-    long total = NP * K;
-    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total; t += (long)gridDim.x * blockDim.x) {
-        long colj = t % NP;
-        int r = t / NP;
-        int n = colj / P, pix = colj % P;
-        int q = r % KW, p = (r / KW) % KH, c = r / (KW * KH);
-        int i = pix / OW, j = pix % OW;
-        col[t] = x[(((long)n * C + c) * H + i + p) * W + j + q];
-    }
-}
-
-// transpose_nf swaps the two outer axes of an NxFxP array:
-// dst[f][n][p] = src[n][f][p].
-__global__ void transpose_nf(const float* __restrict__ src, float* __restrict__ dst, int N, int F, int P) {
-    long total = (long)N * F * P;
-    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < total; t += (long)gridDim.x * blockDim.x) {
-        int p = t % P;
-        long rest = t / P;
-        int f = rest % F;
-        long n = rest / F;
-        dst[((long)f * N + n) * P + p] = src[t];
-    }
-}
-
 // relu_mask: out = g where y > 0, else 0.
 __global__ void relu_mask(float* __restrict__ out, const float* __restrict__ y, const float* __restrict__ g, long n) {
     for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < n; t += (long)gridDim.x * blockDim.x)

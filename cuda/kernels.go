@@ -12,18 +12,6 @@ func (d *Device) Im2col(x, col Mem, n, c, h, w, kh, kw int) error {
 	return d.launch("im2col", total, x, col, int32(n), int32(c), int32(h), int32(w), int32(kh), int32(kw))
 }
 
-// Im2colWide writes the receptive fields of all N images side by side:
-// col is (C·KH·KW) × (N·OH·OW), image n's columns at n·OH·OW.
-func (d *Device) Im2colWide(x, col Mem, n, c, h, w, kh, kw int) error {
-	total := int64(n) * int64(c*kh*kw) * int64((h-kh+1)*(w-kw+1))
-	return d.launch("im2col_wide", total, x, col, int32(n), int32(c), int32(h), int32(w), int32(kh), int32(kw))
-}
-
-// TransposeNF sets dst[f][i][p] = src[i][f][p] for an n×f×p array src.
-func (d *Device) TransposeNF(src, dst Mem, n, f, p int) error {
-	return d.launch("transpose_nf", int64(n)*int64(f)*int64(p), src, dst, int32(n), int32(f), int32(p))
-}
-
 // Col2im sums col back onto N C×H×W images in x (overwriting x).
 func (d *Device) Col2im(col, x Mem, n, c, h, w, kh, kw int) error {
 	return d.launch("col2im", int64(n*c*h*w), col, x, int32(n), int32(c), int32(h), int32(w), int32(kh), int32(kw))

@@ -32,11 +32,6 @@ type GPU interface {
 	// overwrites x).
 	Im2col(x, col Mem, n, c, h, w, kh, kw int) error
 	Col2im(col, x Mem, n, c, h, w, kh, kw int) error
-	// Im2colWide writes the same receptive fields with all images side by
-	// side: (c·kh·kw) × (n·oh·ow), image i's columns starting at i·oh·ow.
-	Im2colWide(x, col Mem, n, c, h, w, kh, kw int) error
-	// TransposeNF sets dst[j][i][p] = src[i][j][p] for src of n×f×p.
-	TransposeNF(src, dst Mem, n, f, p int) error
 	// BiasAct adds b[j] to y[i][j][·] (p values per j) and applies a ReLU
 	// when relu is set.
 	BiasAct(y, b Mem, n, f, p int, relu bool) error
