@@ -14,6 +14,8 @@ import (
 // backend_cuda.go registers the CUDA device of package cuda, and the ops
 // listed in backend_ops.go run their kernels there instead; the others (the
 // losses, which work on a few kilobytes) keep running on the CPU.
+// Convolutions and pooling have two GPU paths, our kernels and cuDNN, chosen
+// per layer (backend_choice.go).
 //
 // The graph and its values do not change with the backend: every value is
 // still a host *tensor.Dense. When a GPU is in use, each host buffer that

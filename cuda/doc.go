@@ -1,9 +1,12 @@
 // Package cuda is the GPU side of github.com/org/vat: a CUDA device with
-// cuBLAS, device memory, and the package's own kernels (kernels.cu, compiled
-// to kernels.ptx by nvcc and embedded). Everything but this file is built
-// only with the `cuda` build tag, which needs the CUDA toolkit (cuda.h,
-// cublas_v2.h) and a GPU driver; the default build of the module never
-// compiles or links any of it.
+// cuBLAS, cuDNN (dnn.go: convolutions and max-pooling through cuDNN 9's
+// descriptor API, one plan per shape), device memory, and the package's own
+// kernels (kernels.cu, compiled to kernels.ptx by nvcc and embedded).
+// Everything but this file is built only with the `cuda` build tag, which
+// needs the CUDA toolkit and cuDNN (cuda.h, cublas_v2.h, cudnn.h) and a GPU
+// driver; the default build of the module never compiles or links any of
+// it. scripts/vet-cuda.sh type-checks the tagged build against stub
+// headers on machines without them.
 //
 // The root package reaches it through Backend (backend.go), registered by
 // the root's backend_cuda.go: its ops keep device mirrors of their host
