@@ -4,67 +4,30 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/org/vat/internal/idxtest"
 )
 
-// idxBytes encodes an IDX file of unsigned bytes.
-func idxBytes(magic uint32, dims []int, body []byte) []byte {
-	var b bytes.Buffer
-	binary.Write(&b, binary.BigEndian, magic)
-	for _, d := range dims {
-		binary.Write(&b, binary.BigEndian, uint32(d))
-	}
-	b.Write(body)
-	return b.Bytes()
-}
+// The test files come from internal/idxtest, shared with the example's
+// tests.
+var (
+	idxBytes = idxtest.Encode
+	pixels   = idxtest.Pixels
+)
 
-func gz(t testing.TB, raw []byte) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w := gzip.NewWriter(&b)
-	if _, err := w.Write(raw); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
+func gz(_ testing.TB, raw []byte) []byte { return idxtest.Gzip(raw) }
 
-// mnistFiles returns the four files of a tiny 3-train/2-test MNIST-shaped
-// dataset (28×28 images), gzipped.
-func mnistFiles(t testing.TB) map[string][]byte {
-	return map[string][]byte{
-		trainImagesFile: gz(t, idxBytes(0x803, []int{3, 28, 28}, pixels(3))),
-		trainLabelsFile: gz(t, idxBytes(0x801, []int{3}, []byte{0, 9, 4})),
-		testImagesFile:  gz(t, idxBytes(0x803, []int{2, 28, 28}, pixels(2))),
-		testLabelsFile:  gz(t, idxBytes(0x801, []int{2}, []byte{1, 2})),
-	}
-}
-
-// pixels returns n 28×28 images whose bytes count up (mod 256).
-func pixels(n int) []byte {
-	b := make([]byte, n*784)
-	for i := range b {
-		b[i] = byte(i * 7)
-	}
-	return b
-}
+func mnistFiles(testing.TB) map[string][]byte { return idxtest.MNIST() }
 
 func writeFiles(t testing.TB, files map[string][]byte) string {
 	dir := t.TempDir()
-	for name, b := range files {
-		if b == nil {
-			continue
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := idxtest.Write(dir, files); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
@@ -114,68 +77,37 @@ func TestLoadIDXUncompressed(t *testing.T) {
 	}
 }
 
-// badCRC flips the CRC-32 in a gzip file's trailer.
-func badCRC(b []byte) []byte {
-	b = append([]byte(nil), b...)
-	b[len(b)-8] ^= 0xff
-	return b
-}
-
-// Broken and hostile files: each is an error that wraps the right sentinel
-// and names the file, and none allocates what its header claims (the
-// "huge" cases would ask for gigabytes to terabytes).
+// Broken and hostile files (idxtest.Hostile): each is a one-line error
+// that wraps the right sentinel and names the file, and none allocates
+// what its header claims.
 func TestLoadIDXBrokenFiles(t *testing.T) {
-	good := mnistFiles(t)
-	img := idxBytes(0x803, []int{3, 28, 28}, pixels(3))
-	raw := func(name string) string { return strings.TrimSuffix(name, ".gz") }
-	for _, tc := range []struct {
-		name string
-		file string // the file that is broken
-		data []byte // its content; nil removes it
-		want error
-	}{
-		{"missing", trainLabelsFile, nil, ErrMissingFile},
-		{"not gzip", trainImagesFile, []byte("this is not gzip data at all"), ErrNotGzip},
-		{"corrupt gzip", trainImagesFile, badCRC(gz(t, img)), ErrNotGzip},
-		{"truncated gzip", trainImagesFile, gz(t, img)[:20], ErrTruncated},
-		{"truncated body", trainImagesFile, gz(t, img[:len(img)-3]), ErrTruncated},
-		{"truncated raw body", raw(trainImagesFile), img[:len(img)-3], ErrTruncated},
-		{"truncated header", testLabelsFile, gz(t, []byte{0, 0, 8}), ErrTruncated},
-		{"zero-length gz", trainImagesFile, []byte{}, ErrNotGzip},
-		{"zero-length raw", raw(trainImagesFile), []byte{}, ErrTruncated},
-		{"wrong magic", testImagesFile, gz(t, idxBytes(0x801, []int{2, 28, 28}, make([]byte, 2*784))), ErrBadMagic},
-		{"wrong type byte", testImagesFile, gz(t, idxBytes(0x0D03, []int{2, 28, 28}, make([]byte, 2*784))), ErrBadMagic},
-		{"wrong rank", testImagesFile, gz(t, idxBytes(0x804, []int{2, 28, 28, 1}, make([]byte, 2*784))), ErrBadMagic},
-		{"wrong geometry", testImagesFile, gz(t, idxBytes(0x803, []int{2, 2, 2}, make([]byte, 8))), ErrBadHeader},
-		{"zero images", testImagesFile, gz(t, idxBytes(0x803, []int{0, 28, 28}, nil)), ErrBadHeader},
-		{"huge geometry", testImagesFile, gz(t, idxBytes(0x803, []int{2, 100000, 100000}, make([]byte, 20000))), ErrBadHeader},
-		{"huge count", testImagesFile, gz(t, idxBytes(0x803, []int{100000, 28, 28}, make([]byte, 20000))), ErrTruncated},
-		{"huge labels", testLabelsFile, gz(t, idxBytes(0x801, []int{1 << 31}, make([]byte, 100))), ErrTruncated},
-		{"overflowing dims", testImagesFile, gz(t, idxBytes(0x803, []int{1<<32 - 1, 1<<32 - 1, 1<<32 - 1}, nil)), ErrBadHeader},
-		{"raw count beyond file", raw(testImagesFile), idxBytes(0x803, []int{3, 28, 28}, pixels(2)), ErrTruncated},
-		{"trailing raw data", raw(trainImagesFile), append(append([]byte(nil), img...), 1, 2, 3), ErrTrailingData},
-		{"trailing decompressed data", trainImagesFile, gz(t, append(append([]byte(nil), img...), 9)), ErrTrailingData},
-		{"trailing bytes after gzip", trainImagesFile, append(gz(t, img), "garbage"...), ErrTrailingData},
-		{"count mismatch", trainLabelsFile, gz(t, idxBytes(0x801, []int{2}, []byte{1, 2})), ErrCountMismatch},
-		{"label 10", testLabelsFile, gz(t, idxBytes(0x801, []int{2}, []byte{3, 10})), ErrBadLabel},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			files := map[string][]byte{}
-			for k, v := range good {
-				files[k] = v
+	want := map[string]error{
+		"missing": ErrMissingFile, "not gzip": ErrNotGzip, "corrupt gzip": ErrNotGzip,
+		"truncated gzip": ErrTruncated, "truncated body": ErrTruncated, "truncated raw body": ErrTruncated,
+		"truncated header": ErrTruncated, "zero-length gz": ErrNotGzip, "zero-length raw": ErrTruncated,
+		"wrong magic": ErrBadMagic, "wrong type byte": ErrBadMagic, "wrong rank": ErrBadMagic,
+		"wrong geometry": ErrBadHeader, "zero images": ErrBadHeader, "huge geometry": ErrBadHeader,
+		"huge count": ErrTruncated, "huge labels": ErrTruncated, "overflowing dims": ErrBadHeader,
+		"raw count beyond file": ErrTruncated, "trailing raw data": ErrTrailingData,
+		"trailing decompressed data": ErrTrailingData, "trailing bytes after gzip": ErrTrailingData,
+		"count mismatch": ErrCountMismatch, "label 10": ErrBadLabel,
+	}
+	cases := idxtest.Hostile()
+	if len(cases) != len(want) {
+		t.Fatalf("%d hostile cases, %d expectations", len(cases), len(want))
+	}
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := tc.Folder(dir); err != nil {
+				t.Fatal(err)
 			}
-			if tc.file != raw(tc.file) { // a raw variant stands in for the .gz file
-				files[tc.file] = tc.data
-			} else {
-				delete(files, tc.file+".gz")
-				files[tc.file] = tc.data
+			_, _, err := LoadMNIST(dir)
+			if w, ok := want[tc.Name]; !ok || !errors.Is(err, w) {
+				t.Fatalf("got %v, want %v", err, w)
 			}
-			_, _, err := LoadMNIST(writeFiles(t, files))
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("got %v, want %v", err, tc.want)
-			}
-			if !strings.Contains(err.Error(), raw(tc.file)) {
-				t.Fatalf("error %q does not name %s", err, tc.file)
+			if !strings.Contains(err.Error(), strings.TrimSuffix(tc.File, ".gz")) {
+				t.Fatalf("error %q does not name %s", err, tc.File)
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Fatalf("error %q is not one line", err)
@@ -243,12 +175,16 @@ func FuzzLoadIDX(f *testing.F) {
 	f.Add(good[trainImagesFile], good[trainLabelsFile])
 	f.Add(img, idxBytes(0x801, []int{3}, []byte{1, 2, 3}))
 	f.Add(idxBytes(0x803, []int{2, 3, 1}, []byte{1, 2, 3, 4, 5, 6}), idxBytes(0x801, []int{2}, []byte{7, 8}))
-	f.Add(gz(f, idxBytes(0x803, []int{100000, 28, 28}, make([]byte, 20000))), good[trainLabelsFile])
-	f.Add(gz(f, idxBytes(0x803, []int{2, 100000, 100000}, nil)), good[testLabelsFile])
-	f.Add(badCRC(gz(f, img)), good[trainLabelsFile])
-	f.Add(append(gz(f, img), 'x'), good[trainLabelsFile])
-	f.Add([]byte{}, []byte{})
 	f.Add([]byte{0, 0, 8, 3, 0, 0, 0, 1}, []byte{0, 0, 8, 1, 0, 0, 0, 1, 3})
+	for _, c := range idxtest.Hostile() { // each broken file, beside a good partner
+		images, labels := good[trainImagesFile], good[trainLabelsFile]
+		if strings.Contains(c.File, "labels") {
+			labels = c.Data
+		} else {
+			images = c.Data
+		}
+		f.Add(images, labels)
+	}
 	dir := f.TempDir()
 	ip, lp := filepath.Join(dir, "images"), filepath.Join(dir, "labels")
 	f.Fuzz(func(t *testing.T, images, labels []byte) {

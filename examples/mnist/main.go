@@ -203,23 +203,34 @@ func trainRun(ctx context.Context, o *options, name string, train, test *vat.Dat
 	return rr, err
 }
 
-// progress draws a one-line progress bar with an ETA on stderr.
+// progress reports training on stderr: on a terminal, a one-line bar with
+// an ETA redrawn in place; elsewhere (a log file, a pipe), one plain line
+// per epoch, so that a background run's log stays readable.
 type progress struct {
 	w       io.Writer
 	name    string
 	epochs  int
-	on      bool
+	on, tty bool
 	start   time.Time
 	last    time.Time
-	epochNo int
 }
 
 func newProgress(w io.Writer, name string, epochs int, on bool) *progress {
-	return &progress{w: w, name: name, epochs: epochs, on: on, start: time.Now()}
+	return &progress{w: w, name: name, epochs: epochs, on: on, tty: isTerminal(w), start: time.Now()}
+}
+
+// isTerminal says whether w is a terminal (a character device).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *progress) step(s vat.StepInfo) {
-	if !p.on || (time.Since(p.last) < 200*time.Millisecond && s.Step != s.Steps) {
+	if !p.on || !p.tty || (time.Since(p.last) < 200*time.Millisecond && s.Step != s.Steps) {
 		return
 	}
 	p.last = time.Now()
@@ -238,12 +249,16 @@ func (p *progress) epoch(r vat.EpochResult) {
 	if !p.on {
 		return
 	}
-	fmt.Fprintf(p.w, "\r%-12s epoch %d/%d: train loss %.4f, test accuracy %.2f %%, test loss %.4f, %.1f s%s\n",
-		p.name, r.Epoch, p.epochs, r.TrainLoss, 100*r.TestAccuracy, r.TestLoss, r.Seconds, strings.Repeat(" ", 20))
+	start, pad := "", ""
+	if p.tty {
+		start, pad = "\r", strings.Repeat(" ", 20)
+	}
+	fmt.Fprintf(p.w, "%s%-12s epoch %d/%d: train loss %.4f, test accuracy %.2f %%, test loss %.4f, %.1f s%s\n",
+		start, p.name, r.Epoch, p.epochs, r.TrainLoss, 100*r.TestAccuracy, r.TestLoss, r.Seconds, pad)
 }
 
 func (p *progress) done() {
-	if p.on {
+	if p.on && p.tty {
 		fmt.Fprint(p.w, "\r"+strings.Repeat(" ", 100)+"\r")
 	}
 }

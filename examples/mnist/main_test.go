@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/org/vat/internal/idxtest"
 )
 
 func TestBadFlagsExitWithOneLineError(t *testing.T) {
@@ -45,20 +47,24 @@ func TestBadFlagsExitWithOneLineError(t *testing.T) {
 	}
 }
 
-// A data folder with a broken file: the error names the file.
+// Every broken or hostile data folder (internal/idxtest) ends the program
+// with one line `error: ...` naming the file, and exit status 1.
 func TestBrokenDataFolder(t *testing.T) {
-	dir := t.TempDir()
-	for _, f := range []string{"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte("garbage"), 0o644); err != nil {
+	for _, c := range idxtest.Hostile() {
+		dir := t.TempDir()
+		if err := c.Folder(dir); err != nil {
 			t.Fatal(err)
 		}
-	}
-	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"-data", dir}, &stdout, &stderr); code != exitError {
-		t.Fatalf("exit %d", code)
-	}
-	if msg := stderr.String(); !strings.Contains(msg, filepath.Join(dir, "train-images-idx3-ubyte.gz")) || !strings.HasPrefix(msg, "error: ") {
-		t.Fatalf("stderr %q does not name the broken file", msg)
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"-runs", "plain", "-epochs", "1", "-data", dir, "-progress=false"}, &stdout, &stderr)
+		msg := stderr.String()
+		if i := strings.Index(msg, "error: "); i >= 0 {
+			msg = msg[i:] // after the backend line
+		}
+		if code != exitError || !strings.HasPrefix(msg, "error: ") || strings.Count(msg, "\n") != 1 ||
+			!strings.Contains(msg, filepath.Join(dir, strings.TrimSuffix(c.File, ".gz"))) {
+			t.Errorf("%s: exit %d, stderr %q: want 1 and one line `error: ...` naming %s", c.Name, code, stderr.String(), c.File)
+		}
 	}
 }
 
@@ -111,6 +117,26 @@ func TestSmallRunWritesResults(t *testing.T) {
 	}
 	if fi, err := os.Stat(filepath.Join(out, "accuracy.png")); err != nil || fi.Size() == 0 {
 		t.Fatalf("accuracy.png: %v", err)
+	}
+}
+
+// Progress on a stderr that is not a terminal (here a buffer; in practice a
+// log file): one plain line per epoch after the backend line, no
+// carriage-return frames; and only the backend line with -progress=false.
+func TestProgressInLogs(t *testing.T) {
+	for _, tc := range []struct {
+		flag  string
+		lines int
+	}{{"-progress=true", 2}, {"-progress=false", 0}} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), []string{"-runs", "plain", "-epochs", "2", "-train-limit", "256", "-test-limit", "100", "-out", t.TempDir(), tc.flag}, &stdout, &stderr)
+		if code != exitOK {
+			t.Fatalf("%s: exit %d: %s", tc.flag, code, stderr.String())
+		}
+		log := stderr.String()
+		if strings.Contains(log, "\r") || strings.Count(log, "\n") != tc.lines+1 || strings.Count(log, "plain        epoch ") != tc.lines {
+			t.Errorf("%s: stderr %q, want %d plain epoch lines and no \\r", tc.flag, log, tc.lines)
+		}
 	}
 }
 
