@@ -339,36 +339,40 @@ func convTaps(n, c, hh, wd, f, kh, kw int, fn func(xi, wi, yi int)) {
 	}
 }
 
+// convSum sets out to sums accumulated over every tap of the convolution
+// by add(sums, xi, wi, yi), in float64.
+func convSum(out []float32, n, c, hh, wd, f, kh, kw int, add func(sums []float64, xi, wi, yi int)) {
+	sums := make([]float64, len(out))
+	convTaps(n, c, hh, wd, f, kh, kw, func(xi, wi, yi int) { add(sums, xi, wi, yi) })
+	for i, s := range sums {
+		out[i] = float32(s)
+	}
+}
+
 func (h *hostDevice) ConvForward(x, w, y devMem, n, c, hh, wd, f, kh, kw int) error {
 	h.dnnCalls++
-	X, W, Y := hm32(x), hm32(w), hm32(y)
-	sums := make([]float64, n*f*(hh-kh+1)*(wd-kw+1))
-	convTaps(n, c, hh, wd, f, kh, kw, func(xi, wi, yi int) { sums[yi] += float64(X[xi]) * float64(W[wi]) })
-	for i, s := range sums {
-		Y[i] = float32(s)
-	}
+	X, W := hm32(x), hm32(w)
+	convSum(hm32(y)[:n*f*(hh-kh+1)*(wd-kw+1)], n, c, hh, wd, f, kh, kw, func(s []float64, xi, wi, yi int) {
+		s[yi] += float64(X[xi]) * float64(W[wi])
+	})
 	return nil
 }
 
 func (h *hostDevice) ConvBackwardData(w, gy, gx devMem, n, c, hh, wd, f, kh, kw int) error {
 	h.dnnCalls++
-	W, GY, GX := hm32(w), hm32(gy), hm32(gx)
-	sums := make([]float64, n*c*hh*wd)
-	convTaps(n, c, hh, wd, f, kh, kw, func(xi, wi, yi int) { sums[xi] += float64(W[wi]) * float64(GY[yi]) })
-	for i, s := range sums {
-		GX[i] = float32(s)
-	}
+	W, GY := hm32(w), hm32(gy)
+	convSum(hm32(gx)[:n*c*hh*wd], n, c, hh, wd, f, kh, kw, func(s []float64, xi, wi, yi int) {
+		s[xi] += float64(W[wi]) * float64(GY[yi])
+	})
 	return nil
 }
 
 func (h *hostDevice) ConvBackwardFilter(x, gy, gw devMem, n, c, hh, wd, f, kh, kw int) error {
 	h.dnnCalls++
-	X, GY, GW := hm32(x), hm32(gy), hm32(gw)
-	sums := make([]float64, f*c*kh*kw)
-	convTaps(n, c, hh, wd, f, kh, kw, func(xi, wi, yi int) { sums[wi] += float64(X[xi]) * float64(GY[yi]) })
-	for i, s := range sums {
-		GW[i] = float32(s)
-	}
+	X, GY := hm32(x), hm32(gy)
+	convSum(hm32(gw)[:f*c*kh*kw], n, c, hh, wd, f, kh, kw, func(s []float64, xi, wi, yi int) {
+		s[wi] += float64(X[xi]) * float64(GY[yi])
+	})
 	return nil
 }
 

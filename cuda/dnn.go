@@ -29,56 +29,36 @@ static int usable(cudnnStatus_t st, cudnnDeterminism_t det, cudnnMathType_t math
 }
 
 // The pick functions take the first usable algorithm of cuDNN's heuristic
-// ranking whose workspace fits in limit bytes. The heuristics depend only
-// on the GPU, the cuDNN version and the shapes, so every process makes the
-// same choice (cuDNN's Find, which times the candidates, need not).
-static cudnnStatus_t pickFwd(cudnnHandle_t h, vatConvPlan* p, size_t limit) {
-	cudnnConvolutionFwdAlgoPerf_t perf[16];
-	int n = 0;
-	cudnnStatus_t st = cudnnGetConvolutionForwardAlgorithm_v7(h, p->x, p->w, p->conv, p->y, 16, &n, perf);
-	if (st != CUDNN_STATUS_SUCCESS) return st;
-	for (int i = 0; i < n; i++) {
-		size_t need = 0;
-		if (!usable(perf[i].status, perf[i].determinism, perf[i].mathType)) continue;
-		if (cudnnGetConvolutionForwardWorkspaceSize(h, p->x, p->w, p->conv, p->y, perf[i].algo, &need) != CUDNN_STATUS_SUCCESS || need > limit) continue;
-		p->algo[0] = (int)perf[i].algo;
-		p->ws[0] = need;
-		return CUDNN_STATUS_SUCCESS;
-	}
-	return CUDNN_STATUS_SUCCESS;
+// ranking whose workspace fits in limit bytes, for direction slot of p. The
+// heuristics depend only on the GPU, the cuDNN version and the shapes, so
+// every process makes the same choice (cuDNN's Find, which times the
+// candidates, need not). RANK fills perf[0:n]; WS sets need for perf[i].
+#define DEFINE_PICK(NAME, PERF, SLOT, RANK, WS) \
+static cudnnStatus_t NAME(cudnnHandle_t h, vatConvPlan* p, size_t limit) { \
+	PERF perf[16]; \
+	int n = 0; \
+	cudnnStatus_t st = RANK; \
+	if (st != CUDNN_STATUS_SUCCESS) return st; \
+	for (int i = 0; i < n; i++) { \
+		size_t need = 0; \
+		if (!usable(perf[i].status, perf[i].determinism, perf[i].mathType)) continue; \
+		if (WS != CUDNN_STATUS_SUCCESS || need > limit) continue; \
+		p->algo[SLOT] = (int)perf[i].algo; \
+		p->ws[SLOT] = need; \
+		break; \
+	} \
+	return CUDNN_STATUS_SUCCESS; \
 }
 
-static cudnnStatus_t pickBwdData(cudnnHandle_t h, vatConvPlan* p, size_t limit) {
-	cudnnConvolutionBwdDataAlgoPerf_t perf[16];
-	int n = 0;
-	cudnnStatus_t st = cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w, p->y, p->conv, p->x, 16, &n, perf);
-	if (st != CUDNN_STATUS_SUCCESS) return st;
-	for (int i = 0; i < n; i++) {
-		size_t need = 0;
-		if (!usable(perf[i].status, perf[i].determinism, perf[i].mathType)) continue;
-		if (cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w, p->y, p->conv, p->x, perf[i].algo, &need) != CUDNN_STATUS_SUCCESS || need > limit) continue;
-		p->algo[1] = (int)perf[i].algo;
-		p->ws[1] = need;
-		return CUDNN_STATUS_SUCCESS;
-	}
-	return CUDNN_STATUS_SUCCESS;
-}
-
-static cudnnStatus_t pickBwdFilter(cudnnHandle_t h, vatConvPlan* p, size_t limit) {
-	cudnnConvolutionBwdFilterAlgoPerf_t perf[16];
-	int n = 0;
-	cudnnStatus_t st = cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x, p->y, p->conv, p->w, 16, &n, perf);
-	if (st != CUDNN_STATUS_SUCCESS) return st;
-	for (int i = 0; i < n; i++) {
-		size_t need = 0;
-		if (!usable(perf[i].status, perf[i].determinism, perf[i].mathType)) continue;
-		if (cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->x, p->y, p->conv, p->w, perf[i].algo, &need) != CUDNN_STATUS_SUCCESS || need > limit) continue;
-		p->algo[2] = (int)perf[i].algo;
-		p->ws[2] = need;
-		return CUDNN_STATUS_SUCCESS;
-	}
-	return CUDNN_STATUS_SUCCESS;
-}
+DEFINE_PICK(pickFwd, cudnnConvolutionFwdAlgoPerf_t, 0,
+	cudnnGetConvolutionForwardAlgorithm_v7(h, p->x, p->w, p->conv, p->y, 16, &n, perf),
+	cudnnGetConvolutionForwardWorkspaceSize(h, p->x, p->w, p->conv, p->y, perf[i].algo, &need))
+DEFINE_PICK(pickBwdData, cudnnConvolutionBwdDataAlgoPerf_t, 1,
+	cudnnGetConvolutionBackwardDataAlgorithm_v7(h, p->w, p->y, p->conv, p->x, 16, &n, perf),
+	cudnnGetConvolutionBackwardDataWorkspaceSize(h, p->w, p->y, p->conv, p->x, perf[i].algo, &need))
+DEFINE_PICK(pickBwdFilter, cudnnConvolutionBwdFilterAlgoPerf_t, 2,
+	cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, p->x, p->y, p->conv, p->w, 16, &n, perf),
+	cudnnGetConvolutionBackwardFilterWorkspaceSize(h, p->x, p->y, p->conv, p->w, perf[i].algo, &need))
 
 // convPlanInit fills p for n c×hh×ww images and f filters of kh×kw ("valid",
 // stride 1, cross-correlation, float32 throughout). *stage names the call
@@ -261,9 +241,9 @@ func (s *dnnState) convPlan(sh ConvShape) (*C.vatConvPlan, error) {
 	return p, nil
 }
 
-// convRun runs direction dir (0 forward, 1 backward data, 2 backward
-// filter) of the convolution of shape sh.
-func (d *Device) convRun(sh ConvShape, dir int, a, b, out Mem) error {
+// withPlan runs fn on the device with the cuDNN state and the plan of
+// shape sh, made on first use.
+func (d *Device) withPlan(sh ConvShape, fn func(s *dnnState, p *C.vatConvPlan) error) error {
 	return d.do(func() error {
 		s, err := d.dnnLocked()
 		if err != nil {
@@ -273,6 +253,14 @@ func (d *Device) convRun(sh ConvShape, dir int, a, b, out Mem) error {
 		if err != nil {
 			return err
 		}
+		return fn(s, p)
+	})
+}
+
+// convRun runs direction dir (0 forward, 1 backward data, 2 backward
+// filter) of the convolution of shape sh.
+func (d *Device) convRun(sh ConvShape, dir int, a, b, out Mem) error {
+	return d.withPlan(sh, func(s *dnnState, p *C.vatConvPlan) error {
 		name := [...]string{"cudnnConvolutionForward", "cudnnConvolutionBackwardData", "cudnnConvolutionBackwardFilter"}[dir]
 		if p.algo[dir] < 0 {
 			return fmt.Errorf("cuda: %s %v: no deterministic float32 algorithm within a %d MiB workspace", name, sh, dnnWorkspaceLimit>>20)
@@ -312,15 +300,7 @@ func (d *Device) ConvBackwardFilter(x, gy, gw Mem, sh ConvShape) error {
 // backward filter; cuDNN's enum values, -1 for none) and their workspace
 // sizes in bytes chosen for shape sh.
 func (d *Device) ConvAlgorithms(sh ConvShape) (algo [3]int, ws [3]int, err error) {
-	err = d.do(func() error {
-		s, err := d.dnnLocked()
-		if err != nil {
-			return err
-		}
-		p, err := s.convPlan(sh)
-		if err != nil {
-			return err
-		}
+	err = d.withPlan(sh, func(_ *dnnState, p *C.vatConvPlan) error {
 		for i := range algo {
 			algo[i], ws[i] = int(p.algo[i]), int(p.ws[i])
 		}
