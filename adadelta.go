@@ -5,6 +5,8 @@ import (
 	"math"
 
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/kernels"
 )
 
 // Adadelta is Zeiler's adaptive learning-rate method (arXiv:1212.5701) with
@@ -64,7 +66,7 @@ func (o *Adadelta) step(params []*Param, grads []*tensor.Dense) error {
 		}
 		return a.adadelta(ws, gs, o.accGrad, o.accUpdate, rho, eps, lr)
 	}
-	parallelFor(len(params), func(_, i int) {
+	kernels.ParallelFor(len(params), func(_, i int) {
 		w := params[i].Value.Data().([]float32)
 		g := grads[i].Data().([]float32)
 		a, u := o.accGrad[i], o.accUpdate[i]

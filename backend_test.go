@@ -11,6 +11,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/kernels"
 )
 
 // suiteGPU is the build's own GPU backend (a `-tags cuda` build on a machine
@@ -252,7 +254,7 @@ func TestGPUOpsMatchCPU(t *testing.T) {
 func TestGPUL2NormalizeZeroSample(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	x, g := randTensor(rng, -1, 1, 3, 1, 5, 5), randTensor(rng, -1, 1, 3, 1, 5, 5)
-	zero(x.Data().([]float32)[25:50])
+	kernels.Zero(x.Data().([]float32)[25:50])
 	for _, dev := range testDevices(t) {
 		withDevice(t, dev.dev, dev.mode)
 		fwd := newL2NormalizeOp(1, 4)
@@ -478,7 +480,7 @@ func TestGPUParamsWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, p := range m.Params() {
-			zero(p.Value.Data().([]float32))
+			kernels.Zero(p.Value.Data().([]float32))
 		}
 		ev, err := m.Evaluate(test.Head(20))
 		if err != nil {

@@ -5,6 +5,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/rng"
 )
 
 // The graphs hold only the package's own ops and no Gorgonia statements
@@ -29,7 +31,7 @@ type trainGraph struct {
 
 // newTrainGraph builds and compiles the training graph for batches of n.
 func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, error) {
-	s := newScope(m.cfg.Dropout, splitmix64(seed^uint64(n)))
+	s := newScope(m.cfg.Dropout, rng.SplitMix64(seed^uint64(n)))
 	tg := &trainGraph{}
 	tg.x = tensor.New(tensor.WithShape(n, 1, ImageRows, ImageCols), tensor.Of(tensor.Float32))
 	tg.y = tensor.New(tensor.WithShape(n, Classes), tensor.Of(tensor.Float32))

@@ -7,6 +7,9 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/kernels"
+	"github.com/org/vat/internal/rng"
 )
 
 // Image geometry and classes of the model (MNIST).
@@ -87,10 +90,10 @@ func (m *Model) initWeights(seed uint64) {
 	for i, p := range m.params {
 		d := p.Value.Data().([]float32)
 		if p.fanIn == 0 {
-			zero(d)
+			kernels.Zero(d)
 			continue
 		}
-		rng := newRNG(seed, streamInit, uint64(i))
+		rng := rng.New(seed, rng.Init, uint64(i))
 		limit := math.Sqrt(6 / float64(p.fanIn+p.fanOut))
 		for j := range d {
 			d[j] = float32((2*rng.Float64() - 1) * limit)
@@ -238,7 +241,7 @@ func dropout(s *scope, x *G.Node, rate float64) *G.Node {
 	if s.err != nil || !s.dropout {
 		return x
 	}
-	op, err := newDropoutOp(rate, splitmix64(s.seed^splitmix64(streamDropout)^s.dropouts))
+	op, err := newDropoutOp(rate, rng.SplitMix64(s.seed^rng.SplitMix64(rng.Dropout)^s.dropouts))
 	s.dropouts++
 	if err != nil {
 		s.err = err

@@ -6,6 +6,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/kernels"
 )
 
 // conv2dOp is a "valid" 2-D convolution with stride 1, plus a bias and an
@@ -18,7 +20,7 @@ import (
 // time: im2col lays the image's receptive fields out as a (C·KH·KW)×(OH·OW)
 // matrix, and one matrix product with w (viewed as F×(C·KH·KW)) gives the
 // image's output; the im2col matrix is never stored, the product's packing
-// gathers it from the image (gemm_im2col.go). Images are spread over the
+// gathers it from the image (internal/kernels/gemm_im2col.go). Images are spread over the
 // CPU cores.
 type conv2dOp struct {
 	opBase
@@ -90,7 +92,7 @@ func conv2dForward(y, x, w, b []float32, xs, ws tensor.Shape, relu bool) {
 	f, kh, kw := ws[0], ws[2], ws[3]
 	oh, ow := h-kh+1, wd-kw+1
 	k, p := c*kh*kw, oh*ow
-	parallelFor(n, func(_, i int) {
+	kernels.ParallelFor(n, func(_, i int) {
 		yi := y[i*f*p : (i+1)*f*p]
 		for fi := 0; fi < f; fi++ {
 			row := yi[fi*p : (fi+1)*p]
@@ -98,7 +100,7 @@ func conv2dForward(y, x, w, b []float32, xs, ws tensor.Shape, relu bool) {
 				row[j] = b[fi]
 			}
 		}
-		convGemm(false, false, f, p, k, w, k, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, 1, yi, p)
+		kernels.ConvGemm(false, false, f, p, k, w, k, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, 1, yi, p)
 		if relu {
 			reluInPlace(yi)
 		}
@@ -163,7 +165,7 @@ type convGradInputOp struct {
 	gradOnly
 	xshape tensor.Shape
 	out    buffer
-	cols   scratch
+	cols   kernels.Scratch
 }
 
 func (op *convGradInputOp) Arity() int { return 2 }
@@ -198,12 +200,12 @@ func (op *convGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
 	f, kh, kw := ws[0], ws[2], ws[3]
 	k, p := c*kh*kw, gys[2]*gys[3]
-	op.cols.ensure(workers(), k*p)
-	parallelFor(n, func(wk, i int) {
-		col := op.cols.get(wk, k*p)
-		sgemm(true, false, k, p, f, w, k, gy[i*f*p:(i+1)*f*p], p, 0, col, p)
+	op.cols.Ensure(kernels.Workers(), k*p)
+	kernels.ParallelFor(n, func(wk, i int) {
+		col := op.cols.Get(wk, k*p)
+		kernels.Sgemm(true, false, k, p, f, w, k, gy[i*f*p:(i+1)*f*p], p, 0, col, p)
 		gxi := gx[i*c*h*wd : (i+1)*c*h*wd]
-		zero(gxi)
+		kernels.Zero(gxi)
 		col2im(gxi, col, c, h, wd, kh, kw)
 	})
 	return out, nil
@@ -259,12 +261,12 @@ func (op *convGradFilterOp) Do(inputs ...G.Value) (G.Value, error) {
 		op.parts = make([]float32, chunks*f*k)
 	}
 	parts := op.parts[:chunks*f*k]
-	parallelFor(chunks, func(_, ch int) {
+	kernels.ParallelFor(chunks, func(_, ch int) {
 		part := parts[ch*f*k : (ch+1)*f*k]
-		zero(part)
+		kernels.Zero(part)
 		for i := ch * gradChunk; i < n && i < (ch+1)*gradChunk; i++ {
 			// dW += dY_i · col(x_i)ᵀ, the im2col matrix gathered while packing
-			convGemm(false, true, f, k, p, gy[i*f*p:(i+1)*f*p], p, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, 1, part, k)
+			kernels.ConvGemm(false, true, f, k, p, gy[i*f*p:(i+1)*f*p], p, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, 1, part, k)
 		}
 	})
 	sumChunks(gw, parts, chunks)

@@ -6,6 +6,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/kernels"
 )
 
 // denseOp is a fully connected layer with an optional ReLU:
@@ -80,7 +82,7 @@ func (op *denseOp) Do(inputs ...G.Value) (G.Value, error) {
 	for i := 0; i < n; i++ {
 		copy(y[i*m:(i+1)*m], b)
 	}
-	sgemmParallel(false, false, n, m, k, x, k, w, m, 1, y, m)
+	kernels.SgemmParallel(false, false, n, m, k, x, k, w, m, 1, y, m)
 	if op.relu {
 		reluInPlace(y)
 	}
@@ -152,7 +154,7 @@ func (op *denseGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 	if a := activeGPU(); a != nil {
 		return gpuOut(out, a.denseGradInput(gx, w, g, n, k, m))
 	}
-	sgemmParallel(false, true, n, k, m, g, m, w, m, 0, gx, k)
+	kernels.SgemmParallel(false, true, n, k, m, g, m, w, m, 0, gx, k)
 	return out, nil
 }
 
@@ -200,6 +202,6 @@ func (op *denseGradWeightOp) Do(inputs ...G.Value) (G.Value, error) {
 	if a := activeGPU(); a != nil {
 		return gpuOut(out, a.denseGradWeight(gw, x, g, n, k, m))
 	}
-	sgemmParallel(true, false, k, m, n, x, k, g, m, 0, gw, m)
+	kernels.SgemmParallel(true, false, k, m, n, x, k, g, m, 0, gw, m)
 	return out, nil
 }

@@ -6,6 +6,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/rng"
 )
 
 // dropoutOp is inverted dropout: every run draws a fresh mask from its own
@@ -19,7 +21,7 @@ import (
 type dropoutOp struct {
 	opBase
 	p    float64
-	rng  chunkedRNG
+	rng  rng.Chunked
 	mask []float32 // m/(1-p) of the last run, read by the gradient op
 	out  buffer
 }
@@ -30,7 +32,7 @@ func newDropoutOp(p float64, seed uint64) (*dropoutOp, error) {
 	if !(p >= 0 && p < 1) {
 		return nil, fmt.Errorf("vat: dropout rate %v outside [0, 1)", p)
 	}
-	return &dropoutOp{opBase: newOpBase(fmt.Sprintf("Dropout(%g)", p)), p: p, rng: chunkedRNG{seed: seed}}, nil
+	return &dropoutOp{opBase: newOpBase(fmt.Sprintf("Dropout(%g)", p)), p: p, rng: rng.NewChunked(seed)}, nil
 }
 
 func (op *dropoutOp) Arity() int { return 1 }
@@ -60,7 +62,7 @@ func (op *dropoutOp) Do(inputs ...G.Value) (G.Value, error) {
 		op.mask = make([]float32, len(x))
 	}
 	op.mask = op.mask[:len(x)]
-	op.rng.bernoulli(op.mask, 1-op.p, float32(1/(1-op.p)))
+	op.rng.Bernoulli(op.mask, 1-op.p, float32(1/(1-op.p)))
 	if a := activeGPU(); a != nil {
 		return gpuOut(out, a.mul(op.name, y, x, op.mask, true))
 	}

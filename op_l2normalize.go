@@ -7,6 +7,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/kernels"
 )
 
 // l2NormalizeOp scales every sample (the slice along axis 0) to L2 norm s:
@@ -72,7 +74,7 @@ func (op *l2NormalizeOp) Do(inputs ...G.Value) (G.Value, error) {
 	if a := activeGPU(); a != nil {
 		return gpuOut(out, a.l2Normalize(y, x, n, op.scale))
 	}
-	parallelFor(n, func(_, i int) {
+	kernels.ParallelFor(n, func(_, i int) {
 		xi, yi := x[i*m:(i+1)*m], y[i*m:(i+1)*m]
 		c := 0.0
 		if nrm := sampleNorm(xi); nrm > 0 {
@@ -134,7 +136,7 @@ func (op *l2NormalizeGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if a := activeGPU(); a != nil {
 		return gpuOut(out, a.l2NormalizeGrad(gx, x, g, n, op.fwd.scale))
 	}
-	parallelFor(n, func(_, i int) {
+	kernels.ParallelFor(n, func(_, i int) {
 		xi, gi, oi := x[i*m:(i+1)*m], g[i*m:(i+1)*m], gx[i*m:(i+1)*m]
 		nrm := sampleNorm(xi)
 		var dot float64

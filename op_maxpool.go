@@ -6,6 +6,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/kernels"
 )
 
 // maxPoolOp is 2×2 max-pooling with stride 2 on NCHW tensors (Keras'
@@ -55,7 +57,7 @@ func (op *maxPoolOp) Do(inputs ...G.Value) (G.Value, error) {
 		return gpuOut(out, a.maxPool(y, x, xs))
 	}
 	h, w, oh, ow := xs[2], xs[3], ys[2], ys[3]
-	parallelFor(xs[0]*xs[1], func(_, p int) {
+	kernels.ParallelFor(xs[0]*xs[1], func(_, p int) {
 		xp, yp := x[p*h*w:], y[p*oh*ow:]
 		for i := 0; i < oh; i++ {
 			r0, r1 := xp[2*i*w:], xp[(2*i+1)*w:]
@@ -137,9 +139,9 @@ func (op *maxPoolGradOp) Do(inputs ...G.Value) (G.Value, error) {
 		return gpuOut(out, a.maxPoolGrad(gx, x, y, gy, xs))
 	}
 	h, w, oh, ow := xs[2], xs[3], ys[2], ys[3]
-	parallelFor(xs[0]*xs[1], func(_, p int) {
+	kernels.ParallelFor(xs[0]*xs[1], func(_, p int) {
 		xp, gp := x[p*h*w:(p+1)*h*w], gx[p*h*w:(p+1)*h*w]
-		zero(gp)
+		kernels.Zero(gp)
 		yp, gyp := y[p*oh*ow:], gy[p*oh*ow:]
 		for i := 0; i < oh; i++ {
 			for j := 0; j < ow; j++ {

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
-	"runtime"
-	"sync"
 	"sync/atomic"
 
 	"github.com/chewxy/hm"
@@ -124,69 +122,6 @@ func checkArity(op string, want int, got int) error {
 		return fmt.Errorf("vat: %s takes %d inputs, got %d", op, want, got)
 	}
 	return nil
-}
-
-// workers returns how many goroutines data-parallel kernels use.
-func workers() int { return runtime.GOMAXPROCS(0) }
-
-// parallelFor runs fn(w, i) for every i in [0, n), spread over the worker
-// goroutines; w in [0, workers()) identifies the goroutine so that fn can use
-// per-worker scratch memory. The set of (i) each call sees is fixed, so any
-// result that is combined per i afterwards is deterministic.
-func parallelFor(n int, fn func(w, i int)) {
-	nw := workers()
-	if nw > n {
-		nw = n
-	}
-	if nw <= 1 {
-		for i := 0; i < n; i++ {
-			fn(0, i)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(nw)
-	for w := 0; w < nw; w++ {
-		go func(w int) {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				fn(w, i)
-			}
-		}(w)
-	}
-	wg.Wait()
-}
-
-// scratch is per-worker temporary memory.
-type scratch struct{ bufs [][]float32 }
-
-func (s *scratch) get(w, n int) []float32 {
-	for len(s.bufs) <= w {
-		s.bufs = append(s.bufs, nil)
-	}
-	if cap(s.bufs[w]) < n {
-		s.bufs[w] = make([]float32, n)
-	}
-	return s.bufs[w][:n]
-}
-
-// ensure grows the per-worker slots before a parallel section, so that
-// the goroutines only ever touch their own slot.
-func (s *scratch) ensure(nw, n int) {
-	for w := 0; w < nw; w++ {
-		s.get(w, n)
-	}
-}
-
-func zero(s []float32) {
-	for i := range s {
-		s[i] = 0
-	}
 }
 
 // gradOnly is embedded by ops that only ever appear on the backward side of

@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/kernels"
+	"github.com/org/vat/internal/rng"
 )
 
 // TrainConfig configures a Trainer. The zero value is the seed's plain run:
@@ -59,7 +62,7 @@ type Trainer struct {
 	opt     Adadelta
 	graphs  map[int]*trainGraph
 	shuffle *rand.Rand
-	noise   chunkedRNG
+	noise   rng.Chunked
 	epoch   int
 	perm    []int
 	grads   []*tensor.Dense // the last step's gradients, handed to the optimizer
@@ -83,7 +86,7 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 		return nil, fmt.Errorf("vat: TrainConfig.BatchSize = %d: want 1 to 65536", cfg.BatchSize)
 	}
 	t := &Trainer{model: m, cfg: cfg, opt: cfg.Optimizer, graphs: map[int]*trainGraph{},
-		shuffle: newRNG(cfg.Seed, streamShuffle, 0), noise: chunkedRNG{seed: splitmix64(cfg.Seed ^ splitmix64(streamNoise))}}
+		shuffle: rng.New(cfg.Seed, rng.Shuffle, 0), noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
 	if err := t.opt.withDefaults(); err != nil {
 		return nil, err
 	}
@@ -193,14 +196,14 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	}
 	px := d.Rows * d.Cols
 	x, y := tg.x.Data().([]float32), tg.y.Data().([]float32)
-	zero(y)
+	kernels.Zero(y)
 	for i, j := range idx {
 		copy(x[i*px:(i+1)*px], d.Images[j*px:(j+1)*px])
 		y[i*Classes+int(d.Labels[j])] = 1
 	}
 	if tg.noise != nil {
 		noise := tg.noise.Data().([]float32) // Data() allocates: call it once
-		t.noise.normals(noise)
+		t.noise.Normals(noise)
 		markHostWritten(noise)
 	}
 	markHostWritten(x, y)

@@ -1,6 +1,6 @@
 //go:build !amd64
 
-package vat
+package kernels
 
 var useAsmKernel = false
 

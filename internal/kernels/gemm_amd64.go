@@ -1,4 +1,4 @@
-package vat
+package kernels
 
 import "golang.org/x/sys/cpu"
 

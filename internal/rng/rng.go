@@ -1,60 +1,69 @@
-package vat
+// Package rng holds the random streams of github.com/org/vat: one seed,
+// split into independent streams (initial weights, shuffling, dropout
+// masks, VAT noise), and a generator that fills large buffers on all cores
+// and still deterministically.
+package rng
 
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/org/vat/internal/kernels"
 )
 
 // Every random number of a run comes from one seed, split into independent
 // streams so that, for example, turning dropout on does not change the
 // shuffling order or the initial weights.
 const (
-	streamInit uint64 = iota + 1
-	streamShuffle
-	streamDropout
-	streamNoise
+	Init    uint64 = iota + 1 // initial weights
+	Shuffle                   // the order of the training images
+	Dropout                   // dropout masks
+	Noise                     // VAT's random directions
 )
 
-// splitmix64 is a bijective mixer (Steele et al., "Fast splittable
+// SplitMix64 is a bijective mixer (Steele et al., "Fast splittable
 // pseudorandom number generators", 2014) used to derive stream seeds.
-func splitmix64(x uint64) uint64 {
+func SplitMix64(x uint64) uint64 {
 	x += 0x9e3779b97f4a7c15
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
 	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
 	return x ^ (x >> 31)
 }
 
-// newRNG returns the generator of stream s (and sub-stream sub) of seed.
-func newRNG(seed, s, sub uint64) *rand.Rand {
-	return rand.New(rand.NewPCG(splitmix64(seed^splitmix64(s)), splitmix64(sub+s<<32)))
+// New returns the generator of stream s (and sub-stream sub) of seed.
+func New(seed, s, sub uint64) *rand.Rand {
+	return rand.New(rand.NewPCG(SplitMix64(seed^SplitMix64(s)), SplitMix64(sub+s<<32)))
 }
 
-// chunkedRNG fills large buffers (dropout masks, VAT noise) with random
+// Chunked fills large buffers (dropout masks, VAT noise) with random
 // numbers on all cores, and still deterministically: the buffer is cut into
 // chunks of rngChunk values, and chunk c of the k-th fill draws from its own
 // PCG stream, seeded by (seed, k, c). Which goroutine fills which chunk does
 // not matter.
-type chunkedRNG struct {
+type Chunked struct {
 	seed  uint64
 	fills uint64
 }
+
+// NewChunked returns the chunked generator of seed.
+func NewChunked(seed uint64) Chunked { return Chunked{seed: seed} }
 
 const rngChunk = 4096
 
 // fill calls gen(src, chunk) for every chunk of a buffer of n values, with
 // src positioned at the start of that chunk's stream.
-func (r *chunkedRNG) fill(n int, gen func(src *rand.PCG, lo, hi int)) {
+func (r *Chunked) fill(n int, gen func(src *rand.PCG, lo, hi int)) {
 	r.fills++
-	k := splitmix64(r.seed ^ splitmix64(r.fills))
-	parallelFor((n+rngChunk-1)/rngChunk, func(_, c int) {
+	k := SplitMix64(r.seed ^ SplitMix64(r.fills))
+	kernels.ParallelFor((n+rngChunk-1)/rngChunk, func(_, c int) {
 		var src rand.PCG
-		src.Seed(k, splitmix64(uint64(c)))
+		src.Seed(k, SplitMix64(uint64(c)))
 		gen(&src, c*rngChunk, min((c+1)*rngChunk, n))
 	})
 }
 
-// normals fills x with independent N(0, 1) draws.
-func (r *chunkedRNG) normals(x []float32) {
+// Normals fills x with independent N(0, 1) draws.
+func (r *Chunked) Normals(x []float32) {
 	r.fill(len(x), func(src *rand.PCG, lo, hi int) {
 		g := rand.New(src)
 		for i := lo; i < hi; i++ {
@@ -63,10 +72,10 @@ func (r *chunkedRNG) normals(x []float32) {
 	})
 }
 
-// bernoulli sets each m[i] to v with probability keep, else to 0. Each
+// Bernoulli sets each m[i] to v with probability keep, else to 0. Each
 // 64-bit draw decides two entries, comparing its 32-bit halves with keep·2³²
 // (branch-free: random branches would be mispredicted half the time).
-func (r *chunkedRNG) bernoulli(m []float32, keep float64, v float32) {
+func (r *Chunked) Bernoulli(m []float32, keep float64, v float32) {
 	t := uint64(keep * (1 << 32))
 	vb := math.Float32bits(v)
 	r.fill(len(m), func(src *rand.PCG, lo, hi int) {

@@ -1,4 +1,4 @@
-package vat
+package kernels
 
 import (
 	"fmt"
@@ -68,9 +68,9 @@ func TestSgemm(t *testing.T) {
 						want := append([]float32(nil), c...)
 						naiveGemm(tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, want, ldc)
 						if par {
-							sgemmParallel(tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
+							SgemmParallel(tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
 						} else {
-							sgemm(tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
+							Sgemm(tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
 						}
 						tol := 1e-5 * float64(k+1)
 						for i := 0; i < m; i++ {
@@ -95,12 +95,12 @@ func BenchmarkSgemm(b *testing.B) {
 	a, bb, c := randSlice(rng, m*k), randSlice(rng, k*n), make([]float32, m*n)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		sgemm(false, false, m, n, k, a, k, bb, n, 0, c, n)
+		Sgemm(false, false, m, n, k, a, k, bb, n, 0, c, n)
 	}
 	b.ReportMetric(float64(2*m*n*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
-// The product with an implicit im2col matrix against sgemm on the
+// The product with an implicit im2col matrix against Sgemm on the
 // materialized one, both orientations, shapes off the tile sizes.
 func TestConvGemm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 21))
@@ -114,8 +114,8 @@ func TestConvGemm(t *testing.T) {
 		a := randSlice(rng, m*k)
 		got, want := randSlice(rng, m*p), make([]float32, m*p)
 		copy(want, got)
-		convGemm(false, false, m, p, k, a, k, x, c, h, w, kh, kw, 1, got, p)
-		sgemm(false, false, m, p, k, a, k, col, p, 1, want, p)
+		ConvGemm(false, false, m, p, k, a, k, x, c, h, w, kh, kw, 1, got, p)
+		Sgemm(false, false, m, p, k, a, k, col, p, 1, want, p)
 		for i := range want {
 			if math.Abs(float64(got[i]-want[i])) > 1e-6*float64(k) {
 				t.Fatalf("%v forward: [%d] %v, want %v", sh, i, got[i], want[i])
@@ -124,8 +124,8 @@ func TestConvGemm(t *testing.T) {
 		// filter gradient: C (m×k) = G (m×p) · colᵀ
 		g := randSlice(rng, m*p)
 		got, want = make([]float32, m*k), make([]float32, m*k)
-		convGemm(false, true, m, k, p, g, p, x, c, h, w, kh, kw, 0, got, k)
-		sgemm(false, true, m, k, p, g, p, col, p, 0, want, k)
+		ConvGemm(false, true, m, k, p, g, p, x, c, h, w, kh, kw, 0, got, k)
+		Sgemm(false, true, m, k, p, g, p, col, p, 0, want, k)
 		for i := range want {
 			if math.Abs(float64(got[i]-want[i])) > 1e-6*float64(p) {
 				t.Fatalf("%v transposed: [%d] %v, want %v", sh, i, got[i], want[i])

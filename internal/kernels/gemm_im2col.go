@@ -1,4 +1,4 @@
-package vat
+package kernels
 
 // im2colB is the im2col matrix of one C×H×W image as the B operand of a
 // product, never materialized: packing gathers its entries straight from the
@@ -46,7 +46,7 @@ func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
 		cols := min(gemmNR, nc-q*gemmNR)
 		j := jc + q*gemmNR
 		if cols < gemmNR {
-			zero(panel)
+			Zero(panel)
 		}
 		colOff := colOff[:cols]
 		for t := range colOff {
@@ -97,9 +97,9 @@ func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
 	}
 }
 
-// convGemm computes C = op(A)·B + beta·C where B is the im2col matrix of
+// ConvGemm computes C = op(A)·B + beta·C where B is the im2col matrix of
 // the image x (transposed if transB), on the calling goroutine.
-func convGemm(transA, transB bool, m, n, k int, a []float32, lda int, x []float32, c_, h, w, kh, kw int, beta float32, c []float32, ldc int) {
+func ConvGemm(transA, transB bool, m, n, k int, a []float32, lda int, x []float32, c_, h, w, kh, kw int, beta float32, c []float32, ldc int) {
 	s := gemmPool.Get().(*gemmScratch)
 	s.conv = im2colB{x: x, c: c_, h: h, w: w, kh: kh, kw: kw, trans: transB}
 	gemmBlock(s, transA, m, 0, n, k, a, lda, &s.conv, beta, c, ldc)

@@ -1,4 +1,4 @@
-package vat
+package kernels
 
 import "sync"
 
@@ -25,7 +25,7 @@ const (
 type gemmScratch struct {
 	a, b  []float32
 	tile  [gemmMR * gemmNR]float32
-	dense denseB   // the B source of sgemm, kept here so it needs no allocation
+	dense denseB   // the B source of Sgemm, kept here so it needs no allocation
 	conv  im2colB  // the B source of the convolution products
 	off   []int    // offset tables of im2colB
 	runs  [][2]int // runs of consecutive columns in an im2colB panel
@@ -58,11 +58,11 @@ func (s *gemmScratch) bufs() (a, b []float32) {
 	return s.a, s.b
 }
 
-// sgemm computes C = op(A)·op(B) + beta·C, where op(A) is m×k, op(B) is k×n
+// Sgemm computes C = op(A)·op(B) + beta·C, where op(A) is m×k, op(B) is k×n
 // and C is m×n with row stride ldc; A is m×k with stride lda (k×m if transA),
 // B is k×n with stride ldb (n×k if transB). beta must be 0 or 1. It runs on
-// the calling goroutine; sgemmParallel spreads one product over the cores.
-func sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// the calling goroutine; SgemmParallel spreads one product over the cores.
+func Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	s := gemmPool.Get().(*gemmScratch)
 	s.dense = denseB{b: b, ldb: ldb, trans: transB}
 	gemmBlock(s, transA, m, 0, n, k, a, lda, &s.dense, beta, c, ldc)
@@ -73,18 +73,18 @@ func sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, 
 // gemmPool recycles packing buffers (620 kB each) between products.
 var gemmPool = sync.Pool{New: func() any { return new(gemmScratch) }}
 
-// sgemmParallel is sgemm with the columns of C split between the workers in
-// blocks of gemmNR, each block computed exactly as sgemm would.
-func sgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	nw := workers()
+// SgemmParallel is Sgemm with the columns of C split between the workers in
+// blocks of gemmNR, each block computed exactly as Sgemm would.
+func SgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	nw := Workers()
 	if nw == 1 || m*n*k < 1<<20 {
-		sgemm(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+		Sgemm(transA, transB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	strips := (n + gemmNR - 1) / gemmNR
 	per := (strips + nw - 1) / nw
 	parts := (strips + per - 1) / per
-	parallelFor(parts, func(_, p int) {
+	ParallelFor(parts, func(_, p int) {
 		s := gemmPool.Get().(*gemmScratch)
 		j0 := p * per * gemmNR
 		j1 := min(n, j0+per*gemmNR)
@@ -100,7 +100,7 @@ func sgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 func gemmBlock(s *gemmScratch, transA bool, m, j0, j1, k int, a []float32, lda int, src bSource, beta float32, c []float32, ldc int) {
 	if beta == 0 {
 		for i := 0; i < m; i++ {
-			zero(c[i*ldc+j0 : i*ldc+j1])
+			Zero(c[i*ldc+j0 : i*ldc+j1])
 		}
 	}
 	if k == 0 {
@@ -151,7 +151,7 @@ func packB(dst []float32, transB bool, b []float32, ldb, pc, kc, jc, nc int) {
 		j := jc + q*gemmNR
 		if transB { // op(B)[p][j] = B[j][p]: read each row of B contiguously
 			if cols < gemmNR {
-				zero(panel)
+				Zero(panel)
 			}
 			for t := 0; t < cols; t++ {
 				src := b[(j+t)*ldb+pc : (j+t)*ldb+pc+kc]
@@ -217,7 +217,7 @@ func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, 
 				continue
 			}
 			t := s.tile[:]
-			zero(t)
+			Zero(t)
 			kernel6x16(kc, ap, bp, t, gemmNR)
 			for i := 0; i < rows; i++ {
 				dst := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+cols]
