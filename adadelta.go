@@ -6,6 +6,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/kernels"
 )
 
@@ -59,12 +60,12 @@ func (o *Adadelta) step(params []*Param, grads []*tensor.Dense) error {
 		}
 	}
 	rho, eps, lr := float32(o.Rho), float32(o.Epsilon), float32(o.LR)
-	if a := activeGPU(); a != nil {
+	if a := backend.Active(); a != nil {
 		ws, gs := make([][]float32, len(params)), make([][]float32, len(params))
 		for i, p := range params {
 			ws[i], gs[i] = p.Value.Data().([]float32), grads[i].Data().([]float32)
 		}
-		return a.adadelta(ws, gs, o.accGrad, o.accUpdate, rho, eps, lr)
+		return a.Adadelta(ws, gs, o.accGrad, o.accUpdate, rho, eps, lr)
 	}
 	kernels.ParallelFor(len(params), func(_, i int) {
 		w := params[i].Value.Data().([]float32)

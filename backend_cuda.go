@@ -2,15 +2,19 @@
 
 package vat
 
-import "github.com/org/vat/cuda"
+import (
+	"github.com/org/vat/cuda"
+	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/device"
+)
 
-// The CUDA backend, compiled in with -tags cuda (see backend.go).
+// The CUDA backend, compiled in with -tags cuda (see internal/backend).
 func init() {
-	backendOpener = func() (gpuDevice, error) {
+	backend.Register(func() (device.GPU, error) {
 		b, err := cuda.OpenBackend()
 		if err != nil {
 			return nil, err
 		}
 		return b, nil
-	}
+	})
 }

@@ -6,12 +6,14 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/backend/backendtest"
+	"github.com/org/vat/internal/device"
 	"github.com/org/vat/internal/kernels"
 )
 
@@ -19,63 +21,63 @@ import (
 // with a GPU), or nil. The rest of the suite tests the CPU code, so TestMain
 // switches the backend off; the tests in this file switch a device on, per
 // test: the reference hostDevice always, the real GPU where there is one.
-var suiteGPU *accelerator
+var suiteGPU *backend.Accelerator
 
 func TestMain(m *testing.M) {
-	suiteGPU = activeGPU()
-	gpu = nil
+	suiteGPU = backend.Active()
+	backend.Use(nil)
 	os.Exit(m.Run())
 }
 
 type testDevice struct {
 	name string
-	dev  gpuDevice
-	mode dnnMode // cuDNN or the device's own kernels, where it has both
+	dev  device.GPU
+	mode backend.Mode // cuDNN or the device's own kernels, where it has both
 }
 
 // testDevices returns the devices to run GPU-path tests on, each once with
 // its own convolution and pooling kernels and once through its dnnDevice
 // (cuDNN on the GPU, a float64 definition on the host device).
 func testDevices(t *testing.T) []testDevice {
-	host := &hostDevice{}
-	ds := []testDevice{{"host", host, dnnOff}, {"host/dnn", host, dnnOn}}
+	host := &backendtest.HostDevice{}
+	ds := []testDevice{{"host", host, backend.ModeOff}, {"host/dnn", host, backend.ModeOn}}
 	if suiteGPU != nil {
-		ds = append(ds, testDevice{"gpu", suiteGPU.dev, dnnOff}, testDevice{"gpu/cudnn", suiteGPU.dev, dnnOn})
-	} else if backendOpener != nil {
-		t.Logf("only the host reference device: no usable GPU (%s)", backendNote)
+		ds = append(ds, testDevice{"gpu", suiteGPU.Device(), backend.ModeOff}, testDevice{"gpu/cudnn", suiteGPU.Device(), backend.ModeOn})
+	} else if backend.Registered() {
+		t.Logf("only the host reference device: no usable GPU (%s)", backend.Note())
 	}
 	return ds
 }
 
 // realGPU returns the GPU or skips the test, saying why.
-func realGPU(t *testing.T) gpuDevice {
+func realGPU(t *testing.T) device.GPU {
 	t.Helper()
 	if suiteGPU == nil {
-		if backendOpener == nil {
+		if !backend.Registered() {
 			t.Skip("needs a GPU: build with -tags cuda on a machine with one")
 		}
-		t.Skipf("needs a GPU: %s", backendNote)
+		t.Skipf("needs a GPU: %s", backend.Note())
 	}
-	return suiteGPU.dev
+	return suiteGPU.Device()
 }
 
 // withDevice makes d the backend for the rest of the test (nil: the CPU),
 // in cuDNN mode mode[0] (default: the device's own kernels).
-func withDevice(t testing.TB, d gpuDevice, mode ...dnnMode) *accelerator {
+func withDevice(t testing.TB, d device.GPU, mode ...backend.Mode) *backend.Accelerator {
 	t.Helper()
 	if d == nil {
-		gpu = nil
+		backend.Use(nil)
 		return nil
 	}
-	a := newAccelerator(d)
-	a.dnnMode = dnnOff
+	m := backend.ModeOff
 	if len(mode) > 0 {
-		a.dnnMode = mode[0]
+		m = mode[0]
 	}
-	gpu = a
+	a := backend.New(d, m)
+	backend.Use(a)
 	t.Cleanup(func() {
-		gpu = nil
-		if err := a.release(); err != nil {
+		backend.Use(nil)
+		if err := a.Release(); err != nil {
 			t.Errorf("releasing device memory: %v", err)
 		}
 	})
@@ -129,7 +131,7 @@ func reluFlips(n int) int { return 1 + n/1000 }
 func hostCopy(t *testing.T, v G.Value) []float32 {
 	t.Helper()
 	d := v.(*tensor.Dense).Data().([]float32)
-	if err := syncToHost(d); err != nil {
+	if err := backend.SyncToHost(d); err != nil {
 		t.Fatal(err)
 	}
 	return append([]float32(nil), d...)
@@ -244,7 +246,7 @@ func TestGPUOpsMatchCPU(t *testing.T) {
 				t.Fatalf("%s on %s: %v", tc.name, dev.name, err)
 			}
 			closeTo(t, tc.name+" on "+dev.name, hostCopy(t, got), wantData, 1e-4)
-			gpu = nil
+			backend.Use(nil)
 		}
 	}
 }
@@ -275,7 +277,7 @@ func TestGPUL2NormalizeZeroSample(t *testing.T) {
 		if n := sampleNorm(yd[:25]); math.Abs(n-1) > 1e-6 {
 			t.Fatalf("%s: first sample's norm %v, want 1", dev.name, n)
 		}
-		gpu = nil
+		backend.Use(nil)
 	}
 }
 
@@ -291,9 +293,9 @@ func TestGPUMaxPoolGradTies(t *testing.T) {
 	}
 	ys, _ := poolShape(xs)
 	gy := randTensor(rng, 1, 2, ys...)
-	run := func(d gpuDevice, mode dnnMode) []float32 {
+	run := func(d device.GPU, mode backend.Mode) []float32 {
 		withDevice(t, d, mode)
-		defer func() { gpu = nil }()
+		defer func() { backend.Use(nil) }()
 		y, err := newMaxPoolOp().Do(x)
 		if err != nil {
 			t.Fatal(err)
@@ -304,7 +306,7 @@ func TestGPUMaxPoolGradTies(t *testing.T) {
 		}
 		return hostCopy(t, gx)
 	}
-	want := run(nil, dnnOff)
+	want := run(nil, backend.ModeOff)
 	for _, dev := range testDevices(t) {
 		closeTo(t, "max-pool gradient with ties on "+dev.name, run(dev.dev, dev.mode), want, 0)
 	}
@@ -316,9 +318,9 @@ func TestGPUDropoutMatchesCPU(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	x := randTensor(rng, -1, 1, 6, 32, 12, 12)
 	g := randTensor(rng, -1, 1, 6, 32, 12, 12)
-	run := func(d gpuDevice) (y, gx []float32) {
+	run := func(d device.GPU) (y, gx []float32) {
 		withDevice(t, d)
-		defer func() { gpu = nil }()
+		defer func() { backend.Use(nil) }()
 		op, _ := newDropoutOp(0.25, 42)
 		grad := &dropoutGradOp{opBase: newOpBase("DropoutGrad"), fwd: op}
 		for step := 0; step < 2; step++ { // the second step draws a new mask
@@ -342,44 +344,6 @@ func TestGPUDropoutMatchesCPU(t *testing.T) {
 	}
 }
 
-// The mirror bookkeeping: a value is uploaded only when the host copy is
-// newer and downloaded only when the device copy is.
-func TestBackendMirrors(t *testing.T) {
-	dev := &hostDevice{}
-	a := withDevice(t, dev)
-	h := []float32{1, 2, 3}
-	if _, err := a.in(h); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := a.in(h); err != nil {
-		t.Fatal(err)
-	}
-	if dev.uploads != 1 {
-		t.Fatalf("two reads of an unchanged buffer uploaded %d times, want 1", dev.uploads)
-	}
-	a.markHost(h)
-	m, _ := a.in(h)
-	if dev.uploads != 2 {
-		t.Fatalf("a read after a host write uploaded %d times in all, want 2", dev.uploads)
-	}
-	hm32(m)[1] = 7 // a kernel writes it
-	if _, err := a.out(h); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.syncHost(h); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.syncHost(h); err != nil {
-		t.Fatal(err)
-	}
-	if dev.downloads != 1 || h[1] != 7 {
-		t.Fatalf("after a device write: %d downloads, h = %v; want 1 and [1 7 3]", dev.downloads, h)
-	}
-	if err := a.release(); err != nil || dev.live != 0 {
-		t.Fatalf("release: %v, %d allocations left", err, dev.live)
-	}
-}
-
 // One training step (dropout + VAT, both VAT variants) on a device must
 // match the CPU step: the loss, r_adv, every weight gradient and every
 // updated weight, within 1e-4 of each tensor's scale (gradients with a few
@@ -400,9 +364,9 @@ func TestGPUTrainingMatchesCPU(t *testing.T) {
 		ev                    Evaluation
 	}
 	for _, clean := range []bool{false, true} {
-		do := func(d gpuDevice, mode dnnMode) run {
+		do := func(d device.GPU, mode backend.Mode) run {
 			withDevice(t, d, mode)
-			defer func() { gpu = nil }()
+			defer func() { backend.Use(nil) }()
 			m, _ := NewModel(ModelConfig{Dropout: true, Seed: 3})
 			var r run
 			var tr *Trainer
@@ -439,7 +403,7 @@ func TestGPUTrainingMatchesCPU(t *testing.T) {
 			}
 			return r
 		}
-		want := do(nil, dnnOff)
+		want := do(nil, backend.ModeOff)
 		for _, dev := range testDevices(t) {
 			if dev.name == "host/dnn" && clean {
 				continue // the float64 convolutions are slow; one pass covers that path
@@ -489,7 +453,7 @@ func TestGPUParamsWrite(t *testing.T) {
 		if math.Abs(ev.Loss-math.Log(10)) > 1e-6 {
 			t.Fatalf("%s: loss with zero weights %v, want ln 10 = %v", dev.name, ev.Loss, math.Log(10))
 		}
-		gpu = nil
+		backend.Use(nil)
 	}
 }
 
@@ -505,7 +469,7 @@ func TestGPULearns(t *testing.T) {
 		name string
 		vat  *VATConfig
 	}{{"plain", nil}, {"vat", &VATConfig{}}} {
-		a := withDevice(t, dev, dnnAuto)
+		a := withDevice(t, dev, backend.ModeAuto)
 		m, _ := NewModel(ModelConfig{Seed: 4})
 		tr, err := NewTrainer(m, TrainConfig{Epochs: 2, VAT: tc.vat, Seed: 4})
 		if err != nil {
@@ -517,13 +481,13 @@ func TestGPULearns(t *testing.T) {
 		}
 		acc := res[len(res)-1].TestAccuracy
 		t.Logf("%s on the GPU: %.1f %% after 2 epochs, %.2f s per epoch", tc.name, 100*acc, res[1].Seconds)
-		for _, c := range a.kernelChoices() {
+		for _, c := range a.KernelChoices() {
 			t.Logf("  %s", c)
 		}
 		if acc < 0.90 {
 			t.Errorf("%s: test accuracy %.1f %%, want >= 90 %%", tc.name, 100*acc)
 		}
-		gpu = nil
+		backend.Use(nil)
 	}
 }
 
@@ -540,10 +504,10 @@ func TestGPULearns(t *testing.T) {
 //	go test -run '^$' -bench GPUTrainStep .
 func BenchmarkGPUTrainStep(b *testing.B) {
 	train, _ := loadMNIST(b)
-	devs := []testDevice{{"null", &nullDevice{}, dnnAuto}}
+	devs := []testDevice{{"null", &backendtest.NullDevice{}, backend.ModeAuto}}
 	if suiteGPU != nil {
-		devs = append(devs, testDevice{"gpu-own", suiteGPU.dev, dnnOff}, testDevice{"gpu-cudnn", suiteGPU.dev, dnnOn},
-			testDevice{"gpu-auto", suiteGPU.dev, dnnAuto})
+		devs = append(devs, testDevice{"gpu-own", suiteGPU.Device(), backend.ModeOff}, testDevice{"gpu-cudnn", suiteGPU.Device(), backend.ModeOn},
+			testDevice{"gpu-auto", suiteGPU.Device(), backend.ModeAuto})
 	}
 	for _, dev := range devs {
 		for _, tc := range []struct {
@@ -553,7 +517,7 @@ func BenchmarkGPUTrainStep(b *testing.B) {
 		}{{"plain", false, nil}, {"dropout", true, nil}, {"vat", false, &VATConfig{}}, {"dropout+vat", true, &VATConfig{}}} {
 			b.Run(dev.name+"/"+tc.name, func(b *testing.B) {
 				a := withDevice(b, dev.dev, dev.mode)
-				defer func() { gpu = nil }()
+				defer func() { backend.Use(nil) }()
 				m, _ := NewModel(ModelConfig{Dropout: tc.drop, Seed: 1})
 				tr, err := NewTrainer(m, TrainConfig{VAT: tc.vat, Seed: 1})
 				if err != nil {
@@ -574,14 +538,14 @@ func BenchmarkGPUTrainStep(b *testing.B) {
 					return
 				}
 				b.StopTimer()
-				for _, c := range a.kernelChoices() {
+				for _, c := range a.KernelChoices() {
 					b.Logf("choice: %s", c)
 				}
-				a.startProfile()
+				a.StartProfile()
 				if _, err := tr.TrainEpoch(context.Background(), data); err != nil {
 					b.Fatal(err)
 				}
-				for _, line := range a.stopProfile() {
+				for _, line := range a.StopProfile() {
 					b.Logf("profile: %s", line)
 				}
 			})
@@ -634,11 +598,11 @@ func BenchmarkGPUConvPaths(b *testing.B) {
 		for _, s := range l.in {
 			in = append(in, randTensor(rng, -1, 1, s...))
 		}
-		for _, mode := range []dnnMode{dnnOff, dnnOn} {
-			name := map[dnnMode]string{dnnOff: "own", dnnOn: "cudnn"}[mode]
+		for _, mode := range []backend.Mode{backend.ModeOff, backend.ModeOn} {
+			name := map[backend.Mode]string{backend.ModeOff: "own", backend.ModeOn: "cudnn"}[mode]
 			b.Run(l.name+"/"+name, func(b *testing.B) {
-				a := withDevice(b, suiteGPU.dev, mode)
-				defer func() { gpu = nil }()
+				a := withDevice(b, suiteGPU.Device(), mode)
+				defer func() { backend.Use(nil) }()
 				op := l.op()
 				if _, err := op.Do(in...); err != nil { // upload, plan
 					b.Fatal(err)
@@ -649,50 +613,11 @@ func BenchmarkGPUConvPaths(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				if err := a.dev.Sync(); err != nil {
+				if err := a.Device().Sync(); err != nil {
 					b.Fatal(err)
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N), "µs/op")
 			})
 		}
-	}
-}
-
-// Auto mode measures each layer direction once, keeps the faster path, and
-// reuses the choice; on and off use one path only. The host device counts
-// its cuDNN-path calls.
-func TestDNNDispatch(t *testing.T) {
-	rng := rand.New(rand.NewPCG(21, 22))
-	xs, ws := tensor.Shape{2, 3, 8, 6}, tensor.Shape{4, 3, 3, 3}
-	x, w, b := randTensor(rng, -1, 1, xs...), randTensor(rng, -1, 1, ws...), randTensor(rng, -1, 1, 4)
-	for _, tc := range []struct {
-		mode          dnnMode
-		minDNN, maxDN int
-		choices       int
-	}{{dnnOff, 0, 0, 0}, {dnnOn, 3, 3, 0}, {dnnAuto, 4, 7, 1}} {
-		host := &hostDevice{}
-		a := withDevice(t, host, tc.mode)
-		op := newConv2dOp(false)
-		for i := 0; i < 3; i++ {
-			if _, err := op.Do(x, w, b); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// auto: 4 measured calls, then 0 or 3 more depending on the choice
-		if host.dnnCalls < tc.minDNN || host.dnnCalls > tc.maxDN {
-			t.Errorf("%v: %d cuDNN-path calls, want %d-%d", tc.mode, host.dnnCalls, tc.minDNN, tc.maxDN)
-		}
-		if got := a.kernelChoices(); len(got) != tc.choices {
-			t.Errorf("%v: choices %q, want %d", tc.mode, got, tc.choices)
-		}
-		gpu = nil
-	}
-	for _, s := range []string{"", "auto", "ON", "off", "0"} {
-		if _, err := parseDNNMode(s); err != nil {
-			t.Errorf("VAT_CUDNN=%q: %v", s, err)
-		}
-	}
-	if _, err := parseDNNMode("fast"); err == nil || !strings.Contains(err.Error(), "VAT_CUDNN") {
-		t.Errorf("VAT_CUDNN=fast: error %v, want one naming VAT_CUDNN", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -119,7 +120,7 @@ func (tg *trainGraph) run() (loss, ce, lds float64, err error) {
 // grad returns ∂loss/∂param i of the last run, on the host.
 func (tg *trainGraph) grad(i int) (*tensor.Dense, error) {
 	g := tg.grads[i].Value().(*tensor.Dense)
-	return g, syncToHost(g.Data().([]float32))
+	return g, backend.SyncToHost(g.Data().([]float32))
 }
 
 // adversarial returns r_adv of the last run on the host (nil without VAT).
@@ -128,7 +129,7 @@ func (tg *trainGraph) adversarial() (*tensor.Dense, error) {
 		return nil, nil
 	}
 	r := tg.rAdv.Value().(*tensor.Dense)
-	return r, syncToHost(r.Data().([]float32))
+	return r, backend.SyncToHost(r.Data().([]float32))
 }
 
 // evalGraph is the inference graph for a fixed batch size: logits only, no
@@ -163,5 +164,5 @@ func (eg *evalGraph) run() ([]float32, error) {
 		return nil, fmt.Errorf("vat: inference: %w", err)
 	}
 	logits := eg.logits.Value().Data().([]float32)
-	return logits, syncToHost(logits)
+	return logits, backend.SyncToHost(logits)
 }

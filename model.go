@@ -8,6 +8,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/kernels"
 	"github.com/org/vat/internal/rng"
 )
@@ -111,7 +112,7 @@ func (m *Model) Params() []Param {
 	for i, p := range m.params {
 		out[i] = *p
 	}
-	if a := activeGPU(); a != nil {
+	if a := backend.Active(); a != nil {
 		m.syncParams(a)
 	}
 	return out
@@ -119,15 +120,15 @@ func (m *Model) Params() []Param {
 
 // syncParams copies the weights from the GPU and marks the host copies as
 // the newest, so that a caller's writes reach the next step.
-func (m *Model) syncParams(a *accelerator) {
+func (m *Model) syncParams(a *backend.Accelerator) {
 	for _, p := range m.params {
 		d := p.Value.Data().([]float32)
-		if err := a.syncHost(d); err != nil {
+		if err := a.SyncHost(d); err != nil {
 			// A failed copy leaves the device's value authoritative; the
 			// next op reports the device's error.
 			continue
 		}
-		a.markHost(d)
+		a.MarkHost(d)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/backend"
 )
 
 // addOp is the elementwise sum of two tensors of one shape. Its gradient
@@ -50,8 +52,8 @@ func (op *addOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(as...)
 	y := out.Data().([]float32)
-	if g := activeGPU(); g != nil {
-		return gpuOut(out, g.add(y, a, b))
+	if g := backend.Active(); g != nil {
+		return gpuOut(out, g.Add(y, a, b))
 	}
 	for i, v := range a {
 		y[i] = v + b[i]

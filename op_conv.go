@@ -7,6 +7,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/kernels"
 )
 
@@ -79,8 +80,8 @@ func (op *conv2dOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out := op.out.get(ys...)
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.conv2d(out.Data().([]float32), x, w, b, xs, ws, op.relu))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.Conv2d(out.Data().([]float32), x, w, b, xs, ws, op.relu))
 	}
 	conv2dForward(out.Data().([]float32), x, w, b, xs, ws, op.relu)
 	return out, nil
@@ -194,8 +195,8 @@ func (op *convGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(xs...)
 	gx := out.Data().([]float32)
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.conv2dGradInput(gx, w, gy, xs, ws))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.Conv2dGradInput(gx, w, gy, xs, ws))
 	}
 	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
 	f, kh, kw := ws[0], ws[2], ws[3]
@@ -250,8 +251,8 @@ func (op *convGradFilterOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(ws...)
 	gw := out.Data().([]float32)
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.conv2dGradFilter(gw, x, gy, xs, ws))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.Conv2dGradFilter(gw, x, gy, xs, ws))
 	}
 	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
 	f, kh, kw := ws[0], ws[2], ws[3]

@@ -7,6 +7,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/kernels"
 )
 
@@ -76,8 +77,8 @@ func (op *denseOp) Do(inputs ...G.Value) (G.Value, error) {
 	out := op.out.get(ys...)
 	y := out.Data().([]float32)
 	n, k, m := ys[0], ws[0], ws[1]
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.dense(y, x, w, b, n, k, m, op.relu))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.Dense(y, x, w, b, n, k, m, op.relu))
 	}
 	for i := 0; i < n; i++ {
 		copy(y[i*m:(i+1)*m], b)
@@ -151,8 +152,8 @@ func (op *denseGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(op.xshape...)
 	gx := out.Data().([]float32)
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.denseGradInput(gx, w, g, n, k, m))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.DenseGradInput(gx, w, g, n, k, m))
 	}
 	kernels.SgemmParallel(false, true, n, k, m, g, m, w, m, 0, gx, k)
 	return out, nil
@@ -199,8 +200,8 @@ func (op *denseGradWeightOp) Do(inputs ...G.Value) (G.Value, error) {
 	m := gs[1]
 	out := op.out.get(k, m)
 	gw := out.Data().([]float32)
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.denseGradWeight(gw, x, g, n, k, m))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.DenseGradWeight(gw, x, g, n, k, m))
 	}
 	kernels.SgemmParallel(true, false, k, m, n, x, k, g, m, 0, gw, m)
 	return out, nil

@@ -7,6 +7,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -63,8 +64,8 @@ func (op *dropoutOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	op.mask = op.mask[:len(x)]
 	op.rng.Bernoulli(op.mask, 1-op.p, float32(1/(1-op.p)))
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.mul(op.name, y, x, op.mask, true))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.Mul(op.name, y, x, op.mask, true))
 	}
 	for i, v := range x {
 		y[i] = v * op.mask[i]
@@ -116,8 +117,8 @@ func (op *dropoutGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(gs...)
 	gx := out.Data().([]float32)
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.mul(op.name, gx, g, op.fwd.mask, false))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.Mul(op.name, gx, g, op.fwd.mask, false))
 	}
 	for i, v := range g {
 		gx[i] = v * op.fwd.mask[i]

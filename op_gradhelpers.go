@@ -7,6 +7,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/backend"
 )
 
 // This file holds the two backward-only ops that the layer ops share.
@@ -57,8 +59,8 @@ func (op *reluGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(ys...)
 	o := out.Data().([]float32)
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.reluGrad(o, y, g))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.ReluGrad(o, y, g))
 	}
 	reluMask(o, y, g)
 	return out, nil
@@ -131,8 +133,8 @@ func (op *biasGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(f)
 	o := out.Data().([]float32)
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.biasGrad(o, g, n, f, inner))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.BiasGrad(o, g, n, f, inner))
 	}
 	for j := 0; j < f; j++ {
 		var s float64

@@ -8,6 +8,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/kernels"
 )
 
@@ -71,8 +72,8 @@ func (op *l2NormalizeOp) Do(inputs ...G.Value) (G.Value, error) {
 	y := out.Data().([]float32)
 	n := xs[0]
 	m := len(x) / n
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.l2Normalize(y, x, n, op.scale))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.L2Normalize(y, x, n, op.scale))
 	}
 	kernels.ParallelFor(n, func(_, i int) {
 		xi, yi := x[i*m:(i+1)*m], y[i*m:(i+1)*m]
@@ -133,8 +134,8 @@ func (op *l2NormalizeGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	gx := out.Data().([]float32)
 	n := xs[0]
 	m := len(x) / n
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.l2NormalizeGrad(gx, x, g, n, op.fwd.scale))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.L2NormalizeGrad(gx, x, g, n, op.fwd.scale))
 	}
 	kernels.ParallelFor(n, func(_, i int) {
 		xi, gi, oi := x[i*m:(i+1)*m], g[i*m:(i+1)*m], gx[i*m:(i+1)*m]

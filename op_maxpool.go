@@ -7,6 +7,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/kernels"
 )
 
@@ -53,8 +54,8 @@ func (op *maxPoolOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(ys...)
 	y := out.Data().([]float32)
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.maxPool(y, x, xs))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.MaxPool(y, x, xs))
 	}
 	h, w, oh, ow := xs[2], xs[3], ys[2], ys[3]
 	kernels.ParallelFor(xs[0]*xs[1], func(_, p int) {
@@ -135,8 +136,8 @@ func (op *maxPoolGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(xs...)
 	gx := out.Data().([]float32)
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.maxPoolGrad(gx, x, y, gy, xs))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.MaxPoolGrad(gx, x, y, gy, xs))
 	}
 	h, w, oh, ow := xs[2], xs[3], ys[2], ys[3]
 	kernels.ParallelFor(xs[0]*xs[1], func(_, p int) {

@@ -6,6 +6,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/backend"
 )
 
 // stopGradientOp is the identity in the forward pass and a constant for
@@ -42,8 +44,8 @@ func (op *stopGradientOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(xs...)
 	y := out.Data().([]float32)
-	if a := activeGPU(); a != nil {
-		return gpuOut(out, a.copyOf(y, x))
+	if a := backend.Active(); a != nil {
+		return gpuOut(out, a.CopyOf(y, x))
 	}
 	copy(y, x)
 	return out, nil

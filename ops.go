@@ -9,6 +9,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/backend"
 )
 
 // This file holds what every custom op of the package shares: identity,
@@ -69,8 +71,8 @@ func (b *buffer) get(shape ...int) *tensor.Dense {
 	if b.t == nil || !b.t.Shape().Eq(tensor.Shape(shape)) {
 		b.t = tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
 	}
-	if a := activeGPU(); a != nil {
-		a.markHost(b.t.Data().([]float32))
+	if a := backend.Active(); a != nil {
+		a.MarkHost(b.t.Data().([]float32))
 	}
 	return b.t
 }
@@ -81,12 +83,12 @@ func (b *buffer) get(shape ...int) *tensor.Dense {
 func f32s(op string, arg int, v G.Value) ([]float32, tensor.Shape, error) {
 	d, s, err := f32sNoSync(op, arg, v)
 	if err == nil {
-		err = syncToHost(d)
+		err = backend.SyncToHost(d)
 	}
 	return d, s, err
 }
 
-// f32sNoSync is f32s for ops with a GPU path (backend_ops.go): their CPU
+// f32sNoSync is f32s for ops with a GPU path (internal/backend/ops.go): their CPU
 // path runs only when there is no GPU, so the host copy is current.
 func f32sNoSync(op string, arg int, v G.Value) ([]float32, tensor.Shape, error) {
 	t, ok := v.(tensor.Tensor)
@@ -133,4 +135,12 @@ type gradOnly struct{}
 func (gradOnly) DiffWRT(n int) []bool { return make([]bool, n) }
 func (gradOnly) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, fmt.Errorf("vat: second-order gradients are not supported")
+}
+
+// gpuOut returns out, or the error of the GPU path that computed it.
+func gpuOut(out *tensor.Dense, err error) (G.Value, error) {
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }

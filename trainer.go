@@ -9,6 +9,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/kernels"
 	"github.com/org/vat/internal/rng"
 )
@@ -204,9 +205,9 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	if tg.noise != nil {
 		noise := tg.noise.Data().([]float32) // Data() allocates: call it once
 		t.noise.Normals(noise)
-		markHostWritten(noise)
+		backend.MarkHostWritten(noise)
 	}
-	markHostWritten(x, y)
+	backend.MarkHostWritten(x, y)
 	if loss, ce, lds, err = tg.run(); err != nil {
 		return 0, 0, 0, err
 	}
@@ -335,7 +336,7 @@ func (m *Model) logits(images []float32, n int, fn func(first int, logits []floa
 		}
 		x := eg.x.Data().([]float32)
 		copy(x, images[first*px:(first+b)*px])
-		markHostWritten(x)
+		backend.MarkHostWritten(x)
 		logits, err := eg.run()
 		if err != nil {
 			return err

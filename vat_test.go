@@ -9,6 +9,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/backend"
 )
 
 var (
@@ -82,12 +84,12 @@ func TestVATStopGradient(t *testing.T) {
 		x, y := batchTensor(train, 8)
 		copy(tg.x.Data().([]float32), x.Data().([]float32))
 		copy(tg.y.Data().([]float32), y.Data().([]float32))
-		markHostWritten(tg.x.Data().([]float32), tg.y.Data().([]float32))
+		backend.MarkHostWritten(tg.x.Data().([]float32), tg.y.Data().([]float32))
 		rng := rand.New(rand.NewPCG(6, 6))
 		for i := range tg.noise.Data().([]float32) {
 			tg.noise.Data().([]float32)[i] = float32(rng.NormFloat64())
 		}
-		markHostWritten(tg.noise.Data().([]float32))
+		backend.MarkHostWritten(tg.noise.Data().([]float32))
 		if _, _, _, err := tg.run(); err != nil {
 			t.Fatal(err)
 		}

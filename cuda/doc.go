@@ -8,7 +8,7 @@
 // it. scripts/vet-cuda.sh type-checks the tagged build against stub
 // headers on machines without them.
 //
-// The root package reaches it through Backend (backend.go), registered by
+// The root package reaches it through Backend (internal/backend), registered by
 // the root's backend_cuda.go: its ops keep device mirrors of their host
 // buffers and run these kernels and cuBLAS on them, so the Gorgonia graph
 // is the same on both backends. Device is usable on its own: Alloc, Upload,

@@ -59,7 +59,7 @@ type GPU interface {
 // DNN is the optional part of a GPU backend that runs convolutions and
 // pooling through a vendor library (cuDNN). The root package uses it, layer
 // by layer, where it measures faster than the GPU's own im2col and pooling
-// kernels (see the root package's backend.go).
+// kernels (see internal/backend/choice.go).
 //
 // The convolutions are "valid" cross-correlations with stride 1 and no
 // bias, on n images of c×h×w and f filters of c×kh×kw (PyTorch's layouts):

@@ -1,82 +1,89 @@
-package vat
+// Package backendtest holds devices for testing the GPU path without a GPU:
+// HostDevice, a reference implementation of every kernel in float64 from
+// its definition, and NullDevice, whose kernels do nothing (what remains is
+// the host's share of a GPU step).
+package backendtest
 
 import (
 	"fmt"
 	"math"
+
+	"github.com/org/vat/internal/device"
 )
 
 // Compile-time checks: the test devices implement what the ops call.
 var (
-	_ gpuDevice = (*hostDevice)(nil)
-	_ dnnDevice = (*hostDevice)(nil)
-	_ dnnDevice = (*nullDevice)(nil)
+	_ device.GPU = (*HostDevice)(nil)
+	_ device.DNN = (*HostDevice)(nil)
+	_ device.DNN = (*NullDevice)(nil)
 )
 
-// hostDevice is a reference gpuDevice that keeps "device" memory in its own
+// HostDevice is a reference device.GPU that keeps "device" memory in its own
 // Go slices and computes every kernel from its definition, with float64
 // sums. It exercises the whole GPU path of the ops (mirrors, uploads,
-// downloads, scratch memory, the index arithmetic of backend_ops.go) on any
+// downloads, scratch memory, the index arithmetic of internal/backend/ops.go) on any
 // machine. Fresh allocations are filled with NaN, so an op that reads
 // device memory nobody wrote shows up as NaN in the comparison.
-type hostDevice struct {
-	live               int // allocations not yet freed
-	uploads, downloads int
-	dnnCalls           int // calls of the dnnDevice methods
+type HostDevice struct {
+	Live               int // allocations not yet freed
+	Uploads, Downloads int
+	DNNCalls           int // calls of the device.DNN methods
 }
 
 type hostMem struct{ d []float32 }
 
 func (m *hostMem) Len() int { return len(m.d) }
 
-func hm32(m devMem) []float32 { return m.(*hostMem).d }
+// HM32 returns the memory of a HostDevice allocation.
+func HM32(m device.Mem) []float32 { return m.(*hostMem).d }
 
-func (h *hostDevice) Name() string { return "host reference device" }
-func (h *hostDevice) Close() error { return nil }
+func (h *HostDevice) Name() string { return "host reference device" }
+func (h *HostDevice) Close() error { return nil }
 
-func (h *hostDevice) Alloc(n int) (devMem, error) {
+func (h *HostDevice) Alloc(n int) (device.Mem, error) {
 	if n <= 0 {
-		return nil, fmt.Errorf("hostDevice: Alloc(%d)", n)
+		return nil, fmt.Errorf("HostDevice: Alloc(%d)", n)
 	}
 	d := make([]float32, n)
 	for i := range d {
 		d[i] = float32(math.NaN())
 	}
-	h.live++
+	h.Live++
 	return &hostMem{d}, nil
 }
 
-func (h *hostDevice) Free(m devMem) error {
-	h.live--
+func (h *HostDevice) Free(m device.Mem) error {
+	h.Live--
 	m.(*hostMem).d = nil
 	return nil
 }
 
-func (h *hostDevice) Upload(dst devMem, src []float32) error {
+func (h *HostDevice) Upload(dst device.Mem, src []float32) error {
 	if len(src) > dst.Len() {
-		return fmt.Errorf("hostDevice: upload of %d into %d", len(src), dst.Len())
+		return fmt.Errorf("HostDevice: upload of %d into %d", len(src), dst.Len())
 	}
-	h.uploads++
-	copy(hm32(dst), src)
+	h.Uploads++
+	copy(HM32(dst), src)
 	return nil
 }
 
-func (h *hostDevice) Download(dst []float32, src devMem) error {
+func (h *HostDevice) Download(dst []float32, src device.Mem) error {
 	if len(dst) > src.Len() {
-		return fmt.Errorf("hostDevice: download of %d from %d", len(dst), src.Len())
+		return fmt.Errorf("HostDevice: download of %d from %d", len(dst), src.Len())
 	}
-	h.downloads++
-	copy(dst, hm32(src))
+	h.Downloads++
+	copy(dst, HM32(src))
 	return nil
 }
 
-func (h *hostDevice) Copy(dst, src devMem, n int) error {
-	copy(hm32(dst)[:n], hm32(src)[:n])
+func (h *HostDevice) Copy(dst, src device.Mem, n int) error {
+	copy(HM32(dst)[:n], HM32(src)[:n])
 	return nil
 }
 
-func (h *hostDevice) Sgemm(transA, transB bool, m, n, k int, a devMem, lda, sa int, b devMem, ldb, sb int,
-	beta float32, c devMem, ldc, sc, batch int) error {
-	A, B, C := hm32(a), hm32(b), hm32(c)
+func (h *HostDevice) Sgemm(transA, transB bool, m, n, k int, a device.Mem, lda, sa int, b device.Mem, ldb, sb int,
+	beta float32, c device.Mem, ldc, sc, batch int) error {
+	A, B, C := HM32(a), HM32(b), HM32(c)
 	for bi := 0; bi < batch; bi++ {
 		ai, bj, ci := A[bi*sa:], B[bi*sb:], C[bi*sc:]
 		for i := 0; i < m; i++ {
@@ -124,15 +131,15 @@ func im2colPairs(n, c, hh, w, kh, kw int, fn func(i, j int)) {
 	}
 }
 
-func (h *hostDevice) Im2col(x, col devMem, n, c, hh, w, kh, kw int) error {
-	X, Col := hm32(x), hm32(col)
+func (h *HostDevice) Im2col(x, col device.Mem, n, c, hh, w, kh, kw int) error {
+	X, Col := HM32(x), HM32(col)
 	im2colPairs(n, c, hh, w, kh, kw, func(i, j int) { Col[i] = X[j] })
 	return nil
 }
 
 // Col2im is im2col's adjoint: every pixel sums the entries copied from it.
-func (h *hostDevice) Col2im(col, x devMem, n, c, hh, w, kh, kw int) error {
-	X, Col := hm32(x), hm32(col)
+func (h *HostDevice) Col2im(col, x device.Mem, n, c, hh, w, kh, kw int) error {
+	X, Col := HM32(x), HM32(col)
 	sums := make([]float64, n*c*hh*w)
 	im2colPairs(n, c, hh, w, kh, kw, func(i, j int) { sums[j] += float64(Col[i]) })
 	for i, s := range sums {
@@ -141,8 +148,8 @@ func (h *hostDevice) Col2im(col, x devMem, n, c, hh, w, kh, kw int) error {
 	return nil
 }
 
-func (h *hostDevice) BiasAct(y, b devMem, n, f, p int, relu bool) error {
-	Y, B := hm32(y), hm32(b)
+func (h *HostDevice) BiasAct(y, b device.Mem, n, f, p int, relu bool) error {
+	Y, B := HM32(y), HM32(b)
 	for i := range Y[:n*f*p] {
 		v := Y[i] + B[(i/p)%f]
 		if relu && v < 0 {
@@ -153,8 +160,8 @@ func (h *hostDevice) BiasAct(y, b devMem, n, f, p int, relu bool) error {
 	return nil
 }
 
-func (h *hostDevice) ReluMask(out, y, g devMem, n int) error {
-	O, Y, Gr := hm32(out), hm32(y), hm32(g)
+func (h *HostDevice) ReluMask(out, y, g device.Mem, n int) error {
+	O, Y, Gr := HM32(out), HM32(y), HM32(g)
 	for i := 0; i < n; i++ {
 		O[i] = 0
 		if Y[i] > 0 {
@@ -171,8 +178,8 @@ func window(pl, hh, w, i, j int) [4]int {
 	return [4]int{o, o + 1, o + w, o + w + 1}
 }
 
-func (h *hostDevice) MaxPool2(x, y devMem, nc, hh, w int) error {
-	X, Y := hm32(x), hm32(y)
+func (h *HostDevice) MaxPool2(x, y device.Mem, nc, hh, w int) error {
+	X, Y := HM32(x), HM32(y)
 	oh, ow := hh/2, w/2
 	for pl := 0; pl < nc; pl++ {
 		for i := 0; i < oh; i++ {
@@ -188,8 +195,8 @@ func (h *hostDevice) MaxPool2(x, y devMem, nc, hh, w int) error {
 	return nil
 }
 
-func (h *hostDevice) MaxPool2Grad(x, y, gy, gx devMem, nc, hh, w int) error {
-	X, Y, GY, GX := hm32(x), hm32(y), hm32(gy), hm32(gx)
+func (h *HostDevice) MaxPool2Grad(x, y, gy, gx device.Mem, nc, hh, w int) error {
+	X, Y, GY, GX := HM32(x), HM32(y), HM32(gy), HM32(gx)
 	oh, ow := hh/2, w/2
 	for i := range GX[:nc*hh*w] {
 		GX[i] = 0
@@ -215,24 +222,24 @@ func (h *hostDevice) MaxPool2Grad(x, y, gy, gx devMem, nc, hh, w int) error {
 	return nil
 }
 
-func (h *hostDevice) Axpby(z devMem, a float32, x devMem, b float32, y devMem, n int) error {
-	Z, X, Y := hm32(z), hm32(x), hm32(y)
+func (h *HostDevice) Axpby(z device.Mem, a float32, x device.Mem, b float32, y device.Mem, n int) error {
+	Z, X, Y := HM32(z), HM32(x), HM32(y)
 	for i := 0; i < n; i++ {
 		Z[i] = a*X[i] + b*Y[i]
 	}
 	return nil
 }
 
-func (h *hostDevice) Mul(z, x, y devMem, n int) error {
-	Z, X, Y := hm32(z), hm32(x), hm32(y)
+func (h *HostDevice) Mul(z, x, y device.Mem, n int) error {
+	Z, X, Y := HM32(z), HM32(x), HM32(y)
 	for i := 0; i < n; i++ {
 		Z[i] = X[i] * Y[i]
 	}
 	return nil
 }
 
-func (h *hostDevice) L2Normalize(x, y devMem, n, m int, scale float32) error {
-	X, Y := hm32(x), hm32(y)
+func (h *HostDevice) L2Normalize(x, y device.Mem, n, m int, scale float32) error {
+	X, Y := HM32(x), HM32(y)
 	for i := 0; i < n; i++ {
 		var s float64
 		for _, v := range X[i*m : (i+1)*m] {
@@ -250,8 +257,8 @@ func (h *hostDevice) L2Normalize(x, y devMem, n, m int, scale float32) error {
 
 // L2NormalizeGrad is the Jacobian-vector product written out:
 // ∂y_j/∂x_k = scale·(δ_jk/‖x‖ − x_j·x_k/‖x‖³), so gx_k = Σ_j g_j ∂y_j/∂x_k.
-func (h *hostDevice) L2NormalizeGrad(x, g, gx devMem, n, m int, scale float32) error {
-	X, Gr, GX := hm32(x), hm32(g), hm32(gx)
+func (h *HostDevice) L2NormalizeGrad(x, g, gx device.Mem, n, m int, scale float32) error {
+	X, Gr, GX := HM32(x), HM32(g), HM32(gx)
 	for i := 0; i < n; i++ {
 		xi, gi := X[i*m:(i+1)*m], Gr[i*m:(i+1)*m]
 		var s, dot float64
@@ -271,8 +278,8 @@ func (h *hostDevice) L2NormalizeGrad(x, g, gx devMem, n, m int, scale float32) e
 	return nil
 }
 
-func (h *hostDevice) Adadelta(w, g, accG, accU devMem, n int, rho, eps, lr float32) error {
-	W, Gr, A, U := hm32(w), hm32(g), hm32(accG), hm32(accU)
+func (h *HostDevice) Adadelta(w, g, accG, accU device.Mem, n int, rho, eps, lr float32) error {
+	W, Gr, A, U := HM32(w), HM32(g), HM32(accG), HM32(accU)
 	for i := 0; i < n; i++ {
 		a := float64(rho)*float64(A[i]) + float64(1-rho)*float64(Gr[i])*float64(Gr[i])
 		d := float64(Gr[i]) * math.Sqrt(float64(U[i])+float64(eps)) / math.Sqrt(a+float64(eps))
@@ -283,40 +290,42 @@ func (h *hostDevice) Adadelta(w, g, accG, accU devMem, n int, rho, eps, lr float
 	return nil
 }
 
-// nullDevice is hostDevice with every kernel a no-op: training on it
+// NullDevice is HostDevice with every kernel a no-op: training on it
 // measures what the GPU path costs on the host (the graph machine, the
 // mirrors, transfers as memory copies, the ops that stay on the CPU, random
 // numbers) and nothing else.
-type nullDevice struct{ hostDevice }
+type NullDevice struct{ HostDevice }
 
-func (*nullDevice) Name() string { return "null device" }
-func (*nullDevice) Alloc(n int) (devMem, error) {
+func (*NullDevice) Name() string { return "null device" }
+func (*NullDevice) Alloc(n int) (device.Mem, error) {
 	return &hostMem{make([]float32, n)}, nil
 }
-func (*nullDevice) Free(devMem) error { return nil }
-func (*nullDevice) Sgemm(bool, bool, int, int, int, devMem, int, int, devMem, int, int, float32, devMem, int, int, int) error {
+func (*NullDevice) Free(device.Mem) error { return nil }
+func (*NullDevice) Sgemm(bool, bool, int, int, int, device.Mem, int, int, device.Mem, int, int, float32, device.Mem, int, int, int) error {
 	return nil
 }
-func (*nullDevice) Im2col(devMem, devMem, int, int, int, int, int, int) error { return nil }
-func (*nullDevice) Col2im(devMem, devMem, int, int, int, int, int, int) error { return nil }
-func (*nullDevice) BiasAct(devMem, devMem, int, int, int, bool) error         { return nil }
-func (*nullDevice) ReluMask(devMem, devMem, devMem, int) error                { return nil }
-func (*nullDevice) MaxPool2(devMem, devMem, int, int, int) error              { return nil }
-func (*nullDevice) MaxPool2Grad(devMem, devMem, devMem, devMem, int, int, int) error {
+func (*NullDevice) Im2col(device.Mem, device.Mem, int, int, int, int, int, int) error { return nil }
+func (*NullDevice) Col2im(device.Mem, device.Mem, int, int, int, int, int, int) error { return nil }
+func (*NullDevice) BiasAct(device.Mem, device.Mem, int, int, int, bool) error         { return nil }
+func (*NullDevice) ReluMask(device.Mem, device.Mem, device.Mem, int) error            { return nil }
+func (*NullDevice) MaxPool2(device.Mem, device.Mem, int, int, int) error              { return nil }
+func (*NullDevice) MaxPool2Grad(device.Mem, device.Mem, device.Mem, device.Mem, int, int, int) error {
 	return nil
 }
-func (*nullDevice) Axpby(devMem, float32, devMem, float32, devMem, int) error       { return nil }
-func (*nullDevice) Mul(devMem, devMem, devMem, int) error                           { return nil }
-func (*nullDevice) L2Normalize(devMem, devMem, int, int, float32) error             { return nil }
-func (*nullDevice) L2NormalizeGrad(devMem, devMem, devMem, int, int, float32) error { return nil }
-func (*nullDevice) Adadelta(devMem, devMem, devMem, devMem, int, float32, float32, float32) error {
+func (*NullDevice) Axpby(device.Mem, float32, device.Mem, float32, device.Mem, int) error { return nil }
+func (*NullDevice) Mul(device.Mem, device.Mem, device.Mem, int) error                     { return nil }
+func (*NullDevice) L2Normalize(device.Mem, device.Mem, int, int, float32) error           { return nil }
+func (*NullDevice) L2NormalizeGrad(device.Mem, device.Mem, device.Mem, int, int, float32) error {
+	return nil
+}
+func (*NullDevice) Adadelta(device.Mem, device.Mem, device.Mem, device.Mem, int, float32, float32, float32) error {
 	return nil
 }
 
-func (h *hostDevice) Sync() error { return nil }
+func (h *HostDevice) Sync() error { return nil }
 
 // convTaps calls fn(xi, wi, yi) for every term x[xi]·w[wi] of the sum that
-// gives y[yi] in a "valid" stride-1 convolution (the dnnDevice definition),
+// gives y[yi] in a "valid" stride-1 convolution (the device.DNN definition),
 // so that the three directions below are written from one loop nest and
 // share nothing with the im2col path.
 func convTaps(n, c, hh, wd, f, kh, kw int, fn func(xi, wi, yi int)) {
@@ -349,54 +358,54 @@ func convSum(out []float32, n, c, hh, wd, f, kh, kw int, add func(sums []float64
 	}
 }
 
-func (h *hostDevice) ConvForward(x, w, y devMem, n, c, hh, wd, f, kh, kw int) error {
-	h.dnnCalls++
-	X, W := hm32(x), hm32(w)
-	convSum(hm32(y)[:n*f*(hh-kh+1)*(wd-kw+1)], n, c, hh, wd, f, kh, kw, func(s []float64, xi, wi, yi int) {
+func (h *HostDevice) ConvForward(x, w, y device.Mem, n, c, hh, wd, f, kh, kw int) error {
+	h.DNNCalls++
+	X, W := HM32(x), HM32(w)
+	convSum(HM32(y)[:n*f*(hh-kh+1)*(wd-kw+1)], n, c, hh, wd, f, kh, kw, func(s []float64, xi, wi, yi int) {
 		s[yi] += float64(X[xi]) * float64(W[wi])
 	})
 	return nil
 }
 
-func (h *hostDevice) ConvBackwardData(w, gy, gx devMem, n, c, hh, wd, f, kh, kw int) error {
-	h.dnnCalls++
-	W, GY := hm32(w), hm32(gy)
-	convSum(hm32(gx)[:n*c*hh*wd], n, c, hh, wd, f, kh, kw, func(s []float64, xi, wi, yi int) {
+func (h *HostDevice) ConvBackwardData(w, gy, gx device.Mem, n, c, hh, wd, f, kh, kw int) error {
+	h.DNNCalls++
+	W, GY := HM32(w), HM32(gy)
+	convSum(HM32(gx)[:n*c*hh*wd], n, c, hh, wd, f, kh, kw, func(s []float64, xi, wi, yi int) {
 		s[xi] += float64(W[wi]) * float64(GY[yi])
 	})
 	return nil
 }
 
-func (h *hostDevice) ConvBackwardFilter(x, gy, gw devMem, n, c, hh, wd, f, kh, kw int) error {
-	h.dnnCalls++
-	X, GY := hm32(x), hm32(gy)
-	convSum(hm32(gw)[:f*c*kh*kw], n, c, hh, wd, f, kh, kw, func(s []float64, xi, wi, yi int) {
+func (h *HostDevice) ConvBackwardFilter(x, gy, gw device.Mem, n, c, hh, wd, f, kh, kw int) error {
+	h.DNNCalls++
+	X, GY := HM32(x), HM32(gy)
+	convSum(HM32(gw)[:f*c*kh*kw], n, c, hh, wd, f, kh, kw, func(s []float64, xi, wi, yi int) {
 		s[wi] += float64(X[xi]) * float64(GY[yi])
 	})
 	return nil
 }
 
-func (h *hostDevice) MaxPool2DNN(x, y devMem, n, c, hh, w int) error {
-	h.dnnCalls++
+func (h *HostDevice) MaxPool2DNN(x, y device.Mem, n, c, hh, w int) error {
+	h.DNNCalls++
 	return h.MaxPool2(x, y, n*c, hh, w)
 }
 
-func (h *hostDevice) MaxPool2GradDNN(x, y, gy, gx devMem, n, c, hh, w int) error {
-	h.dnnCalls++
+func (h *HostDevice) MaxPool2GradDNN(x, y, gy, gx device.Mem, n, c, hh, w int) error {
+	h.DNNCalls++
 	return h.MaxPool2Grad(x, y, gy, gx, n*c, hh, w)
 }
 
 // The null device's cuDNN path is as empty as its kernels.
-func (*nullDevice) ConvForward(devMem, devMem, devMem, int, int, int, int, int, int, int) error {
+func (*NullDevice) ConvForward(device.Mem, device.Mem, device.Mem, int, int, int, int, int, int, int) error {
 	return nil
 }
-func (*nullDevice) ConvBackwardData(devMem, devMem, devMem, int, int, int, int, int, int, int) error {
+func (*NullDevice) ConvBackwardData(device.Mem, device.Mem, device.Mem, int, int, int, int, int, int, int) error {
 	return nil
 }
-func (*nullDevice) ConvBackwardFilter(devMem, devMem, devMem, int, int, int, int, int, int, int) error {
+func (*NullDevice) ConvBackwardFilter(device.Mem, device.Mem, device.Mem, int, int, int, int, int, int, int) error {
 	return nil
 }
-func (*nullDevice) MaxPool2DNN(devMem, devMem, int, int, int, int) error { return nil }
-func (*nullDevice) MaxPool2GradDNN(devMem, devMem, devMem, devMem, int, int, int, int) error {
+func (*NullDevice) MaxPool2DNN(device.Mem, device.Mem, int, int, int, int) error { return nil }
+func (*NullDevice) MaxPool2GradDNN(device.Mem, device.Mem, device.Mem, device.Mem, int, int, int, int) error {
 	return nil
 }

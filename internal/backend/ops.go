@@ -1,15 +1,16 @@
-package vat
+package backend
 
 import (
 	"fmt"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/device"
 )
 
 // The GPU side of the ops: what each op's Do runs instead of its CPU code
 // when a GPU backend is active (see backend.go). Shapes have been checked
-// by the op; the kernels are those of gpuDevice. The losses and the
+// by the op; the kernels are those of device.GPU. The losses and the
 // weighted sum have no entry here: they run on the CPU, on host copies
 // synchronized by f32s.
 
@@ -21,16 +22,8 @@ const (
 	scratchRowSums
 )
 
-// gpuOut returns out, or the error.
-func gpuOut(out *tensor.Dense, err error) (G.Value, error) {
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
 // run serializes one op's device work and names the op in its error.
-func (a *accelerator) run(op string, fn func(d gpuDevice) error) error {
+func (a *Accelerator) run(op string, fn func(d device.GPU) error) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.profiled(op, func() error { return fn(a.dev) }); err != nil {
@@ -41,7 +34,7 @@ func (a *accelerator) run(op string, fn func(d gpuDevice) error) error {
 
 // bind returns the device copy of out, claimed for writing, and those of
 // ins, uploaded where the host copy is newer.
-func (a *accelerator) bind(out []float32, ins ...[]float32) (devMem, []devMem, error) {
+func (a *Accelerator) bind(out []float32, ins ...[]float32) (device.Mem, []device.Mem, error) {
 	in, err := a.ins(ins...)
 	if err != nil {
 		return nil, nil, err
@@ -60,16 +53,16 @@ func newConvDims(xs, ws tensor.Shape) convDims {
 	return d
 }
 
-// conv2d: y = conv(x, w) through cuDNN, or per image y_i = W·col(x_i) with
+// Conv2d computes y = conv(x, w) through cuDNN, or per image y_i = W·col(x_i) with
 // im2col and cuBLAS; then bias and ReLU (conv2dOp).
-func (a *accelerator) conv2d(y, x, w, b []float32, xs, ws tensor.Shape, relu bool) error {
-	return a.run("Conv2d", func(d gpuDevice) error {
+func (a *Accelerator) Conv2d(y, x, w, b []float32, xs, ws tensor.Shape, relu bool) error {
+	return a.run("Conv2d", func(d device.GPU) error {
 		c := newConvDims(xs, ws)
 		dy, in, err := a.bind(y, x, w, b)
 		if err != nil {
 			return err
 		}
-		err = a.dispatch(c.key("conv forward"), func(dnnDevice) error {
+		err = a.dispatch(c.key("conv forward"), func(device.DNN) error {
 			col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
 			if err != nil {
 				return err
@@ -78,7 +71,7 @@ func (a *accelerator) conv2d(y, x, w, b []float32, xs, ws tensor.Shape, relu boo
 				return err
 			}
 			return d.Sgemm(false, false, c.f, c.p, c.k, in[1], c.k, 0, col, c.p, c.k*c.p, 0, dy, c.p, c.f*c.p, c.n)
-		}, func(dd dnnDevice) error {
+		}, func(dd device.DNN) error {
 			return dd.ConvForward(in[0], in[1], dy, c.n, c.c, c.h, c.w, c.f, c.kh, c.kw)
 		})
 		if err != nil {
@@ -93,16 +86,16 @@ func (c convDims) key(op string) kernelKey {
 	return kernelKey{op, [7]int{c.n, c.c, c.h, c.w, c.f, c.kh, c.kw}}
 }
 
-// conv2dGradInput: through cuDNN, or per image col_i = Wᵀ·dY_i summed back
+// Conv2dGradInput computes through cuDNN, or per image col_i = Wᵀ·dY_i summed back
 // onto the pixels (col2im).
-func (a *accelerator) conv2dGradInput(gx, w, gy []float32, xs, ws tensor.Shape) error {
-	return a.run("Conv2dGradInput", func(d gpuDevice) error {
+func (a *Accelerator) Conv2dGradInput(gx, w, gy []float32, xs, ws tensor.Shape) error {
+	return a.run("Conv2dGradInput", func(d device.GPU) error {
 		c := newConvDims(xs, ws)
 		dgx, in, err := a.bind(gx, w, gy)
 		if err != nil {
 			return err
 		}
-		return a.dispatch(c.key("conv backward data"), func(dnnDevice) error {
+		return a.dispatch(c.key("conv backward data"), func(device.DNN) error {
 			col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
 			if err != nil {
 				return err
@@ -111,23 +104,23 @@ func (a *accelerator) conv2dGradInput(gx, w, gy []float32, xs, ws tensor.Shape) 
 				return err
 			}
 			return d.Col2im(col, dgx, c.n, c.c, c.h, c.w, c.kh, c.kw)
-		}, func(dd dnnDevice) error {
+		}, func(dd device.DNN) error {
 			return dd.ConvBackwardData(in[0], in[1], dgx, c.n, c.c, c.h, c.w, c.f, c.kh, c.kw)
 		})
 	})
 }
 
-// conv2dGradFilter: through cuDNN (a deterministic algorithm), or dW =
+// Conv2dGradFilter computes through cuDNN (a deterministic algorithm), or dW =
 // Σ_i dY_i·col(x_i)ᵀ as n partial products summed by one more product with
 // a vector of ones (a fixed order: deterministic).
-func (a *accelerator) conv2dGradFilter(gw, x, gy []float32, xs, ws tensor.Shape) error {
-	return a.run("Conv2dGradFilter", func(d gpuDevice) error {
+func (a *Accelerator) Conv2dGradFilter(gw, x, gy []float32, xs, ws tensor.Shape) error {
+	return a.run("Conv2dGradFilter", func(d device.GPU) error {
 		c := newConvDims(xs, ws)
 		dgw, in, err := a.bind(gw, x, gy)
 		if err != nil {
 			return err
 		}
-		return a.dispatch(c.key("conv backward filter"), func(dnnDevice) error {
+		return a.dispatch(c.key("conv backward filter"), func(device.DNN) error {
 			col, err := a.scratchMem(scratchCol, c.n*c.k*c.p)
 			if err != nil {
 				return err
@@ -148,7 +141,7 @@ func (a *accelerator) conv2dGradFilter(gw, x, gy []float32, xs, ws tensor.Shape)
 				return err
 			}
 			return d.Sgemm(false, false, 1, fk, c.n, ones, c.n, 0, parts, fk, 0, 0, dgw, fk, 0, 1)
-		}, func(dd dnnDevice) error {
+		}, func(dd device.DNN) error {
 			return dd.ConvBackwardFilter(in[0], in[1], dgw, c.n, c.c, c.h, c.w, c.f, c.kh, c.kw)
 		})
 	})
@@ -160,37 +153,37 @@ func poolKey(op string, xs tensor.Shape) (kernelKey, bool) {
 	return kernelKey{op, [7]int{xs[0], xs[1], xs[2], xs[3]}}, xs[2]%2 == 0 && xs[3]%2 == 0
 }
 
-// maxPool: 2×2 windows, stride 2 (maxPoolOp).
-func (a *accelerator) maxPool(y, x []float32, xs tensor.Shape) error {
-	return a.run("MaxPool", func(d gpuDevice) error {
+// MaxPool computes 2×2 windows, stride 2 (maxPoolOp).
+func (a *Accelerator) MaxPool(y, x []float32, xs tensor.Shape) error {
+	return a.run("MaxPool", func(d device.GPU) error {
 		dy, in, err := a.bind(y, x)
 		if err != nil {
 			return err
 		}
-		own := func(dnnDevice) error { return d.MaxPool2(in[0], dy, xs[0]*xs[1], xs[2], xs[3]) }
+		own := func(device.DNN) error { return d.MaxPool2(in[0], dy, xs[0]*xs[1], xs[2], xs[3]) }
 		key, even := poolKey("max-pool forward", xs)
 		if !even {
 			return own(nil)
 		}
-		return a.dispatch(key, own, func(dd dnnDevice) error {
+		return a.dispatch(key, own, func(dd device.DNN) error {
 			return dd.MaxPool2DNN(in[0], dy, xs[0], xs[1], xs[2], xs[3])
 		})
 	})
 }
 
-// maxPoolGrad routes dY to each window's first maximum (maxPoolGradOp).
-func (a *accelerator) maxPoolGrad(gx, x, y, gy []float32, xs tensor.Shape) error {
-	return a.run("MaxPoolGrad", func(d gpuDevice) error {
+// MaxPoolGrad routes dY to each window's first maximum (maxPoolGradOp).
+func (a *Accelerator) MaxPoolGrad(gx, x, y, gy []float32, xs tensor.Shape) error {
+	return a.run("MaxPoolGrad", func(d device.GPU) error {
 		dgx, in, err := a.bind(gx, x, y, gy)
 		if err != nil {
 			return err
 		}
-		own := func(dnnDevice) error { return d.MaxPool2Grad(in[0], in[1], in[2], dgx, xs[0]*xs[1], xs[2], xs[3]) }
+		own := func(device.DNN) error { return d.MaxPool2Grad(in[0], in[1], in[2], dgx, xs[0]*xs[1], xs[2], xs[3]) }
 		key, even := poolKey("max-pool backward", xs)
 		if !even || !a.dnnPoolTiesFirst() {
 			return own(nil)
 		}
-		return a.dispatch(key, own, func(dd dnnDevice) error {
+		return a.dispatch(key, own, func(dd device.DNN) error {
 			return dd.MaxPool2GradDNN(in[0], in[1], in[2], dgx, xs[0], xs[1], xs[2], xs[3])
 		})
 	})
@@ -201,16 +194,16 @@ func (a *accelerator) maxPoolGrad(gx, x, y, gy []float32, xs tensor.Shape) error
 // (cuDNN does not document its rule). It is probed once, on one window of
 // four equal values; where it does not hold, pooling's gradient always runs
 // on our own kernel. The caller holds a.mu.
-func (a *accelerator) dnnPoolTiesFirst() bool {
+func (a *Accelerator) dnnPoolTiesFirst() bool {
 	if a.poolTies != 0 {
 		return a.poolTies > 0
 	}
 	a.poolTies = -1
-	dd, ok := a.dev.(dnnDevice)
+	dd, ok := a.dev.(device.DNN)
 	if !ok {
 		return false
 	}
-	var ms []devMem
+	var ms []device.Mem
 	defer func() {
 		for _, m := range ms {
 			a.dev.Free(m)
@@ -239,9 +232,9 @@ func (a *accelerator) dnnPoolTiesFirst() bool {
 	return a.poolTies > 0
 }
 
-// dense: y = x·W + b (n×k times k×m), then ReLU (denseOp).
-func (a *accelerator) dense(y, x, w, b []float32, n, k, m int, relu bool) error {
-	return a.run("Dense", func(d gpuDevice) error {
+// Dense computes y = x·W + b (n×k times k×m), then ReLU (denseOp).
+func (a *Accelerator) Dense(y, x, w, b []float32, n, k, m int, relu bool) error {
+	return a.run("Dense", func(d device.GPU) error {
 		dy, in, err := a.bind(y, x, w, b)
 		if err != nil {
 			return err
@@ -253,9 +246,9 @@ func (a *accelerator) dense(y, x, w, b []float32, n, k, m int, relu bool) error 
 	})
 }
 
-// denseGradInput: dX = dY·Wᵀ.
-func (a *accelerator) denseGradInput(gx, w, g []float32, n, k, m int) error {
-	return a.run("DenseGradInput", func(d gpuDevice) error {
+// DenseGradInput computes dX = dY·Wᵀ.
+func (a *Accelerator) DenseGradInput(gx, w, g []float32, n, k, m int) error {
+	return a.run("DenseGradInput", func(d device.GPU) error {
 		dgx, in, err := a.bind(gx, w, g)
 		if err != nil {
 			return err
@@ -264,9 +257,9 @@ func (a *accelerator) denseGradInput(gx, w, g []float32, n, k, m int) error {
 	})
 }
 
-// denseGradWeight: dW = Xᵀ·dY.
-func (a *accelerator) denseGradWeight(gw, x, g []float32, n, k, m int) error {
-	return a.run("DenseGradWeight", func(d gpuDevice) error {
+// DenseGradWeight computes dW = Xᵀ·dY.
+func (a *Accelerator) DenseGradWeight(gw, x, g []float32, n, k, m int) error {
+	return a.run("DenseGradWeight", func(d device.GPU) error {
 		dgw, in, err := a.bind(gw, x, g)
 		if err != nil {
 			return err
@@ -275,9 +268,9 @@ func (a *accelerator) denseGradWeight(gw, x, g []float32, n, k, m int) error {
 	})
 }
 
-// reluGrad: out = g where y > 0.
-func (a *accelerator) reluGrad(out, y, g []float32) error {
-	return a.run("ReluGrad", func(d gpuDevice) error {
+// ReluGrad computes out = g where y > 0.
+func (a *Accelerator) ReluGrad(out, y, g []float32) error {
+	return a.run("ReluGrad", func(d device.GPU) error {
 		dout, in, err := a.bind(out, y, g)
 		if err != nil {
 			return err
@@ -286,13 +279,13 @@ func (a *accelerator) reluGrad(out, y, g []float32) error {
 	})
 }
 
-// biasGrad sums g (n×f×inner) over n and inner as two products with
+// BiasGrad sums g (n×f×inner) over n and inner as two products with
 // vectors of ones: each (image, feature) row over its inner positions, then
 // each feature over the images. cuBLAS spreads both over the whole GPU (a
 // kernel with one block per feature used 32 of its SMs) and sums in a fixed
 // order, so the result is deterministic.
-func (a *accelerator) biasGrad(gb, g []float32, n, f, inner int) error {
-	return a.run("BiasGrad", func(d gpuDevice) error {
+func (a *Accelerator) BiasGrad(gb, g []float32, n, f, inner int) error {
+	return a.run("BiasGrad", func(d device.GPU) error {
 		dgb, in, err := a.bind(gb, g)
 		if err != nil {
 			return err
@@ -314,11 +307,11 @@ func (a *accelerator) biasGrad(gb, g []float32, n, f, inner int) error {
 	})
 }
 
-// mul: z = x·mask elementwise; fresh says the host rewrote mask (the
+// Mul computes z = x·mask elementwise; fresh says the host rewrote mask (the
 // dropout op draws it on the CPU, from its own seeded generator, so that
 // both backends drop the same units).
-func (a *accelerator) mul(what string, z, x, mask []float32, fresh bool) error {
-	return a.run(what, func(d gpuDevice) error {
+func (a *Accelerator) Mul(what string, z, x, mask []float32, fresh bool) error {
+	return a.run(what, func(d device.GPU) error {
 		if fresh {
 			a.staleDevice(mask)
 		}
@@ -330,9 +323,9 @@ func (a *accelerator) mul(what string, z, x, mask []float32, fresh bool) error {
 	})
 }
 
-// add: z = x + y.
-func (a *accelerator) add(z, x, y []float32) error {
-	return a.run("Add", func(d gpuDevice) error {
+// Add computes z = x + y.
+func (a *Accelerator) Add(z, x, y []float32) error {
+	return a.run("Add", func(d device.GPU) error {
 		dz, in, err := a.bind(z, x, y)
 		if err != nil {
 			return err
@@ -341,9 +334,9 @@ func (a *accelerator) add(z, x, y []float32) error {
 	})
 }
 
-// copyOf: y = x (stopGradientOp).
-func (a *accelerator) copyOf(y, x []float32) error {
-	return a.run("StopGradient", func(d gpuDevice) error {
+// CopyOf computes y = x (stopGradientOp).
+func (a *Accelerator) CopyOf(y, x []float32) error {
+	return a.run("StopGradient", func(d device.GPU) error {
 		dy, in, err := a.bind(y, x)
 		if err != nil {
 			return err
@@ -352,9 +345,9 @@ func (a *accelerator) copyOf(y, x []float32) error {
 	})
 }
 
-// l2Normalize scales each sample of x (n of m values) to norm scale.
-func (a *accelerator) l2Normalize(y, x []float32, n int, scale float64) error {
-	return a.run("L2Normalize", func(d gpuDevice) error {
+// L2Normalize scales each sample of x (n of m values) to norm scale.
+func (a *Accelerator) L2Normalize(y, x []float32, n int, scale float64) error {
+	return a.run("L2Normalize", func(d device.GPU) error {
 		dy, in, err := a.bind(y, x)
 		if err != nil {
 			return err
@@ -363,9 +356,9 @@ func (a *accelerator) l2Normalize(y, x []float32, n int, scale float64) error {
 	})
 }
 
-// l2NormalizeGrad is the gradient of l2Normalize.
-func (a *accelerator) l2NormalizeGrad(gx, x, g []float32, n int, scale float64) error {
-	return a.run("L2NormalizeGrad", func(d gpuDevice) error {
+// L2NormalizeGrad is the gradient of L2Normalize.
+func (a *Accelerator) L2NormalizeGrad(gx, x, g []float32, n int, scale float64) error {
+	return a.run("L2NormalizeGrad", func(d device.GPU) error {
 		dgx, in, err := a.bind(gx, x, g)
 		if err != nil {
 			return err
@@ -374,10 +367,10 @@ func (a *accelerator) l2NormalizeGrad(gx, x, g []float32, n int, scale float64) 
 	})
 }
 
-// adadelta updates every parameter on the device; the weights and the
+// Adadelta updates every parameter on the device; the weights and the
 // running averages then live there (host copies are synchronized on demand).
-func (a *accelerator) adadelta(ws, gs, accG, accU [][]float32, rho, eps, lr float32) error {
-	return a.run("Adadelta", func(d gpuDevice) error {
+func (a *Accelerator) Adadelta(ws, gs, accG, accU [][]float32, rho, eps, lr float32) error {
+	return a.run("Adadelta", func(d device.GPU) error {
 		for i := range ws {
 			in, err := a.ins(ws[i], gs[i], accG[i], accU[i])
 			if err != nil {

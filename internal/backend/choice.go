@@ -1,14 +1,16 @@
-package vat
+package backend
 
 import (
 	"fmt"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/org/vat/internal/device"
 )
 
 // Which kernels compute a layer on the GPU. A backend that also implements
-// dnnDevice (the cuda build: cuDNN) offers two paths for each convolution
+// device.DNN (the cuda build: cuDNN) offers two paths for each convolution
 // direction and for max-pooling: its own kernels (im2col + cuBLAS, and the
 // package's pooling kernels) and cuDNN's. The environment variable
 // VAT_CUDNN picks:
@@ -25,28 +27,28 @@ import (
 // comes from its heuristics, restricted to deterministic float32 algorithms
 // (see cuda/dnn.go).
 
-// dnnMode is the VAT_CUDNN setting.
-type dnnMode int
+// Mode is the VAT_CUDNN setting.
+type Mode int
 
 const (
-	dnnAuto dnnMode = iota
-	dnnOn
-	dnnOff
+	ModeAuto Mode = iota
+	ModeOn
+	ModeOff
 )
 
-func (m dnnMode) String() string { return [...]string{"auto", "on", "off"}[m] }
+func (m Mode) String() string { return [...]string{"auto", "on", "off"}[m] }
 
-// parseDNNMode reads a VAT_CUDNN value ("" is auto).
-func parseDNNMode(s string) (dnnMode, error) {
+// ParseMode reads a VAT_CUDNN value ("" is auto).
+func ParseMode(s string) (Mode, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "", "auto":
-		return dnnAuto, nil
+		return ModeAuto, nil
 	case "on", "1", "true":
-		return dnnOn, nil
+		return ModeOn, nil
 	case "off", "0", "false":
-		return dnnOff, nil
+		return ModeOff, nil
 	}
-	return dnnAuto, fmt.Errorf("VAT_CUDNN=%q: want auto, on or off", s)
+	return ModeAuto, fmt.Errorf("VAT_CUDNN=%q: want auto, on or off", s)
 }
 
 // kernelKey names one layer direction at one shape.
@@ -78,12 +80,12 @@ const minChoiceMargin = 0.8
 // backend's kernels) or dnn (cuDNN). The caller holds a.mu; both functions
 // overwrite the same outputs from the same inputs, so running one several
 // times to time it changes nothing.
-func (a *accelerator) dispatch(key kernelKey, own, dnn func(d dnnDevice) error) error {
-	d, ok := a.dev.(dnnDevice)
+func (a *Accelerator) dispatch(key kernelKey, own, dnn func(d device.DNN) error) error {
+	d, ok := a.dev.(device.DNN)
 	switch {
-	case !ok || a.dnnMode == dnnOff:
+	case !ok || a.mode == ModeOff:
 		return own(nil)
-	case a.dnnMode == dnnOn:
+	case a.mode == ModeOn:
 		return dnn(d)
 	}
 	c, ok := a.choices[key]
@@ -103,8 +105,8 @@ func (a *accelerator) dispatch(key kernelKey, own, dnn func(d dnnDevice) error) 
 // measure times both paths: one untimed call each (cuDNN makes its plan
 // then), then the mean of three. A cuDNN failure (no algorithm fits, say)
 // is recorded and our kernels are used.
-func (a *accelerator) measure(d dnnDevice, own, dnn func(d dnnDevice) error) (*pathChoice, error) {
-	timeOf := func(fn func(d dnnDevice) error) (time.Duration, error) {
+func (a *Accelerator) measure(d device.DNN, own, dnn func(d device.DNN) error) (*pathChoice, error) {
+	timeOf := func(fn func(d device.DNN) error) (time.Duration, error) {
 		if err := fn(d); err != nil {
 			return 0, err
 		}
@@ -135,9 +137,9 @@ func (a *accelerator) measure(d dnnDevice, own, dnn func(d dnnDevice) error) (*p
 	return c, nil
 }
 
-// kernelChoices describes auto mode's choices so far, one line per layer
+// KernelChoices describes auto mode's choices so far, one line per layer
 // direction and shape, sorted.
-func (a *accelerator) kernelChoices() []string {
+func (a *Accelerator) KernelChoices() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var lines []string
@@ -166,18 +168,18 @@ type opTime struct {
 	total time.Duration
 }
 
-// startProfile makes every GPU op wait for the device and record its time
+// StartProfile makes every GPU op wait for the device and record its time
 // until stopProfile; it slows the step (no overlap of host and device) and
 // is for finding where a step's time goes.
-func (a *accelerator) startProfile() {
+func (a *Accelerator) StartProfile() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.profile = map[string]*opTime{}
 }
 
-// stopProfile ends profiling and returns one line per op, the most
+// StopProfile ends profiling and returns one line per op, the most
 // expensive first.
-func (a *accelerator) stopProfile() []string {
+func (a *Accelerator) StopProfile() []string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	type row struct {
@@ -201,7 +203,7 @@ func (a *accelerator) stopProfile() []string {
 }
 
 // profiled runs fn, timing it to completion on the device when profiling.
-func (a *accelerator) profiled(op string, fn func() error) error {
+func (a *Accelerator) profiled(op string, fn func() error) error {
 	if a.profile == nil {
 		return fn()
 	}
