@@ -2,19 +2,6 @@
 
 package vat
 
-import (
-	"github.com/org/vat/cuda"
-	"github.com/org/vat/internal/backend"
-	"github.com/org/vat/internal/device"
-)
-
-// The CUDA backend, compiled in with -tags cuda (see internal/backend).
-func init() {
-	backend.Register(func() (device.GPU, error) {
-		b, err := cuda.OpenBackend()
-		if err != nil {
-			return nil, err
-		}
-		return b, nil
-	})
-}
+// The CUDA backend, compiled in with -tags cuda: importing package cuda
+// registers it (see internal/backend).
+import _ "github.com/org/vat/cuda"

@@ -7,6 +7,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/ops"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -43,7 +44,7 @@ func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, e
 	wrt := clean.nodes
 
 	logits := m.forward(s, clean, x)
-	tg.ce = s.apply(newCrossEntropyOp(), logits, y)
+	tg.ce = s.apply(ops.NewCrossEntropy(), logits, y)
 	tg.loss = tg.ce
 	if vat != nil {
 		vin := newVATInputs(s.g, vat.Ip, tg.x.Shape()...)
@@ -105,13 +106,13 @@ func (tg *trainGraph) run() (loss, ce, lds float64, err error) {
 	if err = tg.vm.RunAll(); err != nil {
 		return 0, 0, 0, fmt.Errorf("vat: training step: %w", err)
 	}
-	l, err1 := scalar32("loss", 0, tg.loss.Value())
-	c, err2 := scalar32("ce", 0, tg.ce.Value())
+	l, err1 := ops.Scalar32("loss", 0, tg.loss.Value())
+	c, err2 := ops.Scalar32("ce", 0, tg.ce.Value())
 	if err1 != nil || err2 != nil {
 		return 0, 0, 0, fmt.Errorf("vat: training step produced no loss")
 	}
 	if tg.lds != nil {
-		v, _ := scalar32("lds", 0, tg.lds.Value())
+		v, _ := ops.Scalar32("lds", 0, tg.lds.Value())
 		lds = float64(v)
 	}
 	return float64(l), float64(c), lds, nil

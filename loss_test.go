@@ -7,6 +7,9 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/gradcheck"
+	"github.com/org/vat/internal/ops"
 )
 
 // softmax64 is the textbook softmax in float64, without the max shift:
@@ -41,7 +44,7 @@ func evalScalar(t *testing.T, build func(in []*G.Node) (*G.Node, error), vals ..
 	if err := vm.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	s, err := scalar32("out", 0, out.Value())
+	s, err := ops.Scalar32("out", 0, out.Value())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +63,7 @@ func TestLossesMatchFloat64(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	for _, sh := range [][2]int{{1, 2}, {5, 10}, {128, 10}} {
 		n, k := sh[0], sh[1]
-		a, b := randTensor(rng, -4, 4, n, k), randTensor(rng, -4, 4, n, k)
+		a, b := gradcheck.RandTensor(rng, -4, 4, n, k), gradcheck.RandTensor(rng, -4, 4, n, k)
 		y := oneHot(rng, n, k)
 		var ce, kl, ent float64
 		for i := 0; i < n; i++ {
@@ -103,29 +106,29 @@ func TestLossesStableForLargeLogits(t *testing.T) {
 
 func TestLossGradients(t *testing.T) {
 	rng := rand.New(rand.NewPCG(10, 10))
-	soft := randTensor(rng, 0, 1, 4, 5) // soft targets, rows not normalized
-	for _, c := range []gradCase{
-		{name: "CrossEntropy one-hot", inputs: []*tensor.Dense{randTensor(rng, -2, 2, 4, 5), oneHot(rng, 4, 5)}, wrt: []int{0},
-			build: func(in []*G.Node) (*G.Node, error) { return CrossEntropy(in[0], in[1]) }},
-		{name: "CrossEntropy soft", inputs: []*tensor.Dense{randTensor(rng, -2, 2, 4, 5), soft}, wrt: []int{0},
-			build: func(in []*G.Node) (*G.Node, error) { return CrossEntropy(in[0], in[1]) }},
-		{name: "KL mean", inputs: []*tensor.Dense{randTensor(rng, -2, 2, 3, 4), randTensor(rng, -2, 2, 3, 4)}, wrt: []int{0, 1},
-			build: func(in []*G.Node) (*G.Node, error) { return KLDivergence(in[0], in[1], Mean) }},
-		{name: "KL sum", inputs: []*tensor.Dense{randTensor(rng, -2, 2, 3, 4), randTensor(rng, -2, 2, 3, 4)}, wrt: []int{0, 1},
-			build: func(in []*G.Node) (*G.Node, error) { return KLDivergence(in[0], in[1], Sum) }},
-		{name: "Entropy", inputs: []*tensor.Dense{randTensor(rng, -2, 2, 3, 6)}, wrt: []int{0},
-			build: func(in []*G.Node) (*G.Node, error) { return Entropy(in[0]) }},
+	soft := gradcheck.RandTensor(rng, 0, 1, 4, 5) // soft targets, rows not normalized
+	for _, c := range []gradcheck.Case{
+		{Name: "CrossEntropy one-hot", Inputs: []*tensor.Dense{gradcheck.RandTensor(rng, -2, 2, 4, 5), oneHot(rng, 4, 5)}, Wrt: []int{0},
+			Build: func(in []*G.Node) (*G.Node, error) { return CrossEntropy(in[0], in[1]) }},
+		{Name: "CrossEntropy soft", Inputs: []*tensor.Dense{gradcheck.RandTensor(rng, -2, 2, 4, 5), soft}, Wrt: []int{0},
+			Build: func(in []*G.Node) (*G.Node, error) { return CrossEntropy(in[0], in[1]) }},
+		{Name: "KL mean", Inputs: []*tensor.Dense{gradcheck.RandTensor(rng, -2, 2, 3, 4), gradcheck.RandTensor(rng, -2, 2, 3, 4)}, Wrt: []int{0, 1},
+			Build: func(in []*G.Node) (*G.Node, error) { return KLDivergence(in[0], in[1], Mean) }},
+		{Name: "KL sum", Inputs: []*tensor.Dense{gradcheck.RandTensor(rng, -2, 2, 3, 4), gradcheck.RandTensor(rng, -2, 2, 3, 4)}, Wrt: []int{0, 1},
+			Build: func(in []*G.Node) (*G.Node, error) { return KLDivergence(in[0], in[1], Sum) }},
+		{Name: "Entropy", Inputs: []*tensor.Dense{gradcheck.RandTensor(rng, -2, 2, 3, 6)}, Wrt: []int{0},
+			Build: func(in []*G.Node) (*G.Node, error) { return Entropy(in[0]) }},
 	} {
-		checkGradients(t, 11, c)
+		gradcheck.Check(t, 11, c)
 	}
 }
 
 func TestJointLossGradient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 16))
-	checkGradients(t, 17, gradCase{
-		name:   "CE+αKL",
-		inputs: []*tensor.Dense{randTensor(rng, -2, 2, 4, 5), oneHot(rng, 4, 5), randTensor(rng, -2, 2, 4, 5)},
-		wrt:    []int{0, 2},
-		build:  func(in []*G.Node) (*G.Node, error) { return G.ApplyOp(newJointLossOp(0.6), in[0], in[1], in[2]) },
+	gradcheck.Check(t, 17, gradcheck.Case{
+		Name:   "CE+αKL",
+		Inputs: []*tensor.Dense{gradcheck.RandTensor(rng, -2, 2, 4, 5), oneHot(rng, 4, 5), gradcheck.RandTensor(rng, -2, 2, 4, 5)},
+		Wrt:    []int{0, 2},
+		Build:  func(in []*G.Node) (*G.Node, error) { return G.ApplyOp(ops.NewJointLoss(0.6), in[0], in[1], in[2]) },
 	})
 }

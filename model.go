@@ -10,6 +10,7 @@ import (
 
 	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/kernels"
+	"github.com/org/vat/internal/ops"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -222,18 +223,18 @@ func (s *scope) apply(op G.Op, in ...*G.Node) *G.Node {
 // conv2D is a 3×3 "valid" convolution with bias (and ReLU) using the
 // weights name+"/kernel" and name+"/bias".
 func conv2D(s *scope, x *G.Node, w weights, name string, relu bool) *G.Node {
-	return s.apply(newConv2dOp(relu), x, w.named[name+"/kernel"], w.named[name+"/bias"])
+	return s.apply(ops.NewConv2d(relu), x, w.named[name+"/kernel"], w.named[name+"/bias"])
 }
 
 // maxPool2x2 halves the height and width.
-func maxPool2x2(s *scope, x *G.Node) *G.Node { return s.apply(newMaxPoolOp(), x) }
+func maxPool2x2(s *scope, x *G.Node) *G.Node { return s.apply(ops.NewMaxPool(), x) }
 
 // dense is a fully connected layer (and ReLU); it flattens x first.
 func dense(s *scope, x *G.Node, w weights, name string, relu bool) *G.Node {
 	if s.err != nil {
 		return nil
 	}
-	return s.apply(newDenseOp(relu, x.Dims()), x, w.named[name+"/kernel"], w.named[name+"/bias"])
+	return s.apply(ops.NewDense(relu, x.Dims()), x, w.named[name+"/kernel"], w.named[name+"/bias"])
 }
 
 // dropout drops with the given rate when the scope trains with dropout, and
@@ -242,7 +243,7 @@ func dropout(s *scope, x *G.Node, rate float64) *G.Node {
 	if s.err != nil || !s.dropout {
 		return x
 	}
-	op, err := newDropoutOp(rate, rng.SplitMix64(s.seed^rng.SplitMix64(rng.Dropout)^s.dropouts))
+	op, err := ops.NewDropout(rate, rng.SplitMix64(s.seed^rng.SplitMix64(rng.Dropout)^s.dropouts))
 	s.dropouts++
 	if err != nil {
 		s.err = err

@@ -11,6 +11,7 @@ import (
 
 	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/kernels"
+	"github.com/org/vat/internal/ops"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -259,7 +260,7 @@ func (m *Model) Evaluate(d *Dataset) (Evaluation, error) {
 		for i := 0; i < len(logits)/Classes; i++ {
 			row := logits[i*Classes : (i+1)*Classes]
 			label := int(d.Labels[first+i])
-			logSoftmax(lp, row)
+			ops.LogSoftmax(lp, row)
 			ev.Loss -= lp[label]
 			if argmax(row) == label {
 				ev.Accuracy++
@@ -301,7 +302,7 @@ func (m *Model) Probabilities(images []float32) ([]float32, error) {
 	lp := make([]float64, Classes)
 	err = m.logits(images, n, func(_ int, logits []float32) {
 		for i := 0; i < len(logits)/Classes; i++ {
-			logSoftmax(lp, logits[i*Classes:(i+1)*Classes])
+			ops.LogSoftmax(lp, logits[i*Classes:(i+1)*Classes])
 			for _, l := range lp {
 				out = append(out, float32(math.Exp(l)))
 			}

@@ -5,6 +5,8 @@ import (
 	"math"
 
 	G "gorgonia.org/gorgonia"
+
+	"github.com/org/vat/internal/ops"
 )
 
 // VATConfig holds the hyperparameters of Virtual Adversarial Training
@@ -90,7 +92,7 @@ func vatObjective(s *scope, cfg VATConfig, in vatInputs, probe, adversarial func
 	if cfg.CleanGrad {
 		// CE and KL share the clean logits: one op (see jointLossOp); ce
 		// then only reports the value.
-		return s.apply(newJointLossOp(cfg.Alpha), logits, labels, advLogits), lds, rAdv
+		return s.apply(ops.NewJointLoss(cfg.Alpha), logits, labels, advLogits), lds, rAdv
 	}
 	return weightedSum(s, []float64{1, cfg.Alpha}, ce, lds), lds, rAdv
 }
@@ -130,18 +132,18 @@ func adversarialPerturbation(s *scope, cfg VATConfig, in vatInputs, forward func
 // The helpers below are the graph operations that VAT uses, in the scope's
 // sticky-error style.
 
-func stopGradient(s *scope, x *G.Node) *G.Node { return s.apply(newStopGradientOp(), x) }
+func stopGradient(s *scope, x *G.Node) *G.Node { return s.apply(ops.NewStopGradient(), x) }
 
 func l2Normalize(s *scope, x *G.Node, scale float64) *G.Node {
 	if s.err != nil {
 		return nil
 	}
-	return s.apply(newL2NormalizeOp(scale, x.Dims()), x)
+	return s.apply(ops.NewL2Normalize(scale, x.Dims()), x)
 }
 
-func klDivergence(s *scope, p, q *G.Node, r Reduction) *G.Node { return s.apply(newKLOp(r), p, q) }
+func klDivergence(s *scope, p, q *G.Node, r Reduction) *G.Node { return s.apply(ops.NewKL(r), p, q) }
 
-func add(s *scope, a, b *G.Node) *G.Node { return s.apply(newAddOp(), a, b) }
+func add(s *scope, a, b *G.Node) *G.Node { return s.apply(ops.NewAdd(), a, b) }
 
 // gradient returns ∂cost/∂wrt, wrt being an input node.
 func gradient(s *scope, cost, wrt *G.Node) *G.Node {
@@ -154,4 +156,9 @@ func gradient(s *scope, cost, wrt *G.Node) *G.Node {
 		return nil
 	}
 	return g[0]
+}
+
+// weightedSum returns Σ w_i·x_i of scalar nodes.
+func weightedSum(s *scope, w []float64, x ...*G.Node) *G.Node {
+	return s.apply(ops.NewWeightedSum(w...), x...)
 }

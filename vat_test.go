@@ -11,6 +11,8 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/gradcheck"
+	"github.com/org/vat/internal/ops"
 )
 
 var (
@@ -49,7 +51,7 @@ func TestKLGradientThroughCNN(t *testing.T) {
 	m, _ := NewModel(ModelConfig{Seed: 3})
 	x, _ := batchTensor(train, 3)
 	rng := rand.New(rand.NewPCG(4, 4))
-	inputs := []*tensor.Dense{x, randTensor(rng, -1, 1, 3, 1, 28, 28), randTensor(rng, -0.1, 0.1, 3, 1, 28, 28)}
+	inputs := []*tensor.Dense{x, gradcheck.RandTensor(rng, -1, 1, 3, 1, 28, 28), gradcheck.RandTensor(rng, -0.1, 0.1, 3, 1, 28, 28)}
 	params := m.Params()
 	for _, p := range params {
 		inputs = append(inputs, p.Value)
@@ -65,7 +67,7 @@ func TestKLGradientThroughCNN(t *testing.T) {
 		kl := klDivergence(s, p, m.forward(s, w, add(s, in[0], r)), Sum)
 		return kl, s.err
 	}
-	checkGradients(t, 1, gradCase{name: "KL through CNN", inputs: inputs, wrt: []int{2, 1}, build: build, directional: 6})
+	gradcheck.Check(t, 1, gradcheck.Case{Name: "KL through CNN", Inputs: inputs, Wrt: []int{2, 1}, Build: build, Directional: 6})
 }
 
 // The weight gradients of CE + α·KL(p(y|x) ‖ p(y|x + r_adv)) computed by the
@@ -98,7 +100,7 @@ func TestVATStopGradient(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := 0; i < 8; i++ { // r_adv has norm ε per sample
-			if n := sampleNorm(rAdv.Data().([]float32)[i*784 : (i+1)*784]); math.Abs(n-cfg.Eps) > 1e-5 {
+			if n := gradcheck.Norm(rAdv.Data().([]float32)[i*784 : (i+1)*784]); math.Abs(n-cfg.Eps) > 1e-5 {
 				t.Fatalf("‖r_adv[%d]‖ = %v, want ε = %v", i, n, cfg.Eps)
 			}
 		}
@@ -113,7 +115,7 @@ func TestVATStopGradient(t *testing.T) {
 		yn := G.NewMatrix(s.g, G.Float32, G.WithShape(8, 10), G.WithValue(y), G.WithName("y"))
 		rn := G.NewTensor(s.g, G.Float32, 4, G.WithShape(8, 1, 28, 28), G.WithValue(rAdv.Clone()), G.WithName("r_adv"))
 		logits := m.forward(s, sets[0], xn)
-		ce := s.apply(newCrossEntropyOp(), logits, yn)
+		ce := s.apply(ops.NewCrossEntropy(), logits, yn)
 		q := m.forward(s, sets[1], add(s, xn, rn))
 		p := stopGradient(s, logits)
 		if clean { // p(y|x) carries gradient: a second clean pass on a third set

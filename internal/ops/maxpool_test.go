@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"fmt"
@@ -7,13 +7,15 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/gradcheck"
 )
 
 func TestMaxPoolMatchesDefinition(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 3))
 	for _, xs := range []tensor.Shape{{1, 1, 2, 2}, {2, 3, 6, 4}, {2, 2, 5, 7}, {3, 32, 24, 24}} {
-		x := randTensor(rng, -1, 1, xs...)
-		got, err := newMaxPoolOp().Do(x)
+		x := gradcheck.RandTensor(rng, -1, 1, xs...)
+		got, err := NewMaxPool().Do(x)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -51,11 +53,11 @@ func TestMaxPoolGradient(t *testing.T) {
 		for i, j := range rng.Perm(len(d)) {
 			d[i] = float32(j)*0.05 - 1
 		}
-		checkGradients(t, 2, gradCase{
-			name:   fmt.Sprintf("MaxPool %v", xs),
-			inputs: []*tensor.Dense{x},
-			wrt:    []int{0},
-			build:  func(in []*G.Node) (*G.Node, error) { return G.ApplyOp(newMaxPoolOp(), in[0]) },
+		gradcheck.Check(t, 2, gradcheck.Case{
+			Name:   fmt.Sprintf("MaxPool %v", xs),
+			Inputs: []*tensor.Dense{x},
+			Wrt:    []int{0},
+			Build:  func(in []*G.Node) (*G.Node, error) { return G.ApplyOp(NewMaxPool(), in[0]) },
 		})
 	}
 }

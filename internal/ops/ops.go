@@ -1,4 +1,13 @@
-package vat
+// Package ops holds the Gorgonia ops of github.com/org/vat, one op family
+// per file with its gradient op(s) and, beside it, a finite-difference test:
+// convolution, max-pooling, dense, dropout, stop-gradient, per-sample L2
+// normalization, addition, weighted sum, and the losses (cross-entropy, KL
+// divergence, entropy, and CE + α·KL as one op). Each op's CPU path calls
+// internal/kernels; with a GPU in use it runs its path in internal/backend.
+// Every op can stand in a graph that Gorgonia differentiates twice, as
+// VAT's power iteration does (Gorgonia's own SoftMax and Dropout panic
+// there).
+package ops
 
 import (
 	"fmt"
@@ -13,10 +22,7 @@ import (
 	"github.com/org/vat/internal/backend"
 )
 
-// This file holds what every custom op of the package shares: identity,
-// hashing, buffer reuse and the worker pool. Each op lives in its own
-// op_*.go file with its forward pass, its gradient op(s) and, beside it in
-// op_*_test.go, a finite-difference test.
+// This file holds what every op shares: identity, hashing, buffer reuse.
 //
 // Design notes, all forced by Gorgonia v0.9.18:
 //   - Gorgonia deduplicates nodes by op hash and children. Every op value
@@ -102,8 +108,8 @@ func f32sNoSync(op string, arg int, v G.Value) ([]float32, tensor.Shape, error) 
 	return d, t.Shape(), nil
 }
 
-// scalar32 reads a float32 scalar value.
-func scalar32(op string, arg int, v G.Value) (float32, error) {
+// Scalar32 reads a float32 scalar value.
+func Scalar32(op string, arg int, v G.Value) (float32, error) {
 	switch s := v.(type) {
 	case *G.F32:
 		return float32(*s), nil

@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/gradcheck"
 )
 
 func TestDenseMatchesDefinition(t *testing.T) {
@@ -18,8 +20,8 @@ func TestDenseMatchesDefinition(t *testing.T) {
 		relu bool
 	}{{tensor.Shape{3, 5}, 4, false}, {tensor.Shape{2, 3, 2, 2}, 7, true}, {tensor.Shape{5, 4608}, 128, true}} {
 		k := tc.xs.TotalSize() / tc.xs[0]
-		x, w, b := randTensor(rng, -1, 1, tc.xs...), randTensor(rng, -1, 1, k, tc.m), randTensor(rng, -1, 1, tc.m)
-		got, err := newDenseOp(tc.relu, len(tc.xs)).Do(x, w, b)
+		x, w, b := gradcheck.RandTensor(rng, -1, 1, tc.xs...), gradcheck.RandTensor(rng, -1, 1, k, tc.m), gradcheck.RandTensor(rng, -1, 1, tc.m)
+		got, err := NewDense(tc.relu, len(tc.xs)).Do(x, w, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,18 +54,18 @@ func TestDenseGradient(t *testing.T) {
 		k := tc.xs.TotalSize() / tc.xs[0]
 		var x, w, b *tensor.Dense
 		for { // keep pre-activations 0.05 away from the ReLU's kink
-			x, w, b = randTensor(rng, -1, 1, tc.xs...), randTensor(rng, -1, 1, k, tc.m), randTensor(rng, -0.5, 0.5, tc.m)
-			z, _ := newDenseOp(false, len(tc.xs)).Do(x, w, b)
+			x, w, b = gradcheck.RandTensor(rng, -1, 1, tc.xs...), gradcheck.RandTensor(rng, -1, 1, k, tc.m), gradcheck.RandTensor(rng, -0.5, 0.5, tc.m)
+			z, _ := NewDense(false, len(tc.xs)).Do(x, w, b)
 			if minAbs(z.Data().([]float32)) > 0.05 {
 				break
 			}
 		}
 		relu, rank := tc.relu, len(tc.xs)
-		checkGradients(t, 3, gradCase{
-			name:   fmt.Sprintf("Dense %v", tc.xs),
-			inputs: []*tensor.Dense{x, w, b},
-			wrt:    []int{0, 1, 2},
-			build:  func(in []*G.Node) (*G.Node, error) { return G.ApplyOp(newDenseOp(relu, rank), in[0], in[1], in[2]) },
+		gradcheck.Check(t, 3, gradcheck.Case{
+			Name:   fmt.Sprintf("Dense %v", tc.xs),
+			Inputs: []*tensor.Dense{x, w, b},
+			Wrt:    []int{0, 1, 2},
+			Build:  func(in []*G.Node) (*G.Node, error) { return G.ApplyOp(NewDense(relu, rank), in[0], in[1], in[2]) },
 		})
 	}
 }

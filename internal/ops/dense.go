@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"fmt"
@@ -25,7 +25,9 @@ type denseOp struct {
 	out   buffer
 }
 
-func newDenseOp(relu bool, xrank int) *denseOp {
+// NewDense returns the dense-layer op x·W + b (x of rank xrank, flattened
+// per sample), with a ReLU when relu is set.
+func NewDense(relu bool, xrank int) *denseOp {
 	return &denseOp{opBase: newOpBase("Dense"), relu: relu, xrank: xrank}
 }
 

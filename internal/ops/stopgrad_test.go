@@ -1,10 +1,12 @@
-package vat
+package ops
 
 import (
 	"math/rand/v2"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
+
+	"github.com/org/vat/internal/gradcheck"
 )
 
 // cost = Σ x⊙R₁ + Σ StopGradient(x)⊙R₂: the value counts both terms, the
@@ -12,18 +14,18 @@ import (
 func TestStopGradient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	g := G.NewGraph()
-	xv, r1, r2 := randTensor(rng, -1, 1, 3, 4), randTensor(rng, -1, 1, 3, 4), randTensor(rng, -1, 1, 3, 4)
+	xv, r1, r2 := gradcheck.RandTensor(rng, -1, 1, 3, 4), gradcheck.RandTensor(rng, -1, 1, 3, 4), gradcheck.RandTensor(rng, -1, 1, 3, 4)
 	x := G.NewMatrix(g, G.Float32, G.WithShape(3, 4), G.WithValue(xv), G.WithName("x"))
-	sg, err := StopGradient(x)
+	sg, err := G.ApplyOp(NewStopGradient(), x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err1 := project(x, r1)
-	b, err2 := project(sg, r2)
+	a, err1 := gradcheck.Project(x, r1)
+	b, err2 := gradcheck.Project(sg, r2)
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
-	cost, err := G.ApplyOp(newWeightedSumOp(1, 1), a, b)
+	cost, err := G.ApplyOp(NewWeightedSum(1, 1), a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +46,7 @@ func TestStopGradient(t *testing.T) {
 			t.Fatalf("grad[%d] = %v, want %v", i, got, w)
 		}
 	}
-	if got, _ := scalar32("cost", 0, cv); float64(got)-want > 1e-5 || want-float64(got) > 1e-5 {
+	if got, _ := Scalar32("cost", 0, cv); float64(got)-want > 1e-5 || want-float64(got) > 1e-5 {
 		t.Fatalf("value %v, want %v", got, want)
 	}
 }

@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"fmt"
@@ -21,7 +21,8 @@ type maxPoolOp struct {
 	out buffer
 }
 
-func newMaxPoolOp() *maxPoolOp { return &maxPoolOp{opBase: newOpBase("MaxPool2x2")} }
+// NewMaxPool returns the 2×2, stride-2 max-pooling op.
+func NewMaxPool() *maxPoolOp { return &maxPoolOp{opBase: newOpBase("MaxPool2x2")} }
 
 func (op *maxPoolOp) Arity() int    { return 1 }
 func (op *maxPoolOp) Type() hm.Type { return fnType(tensorType(4), tensorType(4)) }

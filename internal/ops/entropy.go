@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"math"
@@ -14,6 +14,9 @@ import (
 //	∂H/∂z_ij = −p_ij (log p_ij + H_i) / N.
 type entropyOp struct{ opBase }
 
+// NewEntropy returns the mean-entropy op (see the root package's Entropy).
+func NewEntropy() G.Op { return &entropyOp{opBase: newOpBase("Entropy")} }
+
 func (op *entropyOp) Arity() int    { return 1 }
 func (op *entropyOp) Type() hm.Type { return lossType(1) }
 func (op *entropyOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
@@ -22,7 +25,7 @@ func (op *entropyOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 
 // entropyRow fills lp with log softmax(z) and returns the entropy.
 func entropyRow(lp []float64, z []float32) float64 {
-	logSoftmax(lp, z)
+	LogSoftmax(lp, z)
 	var h float64
 	for _, l := range lp {
 		h -= math.Exp(l) * l

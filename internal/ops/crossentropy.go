@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"math"
@@ -18,7 +18,9 @@ import (
 // are data: no gradient flows into them.
 type crossEntropyOp struct{ opBase }
 
-func newCrossEntropyOp() *crossEntropyOp { return &crossEntropyOp{opBase: newOpBase("CrossEntropy")} }
+// NewCrossEntropy returns the softmax cross-entropy op (logits, targets),
+// averaged over the batch.
+func NewCrossEntropy() *crossEntropyOp { return &crossEntropyOp{opBase: newOpBase("CrossEntropy")} }
 
 func (op *crossEntropyOp) Arity() int    { return 2 }
 func (op *crossEntropyOp) Type() hm.Type { return lossType(2) }
@@ -35,7 +37,7 @@ func (op *crossEntropyOp) Do(inputs ...G.Value) (G.Value, error) {
 	ls := make([]float64, k)
 	var total float64
 	for i := 0; i < n; i++ {
-		logSoftmax(ls, z[i*k:(i+1)*k])
+		LogSoftmax(ls, z[i*k:(i+1)*k])
 		for j, t := range y[i*k : (i+1)*k] {
 			if t != 0 {
 				total -= float64(t) * ls[j]
@@ -79,7 +81,7 @@ func (op *crossEntropyGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	ls := make([]float64, k)
 	c := float64(g) / float64(n)
 	for i := 0; i < n; i++ {
-		logSoftmax(ls, z[i*k:(i+1)*k])
+		LogSoftmax(ls, z[i*k:(i+1)*k])
 		yi := y[i*k : (i+1)*k]
 		var sy float64
 		for _, t := range yi {

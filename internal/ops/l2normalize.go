@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"fmt"
@@ -32,12 +32,9 @@ type l2NormalizeOp struct {
 	out   buffer
 }
 
-// L2Normalize returns scale·x_i/‖x_i‖ for every sample x_i along axis 0.
-func L2Normalize(x *G.Node, scale float64) (*G.Node, error) {
-	return G.ApplyOp(newL2NormalizeOp(scale, x.Dims()), x)
-}
-
-func newL2NormalizeOp(scale float64, rank int) *l2NormalizeOp {
+// NewL2Normalize returns the op scale·x_i/‖x_i‖ per sample of a rank-rank
+// tensor.
+func NewL2Normalize(scale float64, rank int) *l2NormalizeOp {
 	return &l2NormalizeOp{opBase: newOpBase(fmt.Sprintf("L2Normalize(%g)", scale)), scale: scale, rank: rank}
 }
 

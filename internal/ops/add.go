@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"fmt"
@@ -19,7 +19,8 @@ type addOp struct {
 	out buffer
 }
 
-func newAddOp() *addOp { return &addOp{opBase: newOpBase("Add")} }
+// NewAdd returns the elementwise sum op x + y.
+func NewAdd() *addOp { return &addOp{opBase: newOpBase("Add")} }
 
 func (op *addOp) Arity() int { return 2 }
 func (op *addOp) Type() hm.Type {

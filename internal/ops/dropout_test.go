@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"math"
@@ -7,11 +7,13 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/gradcheck"
 )
 
 func TestDropoutScalingAndRate(t *testing.T) {
 	for _, p := range []float64{0, 0.25, 0.5} {
-		op, err := newDropoutOp(p, 42)
+		op, err := NewDropout(p, 42)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -54,7 +56,7 @@ func ones(n int) []float32 {
 func TestDropoutSeeding(t *testing.T) {
 	x := tensor.New(tensor.WithShape(1000), tensor.WithBacking(ones(1000)))
 	run := func(seed uint64) []float32 {
-		op, _ := newDropoutOp(0.5, seed)
+		op, _ := NewDropout(0.5, seed)
 		y, _ := op.Do(x)
 		return append([]float32(nil), y.Data().([]float32)...)
 	}
@@ -73,7 +75,7 @@ func TestDropoutSeeding(t *testing.T) {
 	if same(a, c) {
 		t.Error("different seeds gave the same mask")
 	}
-	op, _ := newDropoutOp(0.5, 7)
+	op, _ := NewDropout(0.5, 7)
 	y1, _ := op.Do(x)
 	m1 := append([]float32(nil), y1.Data().([]float32)...)
 	y2, _ := op.Do(x)
@@ -84,7 +86,7 @@ func TestDropoutSeeding(t *testing.T) {
 
 func TestDropoutRejectsBadRate(t *testing.T) {
 	for _, p := range []float64{-0.1, 1, 1.5, math.NaN()} {
-		if _, err := newDropoutOp(p, 1); err == nil {
+		if _, err := NewDropout(p, 1); err == nil {
 			t.Errorf("rate %v accepted", p)
 		}
 	}
@@ -96,14 +98,14 @@ func TestDropoutRejectsBadRate(t *testing.T) {
 func TestDropoutGradientUsesForwardMask(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	g := G.NewGraph()
-	xv := randTensor(rng, 0.5, 1.5, 4, 50)
+	xv := gradcheck.RandTensor(rng, 0.5, 1.5, 4, 50)
 	x := G.NewMatrix(g, G.Float32, G.WithShape(4, 50), G.WithValue(xv), G.WithName("x"))
-	op, _ := newDropoutOp(0.25, 3)
+	op, _ := NewDropout(0.25, 3)
 	y, err := G.ApplyOp(op, x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cost, err := project(y, tensor.New(tensor.WithShape(4, 50), tensor.WithBacking(ones(200))))
+	cost, err := gradcheck.Project(y, tensor.New(tensor.WithShape(4, 50), tensor.WithBacking(ones(200))))
 	if err != nil {
 		t.Fatal(err)
 	}

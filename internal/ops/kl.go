@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"math"
@@ -21,7 +21,8 @@ type klOp struct {
 	reduce Reduction
 }
 
-func newKLOp(r Reduction) *klOp { return &klOp{opBase: newOpBase("KL(" + r.String() + ")"), reduce: r} }
+// NewKL returns the op KL(softmax(a) ‖ softmax(b)), reduced by r.
+func NewKL(r Reduction) *klOp { return &klOp{opBase: newOpBase("KL(" + r.String() + ")"), reduce: r} }
 
 func (op *klOp) Arity() int    { return 2 }
 func (op *klOp) Type() hm.Type { return lossType(2) }
@@ -44,8 +45,8 @@ func (op *klOp) Do(inputs ...G.Value) (G.Value, error) {
 
 // klRow fills lp and lq with the log-softmax of a and b and returns KL(p ‖ q).
 func klRow(lp, lq []float64, a, b []float32) float64 {
-	logSoftmax(lp, a)
-	logSoftmax(lq, b)
+	LogSoftmax(lp, a)
+	LogSoftmax(lq, b)
 	var kl float64
 	for j := range lp {
 		kl += math.Exp(lp[j]) * (lp[j] - lq[j])

@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"fmt"
@@ -29,7 +29,9 @@ type conv2dOp struct {
 	out  buffer
 }
 
-func newConv2dOp(relu bool) *conv2dOp { return &conv2dOp{opBase: newOpBase("Conv2d"), relu: relu} }
+// NewConv2d returns the "valid" stride-1 convolution op with a bias, and a
+// ReLU when relu is set (see conv2dOp).
+func NewConv2d(relu bool) *conv2dOp { return &conv2dOp{opBase: newOpBase("Conv2d"), relu: relu} }
 
 func (op *conv2dOp) Arity() int { return 3 }
 func (op *conv2dOp) Type() hm.Type {

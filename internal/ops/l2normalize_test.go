@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"math"
@@ -7,6 +7,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/gradcheck"
 )
 
 func TestL2NormalizeNorms(t *testing.T) {
@@ -15,8 +17,8 @@ func TestL2NormalizeNorms(t *testing.T) {
 		scale float64
 		lo    float64
 	}{{1, -1}, {10, -1}, {2.5, -1e-9}} { // the last: gradient-sized inputs
-		x := randTensor(rng, tc.lo, -tc.lo, 4, 1, 5, 5)
-		y, err := newL2NormalizeOp(tc.scale, 4).Do(x)
+		x := gradcheck.RandTensor(rng, tc.lo, -tc.lo, 4, 1, 5, 5)
+		y, err := NewL2Normalize(tc.scale, 4).Do(x)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,10 +34,10 @@ func TestL2NormalizeNorms(t *testing.T) {
 
 func TestL2NormalizeGradient(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
-	checkGradients(t, 8, gradCase{
-		name:   "L2Normalize",
-		inputs: []*tensor.Dense{randTensor(rng, -1, 1, 3, 2, 2, 2)},
-		wrt:    []int{0},
-		build:  func(in []*G.Node) (*G.Node, error) { return L2Normalize(in[0], 3) },
+	gradcheck.Check(t, 8, gradcheck.Case{
+		Name:   "L2Normalize",
+		Inputs: []*tensor.Dense{gradcheck.RandTensor(rng, -1, 1, 3, 2, 2, 2)},
+		Wrt:    []int{0},
+		Build:  func(in []*G.Node) (*G.Node, error) { return G.ApplyOp(NewL2Normalize(3, in[0].Dims()), in[0]) },
 	})
 }

@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"fmt"
@@ -16,13 +16,9 @@ type weightedSumOp struct {
 	w []float64
 }
 
-func newWeightedSumOp(w ...float64) *weightedSumOp {
+// NewWeightedSum returns the op Σ w_i·x_i over scalar inputs.
+func NewWeightedSum(w ...float64) *weightedSumOp {
 	return &weightedSumOp{opBase: newOpBase(fmt.Sprintf("WeightedSum%v", w)), w: w}
-}
-
-// weightedSum returns Σ w_i·x_i of scalar nodes.
-func weightedSum(s *scope, w []float64, x ...*G.Node) *G.Node {
-	return s.apply(newWeightedSumOp(w...), x...)
 }
 
 func (op *weightedSumOp) Arity() int { return len(op.w) }
@@ -49,7 +45,7 @@ func (op *weightedSumOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	var y float64
 	for i, v := range inputs {
-		x, err := scalar32(op.name, i, v)
+		x, err := Scalar32(op.name, i, v)
 		if err != nil {
 			return nil, err
 		}
@@ -69,7 +65,7 @@ func (op *weightedSumOp) DiffWRT(n int) []bool {
 func (op *weightedSumOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	grads := make(G.Nodes, len(inputs))
 	for i := range inputs {
-		g, err := G.ApplyOp(newWeightedSumOp(op.w[i]), grad)
+		g, err := G.ApplyOp(NewWeightedSum(op.w[i]), grad)
 		if err != nil {
 			return nil, err
 		}

@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"fmt"
@@ -27,9 +27,9 @@ type dropoutOp struct {
 	out  buffer
 }
 
-// newDropoutOp returns a dropout op with drop probability p in [0, 1) whose
+// NewDropout returns a dropout op with drop probability p in [0, 1) whose
 // masks come from a generator seeded with seed.
-func newDropoutOp(p float64, seed uint64) (*dropoutOp, error) {
+func NewDropout(p float64, seed uint64) (*dropoutOp, error) {
 	if !(p >= 0 && p < 1) {
 		return nil, fmt.Errorf("vat: dropout rate %v outside [0, 1)", p)
 	}

@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"github.com/chewxy/hm"
@@ -19,7 +19,9 @@ type jointLossOp struct {
 	alpha float64
 }
 
-func newJointLossOp(alpha float64) *jointLossOp {
+// NewJointLoss returns the op CE(z, y) + alpha·KL(softmax(z) ‖ softmax(q)),
+// one op so that the gradient through the shared logits z is exact.
+func NewJointLoss(alpha float64) *jointLossOp {
 	return &jointLossOp{opBase: newOpBase("CE+αKL"), alpha: alpha}
 }
 
@@ -30,16 +32,16 @@ func (op *jointLossOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *jointLossOp) Do(inputs ...G.Value) (G.Value, error) {
-	ce, err := newCrossEntropyOp().Do(inputs[:2]...)
+	ce, err := NewCrossEntropy().Do(inputs[:2]...)
 	if err != nil {
 		return nil, err
 	}
-	kl, err := newKLOp(Mean).Do(inputs[0], inputs[2])
+	kl, err := NewKL(Mean).Do(inputs[0], inputs[2])
 	if err != nil {
 		return nil, err
 	}
-	c, _ := scalar32(op.name, 0, ce)
-	k, _ := scalar32(op.name, 0, kl)
+	c, _ := Scalar32(op.name, 0, ce)
+	k, _ := Scalar32(op.name, 0, kl)
 	return G.NewF32(float32(float64(c) + op.alpha*float64(k))), nil
 }
 
@@ -47,11 +49,11 @@ func (op *jointLossOp) DiffWRT(int) []bool { return []bool{true, false, true} }
 
 func (op *jointLossOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	z, y, a := inputs[0], inputs[1], inputs[2]
-	ag, err := G.ApplyOp(newWeightedSumOp(op.alpha), grad) // α·g
+	ag, err := G.ApplyOp(NewWeightedSum(op.alpha), grad) // α·g
 	if err != nil {
 		return nil, err
 	}
-	kl := newKLOp(Mean)
+	kl := NewKL(Mean)
 	gce, err := G.ApplyOp(&crossEntropyGradOp{opBase: newOpBase("CrossEntropyGrad")}, z, y, grad)
 	if err != nil {
 		return nil, err
@@ -60,7 +62,7 @@ func (op *jointLossOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error)
 	if err != nil {
 		return nil, err
 	}
-	gz, err := G.ApplyOp(newAddOp(), gce, gklz)
+	gz, err := G.ApplyOp(NewAdd(), gce, gklz)
 	if err != nil {
 		return nil, err
 	}

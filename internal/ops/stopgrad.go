@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"fmt"
@@ -57,9 +57,6 @@ func (op *stopGradientOp) SymDiff(inputs G.Nodes, _, _ *G.Node) (G.Nodes, error)
 	return make(G.Nodes, len(inputs)), nil
 }
 
-// StopGradient returns a node equal to x through which no gradient flows.
-func StopGradient(x *G.Node) (*G.Node, error) {
-	return G.ApplyOp(newStopGradientOp(), x)
-}
-
-func newStopGradientOp() *stopGradientOp { return &stopGradientOp{opBase: newOpBase("StopGradient")} }
+// NewStopGradient returns the identity op through which no gradient
+// flows.
+func NewStopGradient() *stopGradientOp { return &stopGradientOp{opBase: newOpBase("StopGradient")} }

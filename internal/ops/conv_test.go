@@ -1,4 +1,4 @@
-package vat
+package ops
 
 import (
 	"math"
@@ -7,6 +7,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/gradcheck"
 )
 
 // naiveConv is an independent reference: the convolution's definition as
@@ -51,10 +53,10 @@ func TestConv2dMatchesDefinition(t *testing.T) {
 		{"2ch 2x4", tensor.Shape{1, 2, 5, 9}, tensor.Shape{2, 2, 2, 4}, true},
 		{"mnist conv2 size", tensor.Shape{2, 32, 26, 26}, tensor.Shape{32, 32, 3, 3}, true},
 	} {
-		x := randTensor(rng, -1, 1, tc.xs...)
-		w := randTensor(rng, -1, 1, tc.ws...)
-		b := randTensor(rng, -1, 1, tc.ws[0])
-		op := newConv2dOp(tc.relu)
+		x := gradcheck.RandTensor(rng, -1, 1, tc.xs...)
+		w := gradcheck.RandTensor(rng, -1, 1, tc.ws...)
+		b := gradcheck.RandTensor(rng, -1, 1, tc.ws[0])
+		op := NewConv2d(tc.relu)
 		got, err := op.Do(x, w, b)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
@@ -86,17 +88,17 @@ func TestConv2dGradient(t *testing.T) {
 		// kink: a step of h = 1e-2 in one input moves it by at most 1e-2.
 		var x, w, b *tensor.Dense
 		for {
-			x, w, b = randTensor(rng, -1, 1, tc.xs...), randTensor(rng, -1, 1, tc.ws...), randTensor(rng, -0.5, 0.5, tc.ws[0])
+			x, w, b = gradcheck.RandTensor(rng, -1, 1, tc.xs...), gradcheck.RandTensor(rng, -1, 1, tc.ws...), gradcheck.RandTensor(rng, -0.5, 0.5, tc.ws[0])
 			if minAbs(naiveConv(x.Data().([]float32), w.Data().([]float32), b.Data().([]float32), tc.xs, tc.ws, false)) > 0.05 {
 				break
 			}
 		}
-		checkGradients(t, 5, gradCase{
-			name:   "Conv2d " + tc.name,
-			inputs: []*tensor.Dense{x, w, b},
-			wrt:    []int{0, 1, 2},
-			build: func(in []*G.Node) (*G.Node, error) {
-				return G.ApplyOp(newConv2dOp(relu), in[0], in[1], in[2])
+		gradcheck.Check(t, 5, gradcheck.Case{
+			Name:   "Conv2d " + tc.name,
+			Inputs: []*tensor.Dense{x, w, b},
+			Wrt:    []int{0, 1, 2},
+			Build: func(in []*G.Node) (*G.Node, error) {
+				return G.ApplyOp(NewConv2d(relu), in[0], in[1], in[2])
 			},
 		})
 	}
@@ -111,9 +113,9 @@ func minAbs(v []float32) float64 {
 }
 
 func TestConv2dRejectsBadShapes(t *testing.T) {
-	op := newConv2dOp(false)
+	op := NewConv2d(false)
 	rng := rand.New(rand.NewPCG(1, 1))
-	_, err := op.Do(randTensor(rng, 0, 1, 1, 2, 5, 5), randTensor(rng, 0, 1, 3, 1, 3, 3), randTensor(rng, 0, 1, 3))
+	_, err := op.Do(gradcheck.RandTensor(rng, 0, 1, 1, 2, 5, 5), gradcheck.RandTensor(rng, 0, 1, 3, 1, 3, 3), gradcheck.RandTensor(rng, 0, 1, 3))
 	if err == nil {
 		t.Fatal("channel mismatch accepted")
 	}

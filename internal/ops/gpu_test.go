@@ -1,0 +1,297 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/backend/gputest"
+	"github.com/org/vat/internal/device"
+	"github.com/org/vat/internal/gradcheck"
+	"github.com/org/vat/internal/kernels"
+)
+
+// TestMain keeps the build's GPU (a cuda build on a machine with one; see
+// cuda_test.go) for the GPU-path tests and runs every other test on the CPU.
+func TestMain(m *testing.M) { gputest.Main(m) }
+
+// Every op with a GPU path, on fresh random inputs of several shapes: the
+// device's result against the CPU op's. Tolerance 1e-4 of the output's
+// scale (float32 sums in another order: the largest has 4,608 terms).
+func TestGPUOpsMatchCPU(t *testing.T) {
+	type opCase struct {
+		name string
+		op   func() G.Op // a fresh op: CPU and device each get their own
+		in   []tensor.Shape
+	}
+	prep := map[string]func(in []G.Value){} // by case name: adjusts the random inputs
+	conv := func(xs, ws tensor.Shape) []tensor.Shape { return []tensor.Shape{xs, ws, {ws[0]}} }
+	convOut := func(xs, ws tensor.Shape) tensor.Shape {
+		s, _ := convShape(xs, ws, tensor.Shape{ws[0]})
+		return s
+	}
+	x1, w1 := tensor.Shape{3, 1, 28, 28}, tensor.Shape{32, 1, 3, 3}
+	x2, w2 := tensor.Shape{2, 32, 26, 26}, tensor.Shape{32, 32, 3, 3}
+	x3, w3 := tensor.Shape{2, 3, 9, 7}, tensor.Shape{4, 3, 2, 4}
+	var cases []opCase
+	for _, s := range [][2]tensor.Shape{{x1, w1}, {x2, w2}, {x3, w3}} {
+		xs, ws := s[0], s[1]
+		cases = append(cases,
+			opCase{"Conv2d " + fmt.Sprint(xs), func() G.Op { return NewConv2d(false) }, conv(xs, ws)},
+			opCase{"Conv2d+ReLU " + fmt.Sprint(xs), func() G.Op { return NewConv2d(true) }, conv(xs, ws)},
+			opCase{"Conv2dGradInput " + fmt.Sprint(xs), func() G.Op {
+				return &convGradInputOp{opBase: newOpBase("Conv2dGradInput"), xshape: xs}
+			}, []tensor.Shape{ws, convOut(xs, ws)}},
+			opCase{"Conv2dGradFilter " + fmt.Sprint(xs), func() G.Op {
+				return &convGradFilterOp{opBase: newOpBase("Conv2dGradFilter"), wshape: ws}
+			}, []tensor.Shape{xs, convOut(xs, ws)}},
+		)
+	}
+	for _, xs := range []tensor.Shape{{2, 32, 24, 24}, {3, 2, 7, 5}} {
+		ys, _ := poolShape(xs)
+		cases = append(cases,
+			opCase{"MaxPool " + fmt.Sprint(xs), func() G.Op { return NewMaxPool() }, []tensor.Shape{xs}},
+			// The gradient is checked on inputs whose windows have one
+			// maximum each (random floats); ties are covered below. y must
+			// be x's pooling: cuDNN finds the maxima in x, our kernels
+			// look for y's value.
+			opCase{"MaxPoolGrad " + fmt.Sprint(xs), func() G.Op {
+				return &maxPoolGradOp{opBase: newOpBase("MaxPool2x2Grad")}
+			}, []tensor.Shape{xs, ys, ys}},
+		)
+		prep["MaxPoolGrad "+fmt.Sprint(xs)] = func(in []G.Value) {
+			y, err := NewMaxPool().Do(in[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			copy(in[1].(*tensor.Dense).Data().([]float32), y.(*tensor.Dense).Data().([]float32))
+		}
+	}
+	for _, d := range []struct {
+		xs tensor.Shape
+		m  int
+	}{{tensor.Shape{5, 32, 12, 12}, 128}, {tensor.Shape{7, 128}, 10}, {tensor.Shape{1, 3}, 2}} {
+		xs, m := d.xs, d.m
+		k := xs.TotalSize() / xs[0]
+		cases = append(cases,
+			opCase{"Dense " + fmt.Sprint(xs), func() G.Op { return NewDense(false, len(xs)) }, []tensor.Shape{xs, {k, m}, {m}}},
+			opCase{"Dense+ReLU " + fmt.Sprint(xs), func() G.Op { return NewDense(true, len(xs)) }, []tensor.Shape{xs, {k, m}, {m}}},
+			opCase{"DenseGradInput " + fmt.Sprint(xs), func() G.Op {
+				return &denseGradInputOp{opBase: newOpBase("DenseGradInput"), xshape: xs}
+			}, []tensor.Shape{{k, m}, {xs[0], m}}},
+			opCase{"DenseGradWeight " + fmt.Sprint(xs), func() G.Op {
+				return &denseGradWeightOp{opBase: newOpBase("DenseGradWeight"), xrank: len(xs)}
+			}, []tensor.Shape{xs, {xs[0], m}}},
+		)
+	}
+	for _, s := range []tensor.Shape{{5, 1, 28, 28}, {3, 7}} {
+		s := s
+		cases = append(cases,
+			opCase{"L2Normalize " + fmt.Sprint(s), func() G.Op { return NewL2Normalize(10, len(s)) }, []tensor.Shape{s}},
+			opCase{"L2NormalizeGrad " + fmt.Sprint(s), func() G.Op {
+				return &l2NormalizeGradOp{opBase: newOpBase("L2NormalizeGrad"), fwd: NewL2Normalize(2.5, len(s))}
+			}, []tensor.Shape{s, s}},
+		)
+	}
+	for _, s := range []tensor.Shape{{4, 32, 26, 26}, {9, 10}} {
+		cases = append(cases,
+			opCase{"ReluGrad " + fmt.Sprint(s), func() G.Op { return &reluGradOp{opBase: newOpBase("ReluGrad")} }, []tensor.Shape{s, s}},
+			opCase{"BiasGrad " + fmt.Sprint(s), func() G.Op { return &biasGradOp{opBase: newOpBase("BiasGrad"), rank: len(s)} }, []tensor.Shape{s}},
+			opCase{"Add " + fmt.Sprint(s), func() G.Op { return NewAdd() }, []tensor.Shape{s, s}},
+			opCase{"StopGradient " + fmt.Sprint(s), func() G.Op { return NewStopGradient() }, []tensor.Shape{s}},
+		)
+	}
+
+	for _, dev := range gputest.Devices(t) {
+		rng := rand.New(rand.NewPCG(11, 12))
+		for _, tc := range cases {
+			var in []G.Value
+			for _, s := range tc.in {
+				in = append(in, gradcheck.RandTensor(rng, -1, 1, s...))
+			}
+			gputest.With(t, nil)
+			if fn := prep[tc.name]; fn != nil {
+				fn(in)
+			}
+			want, err := tc.op().Do(in...)
+			if err != nil {
+				t.Fatalf("%s: CPU: %v", tc.name, err)
+			}
+			wantData := append([]float32(nil), want.(*tensor.Dense).Data().([]float32)...)
+			gputest.With(t, dev.Dev, dev.Mode)
+			got, err := tc.op().Do(in...)
+			if err != nil {
+				t.Fatalf("%s on %s: %v", tc.name, dev.Name, err)
+			}
+			gputest.CloseTo(t, tc.name+" on "+dev.Name, gputest.HostCopy(t, got), wantData, 1e-4)
+			backend.Use(nil)
+		}
+	}
+}
+
+// An all-zero sample normalizes to zeros, with a zero gradient, on every
+// backend (VAT's probe d + z is never zero, but a user's input may be).
+func TestGPUL2NormalizeZeroSample(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 8))
+	x, g := gradcheck.RandTensor(rng, -1, 1, 3, 1, 5, 5), gradcheck.RandTensor(rng, -1, 1, 3, 1, 5, 5)
+	kernels.Zero(x.Data().([]float32)[25:50])
+	for _, dev := range gputest.Devices(t) {
+		gputest.With(t, dev.Dev, dev.Mode)
+		fwd := NewL2Normalize(1, 4)
+		y, err := fwd.Do(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gx, err := (&l2NormalizeGradOp{opBase: newOpBase("L2NormalizeGrad"), fwd: fwd}).Do(x, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		yd, gd := gputest.HostCopy(t, y), gputest.HostCopy(t, gx)
+		for j := 25; j < 50; j++ {
+			if yd[j] != 0 || gd[j] != 0 {
+				t.Fatalf("%s: zero sample gives y = %v, gradient %v at %d", dev.Name, yd[j], gd[j], j)
+			}
+		}
+		if n := sampleNorm(yd[:25]); math.Abs(n-1) > 1e-6 {
+			t.Fatalf("%s: first sample's norm %v, want 1", dev.Name, n)
+		}
+		backend.Use(nil)
+	}
+}
+
+// Ties in a pooling window: the CPU op and the kernels send the gradient to
+// the first maximal input in row-major order; a window of equal values
+// makes any other choice visible.
+func TestGPUMaxPoolGradTies(t *testing.T) {
+	xs := tensor.Shape{2, 3, 6, 4}
+	x := tensor.New(tensor.WithShape(xs...), tensor.Of(tensor.Float32))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range x.Data().([]float32) {
+		x.Data().([]float32)[i] = float32(rng.IntN(3)) // many ties
+	}
+	ys, _ := poolShape(xs)
+	gy := gradcheck.RandTensor(rng, 1, 2, ys...)
+	run := func(d device.GPU, mode backend.Mode) []float32 {
+		gputest.With(t, d, mode)
+		defer func() { backend.Use(nil) }()
+		y, err := NewMaxPool().Do(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gx, err := (&maxPoolGradOp{opBase: newOpBase("MaxPool2x2Grad")}).Do(x, y, gy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return gputest.HostCopy(t, gx)
+	}
+	want := run(nil, backend.ModeOff)
+	for _, dev := range gputest.Devices(t) {
+		gputest.CloseTo(t, "max-pool gradient with ties on "+dev.Name, run(dev.Dev, dev.Mode), want, 0)
+	}
+}
+
+// Dropout draws its mask on the CPU from its own seed, so both backends drop
+// the same units; forward and gradient must agree exactly.
+func TestGPUDropoutMatchesCPU(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	x := gradcheck.RandTensor(rng, -1, 1, 6, 32, 12, 12)
+	g := gradcheck.RandTensor(rng, -1, 1, 6, 32, 12, 12)
+	run := func(d device.GPU) (y, gx []float32) {
+		gputest.With(t, d)
+		defer func() { backend.Use(nil) }()
+		op, _ := NewDropout(0.25, 42)
+		grad := &dropoutGradOp{opBase: newOpBase("DropoutGrad"), fwd: op}
+		for step := 0; step < 2; step++ { // the second step draws a new mask
+			yv, err := op.Do(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gv, err := grad.Do(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, gx = append(y, gputest.HostCopy(t, yv)...), append(gx, gputest.HostCopy(t, gv)...)
+		}
+		return y, gx
+	}
+	wantY, wantG := run(nil)
+	for _, dev := range gputest.Devices(t) {
+		gotY, gotG := run(dev.Dev)
+		gputest.CloseTo(t, "dropout on "+dev.Name, gotY, wantY, 0)
+		gputest.CloseTo(t, "dropout gradient on "+dev.Name, gotG, wantG, 0)
+	}
+}
+
+// BenchmarkGPUConvPaths times each convolution and pooling direction of the
+// MNIST network at batch 128 on the GPU, on our own kernels and on cuDNN:
+// the measurements behind auto mode's per-layer choice. It needs a GPU.
+//
+//	go test -tags cuda -run '^$' -bench GPUConvPaths .
+func BenchmarkGPUConvPaths(b *testing.B) {
+	if gputest.Suite() == nil {
+		b.Skip("needs a GPU: build with -tags cuda on a machine with one")
+	}
+	conv := func(xs, ws tensor.Shape) []tensor.Shape { return []tensor.Shape{xs, ws, {ws[0]}} }
+	convOut := func(xs, ws tensor.Shape) tensor.Shape {
+		s, _ := convShape(xs, ws, tensor.Shape{ws[0]})
+		return s
+	}
+	type layer struct {
+		name string
+		op   func() G.Op
+		in   []tensor.Shape
+	}
+	var layers []layer
+	for _, l := range []struct {
+		name   string
+		xs, ws tensor.Shape
+	}{{"conv1", tensor.Shape{128, 1, 28, 28}, tensor.Shape{32, 1, 3, 3}}, {"conv2", tensor.Shape{128, 32, 26, 26}, tensor.Shape{32, 32, 3, 3}}} {
+		xs, ws := l.xs, l.ws
+		layers = append(layers,
+			layer{l.name + "/forward", func() G.Op { return NewConv2d(true) }, conv(xs, ws)},
+			layer{l.name + "/backward-data", func() G.Op {
+				return &convGradInputOp{opBase: newOpBase("Conv2dGradInput"), xshape: xs}
+			}, []tensor.Shape{ws, convOut(xs, ws)}},
+			layer{l.name + "/backward-filter", func() G.Op {
+				return &convGradFilterOp{opBase: newOpBase("Conv2dGradFilter"), wshape: ws}
+			}, []tensor.Shape{xs, convOut(xs, ws)}})
+	}
+	px := tensor.Shape{128, 32, 24, 24}
+	py, _ := poolShape(px)
+	layers = append(layers,
+		layer{"pool/forward", func() G.Op { return NewMaxPool() }, []tensor.Shape{px}},
+		layer{"pool/backward", func() G.Op { return &maxPoolGradOp{opBase: newOpBase("MaxPool2x2Grad")} }, []tensor.Shape{px, py, py}})
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, l := range layers {
+		var in []G.Value
+		for _, s := range l.in {
+			in = append(in, gradcheck.RandTensor(rng, -1, 1, s...))
+		}
+		for _, mode := range []backend.Mode{backend.ModeOff, backend.ModeOn} {
+			name := map[backend.Mode]string{backend.ModeOff: "own", backend.ModeOn: "cudnn"}[mode]
+			b.Run(l.name+"/"+name, func(b *testing.B) {
+				a := gputest.With(b, gputest.Suite().Device(), mode)
+				defer func() { backend.Use(nil) }()
+				op := l.op()
+				if _, err := op.Do(in...); err != nil { // upload, plan
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if _, err := op.Do(in...); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := a.Device().Sync(); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N), "µs/op")
+			})
+		}
+	}
+}
