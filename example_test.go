@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"math"
 
 	"github.com/org/vat"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
 // Train the Keras MNIST CNN with VAT on a slice of MNIST and evaluate it.
@@ -42,4 +45,61 @@ func Example() {
 	// epochs: 1
 	// better than chance: true
 	// predictions: 3
+}
+
+// Add VAT to a network of your own, built from Gorgonia's stock ops: a
+// two-layer perceptron on a batch of 8 vectors of 20 features. forward
+// builds the network on any input with the same weights; the term's LDS is
+// added to the cross-entropy and the total differentiated as usual.
+func ExampleNewVATTerm() {
+	g := gorgonia.NewGraph()
+	x := gorgonia.NewMatrix(g, gorgonia.Float32, gorgonia.WithShape(8, 20), gorgonia.WithName("x"),
+		gorgonia.WithInit(gorgonia.Gaussian(0, 1)))
+	y := gorgonia.NewMatrix(g, gorgonia.Float32, gorgonia.WithShape(8, 3), gorgonia.WithName("y"),
+		gorgonia.WithValue(tensor.New(tensor.WithShape(8, 3), tensor.WithBacking([]float32{
+			1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 0, 0, 0, 1, 0}))))
+	w1 := gorgonia.NewMatrix(g, gorgonia.Float32, gorgonia.WithShape(20, 16), gorgonia.WithName("w1"),
+		gorgonia.WithInit(gorgonia.GlorotU(1)))
+	w2 := gorgonia.NewMatrix(g, gorgonia.Float32, gorgonia.WithShape(16, 3), gorgonia.WithName("w2"),
+		gorgonia.WithInit(gorgonia.GlorotU(1)))
+	forward := func(in *gorgonia.Node) (*gorgonia.Node, error) {
+		h, err := gorgonia.Mul(in, w1)
+		if err != nil {
+			return nil, err
+		}
+		if h, err = gorgonia.Tanh(h); err != nil {
+			return nil, err
+		}
+		return gorgonia.Mul(h, w2) // logits: no softmax
+	}
+	logits, err := forward(x)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ce, err := vat.CrossEntropy(logits, y)
+	if err != nil {
+		log.Fatal(err)
+	}
+	term, err := vat.NewVATTerm(x, logits, forward, vat.VATConfig{Eps: 2}, 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	loss := gorgonia.Must(gorgonia.Add(ce, term.LDS)) // CE + α·LDS with α = 1
+	if _, err := gorgonia.Grad(loss, w1, w2); err != nil {
+		log.Fatal(err)
+	}
+	vm := gorgonia.NewTapeMachine(g, gorgonia.BindDualValues(w1, w2))
+	defer vm.Close()
+	term.Resample() // a new random direction before every step
+	if err := vm.RunAll(); err != nil {
+		log.Fatal(err)
+	}
+	r := term.RAdv.Value().Data().([]float32)[:20] // the first sample's perturbation
+	var norm float64
+	for _, v := range r {
+		norm += float64(v) * float64(v)
+	}
+	fmt.Printf("LDS > 0: %v, |r_adv| = %.3f\n", term.LDS.Value().Data().(float32) > 0, math.Sqrt(norm))
+	// Output:
+	// LDS > 0: true, |r_adv| = 2.000
 }
