@@ -33,7 +33,12 @@ type trainGraph struct {
 
 // newTrainGraph builds and compiles the training graph for batches of n.
 func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, error) {
-	s := newScope(m.cfg.Dropout, rng.SplitMix64(seed^uint64(n)))
+	return buildTrainGraph(m, n, vat, seed, m.cfg.Dropout)
+}
+
+// buildTrainGraph is newTrainGraph with dropout on or off.
+func buildTrainGraph(m *Model, n int, vat *VATConfig, seed uint64, dropout bool) (*trainGraph, error) {
+	s := newScope(dropout, rng.SplitMix64(seed^uint64(n)))
 	tg := &trainGraph{}
 	tg.x = tensor.New(tensor.WithShape(n, 1, ImageRows, ImageCols), tensor.Of(tensor.Float32))
 	tg.y = tensor.New(tensor.WithShape(n, Classes), tensor.Of(tensor.Float32))

@@ -62,12 +62,13 @@ type Model struct {
 	params []*Param
 
 	mu    sync.Mutex
-	evals map[int]*evalGraph // inference graphs by batch size
+	evals map[int]*evalGraph      // inference graphs by batch size
+	grads map[gradKey]*trainGraph // Gradients' graphs
 }
 
 // NewModel returns a freshly initialized model.
 func NewModel(cfg ModelConfig) (*Model, error) {
-	m := &Model{cfg: cfg, evals: map[int]*evalGraph{}}
+	m := &Model{cfg: cfg, evals: map[int]*evalGraph{}, grads: map[gradKey]*trainGraph{}}
 	add := func(name string, fanIn, fanOut int, shape ...int) {
 		m.params = append(m.params, &Param{Name: name, fanIn: fanIn, fanOut: fanOut,
 			Value: tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))})
