@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/org/vat"
+	"github.com/org/vat/internal/results"
 )
 
 func main() {
@@ -146,7 +147,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitError
 	}
 
-	res := newResults(o, train.Len(), test.Len())
+	res := results.New(train.Len(), test.Len())
 	fmt.Fprintf(stderr, "backend: %s\n", res.Machine.Backend)
 	status := exitOK
 	for _, name := range o.runs {
@@ -164,8 +165,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitError
 		}
 	}
-	printTable(stdout, res)
-	if err := res.write(o.out); err != nil {
+	results.PrintTable(stdout, res)
+	if err := res.Write(o.out); err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitError
 	}
@@ -174,7 +175,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // trainRun trains one configuration and returns its record (with the epochs
 // that finished, also when it fails).
-func trainRun(ctx context.Context, o *options, name string, train, test *vat.Dataset, stderr io.Writer) (*runResult, error) {
+func trainRun(ctx context.Context, o *options, name string, train, test *vat.Dataset, stderr io.Writer) (*results.Run, error) {
 	dropout := strings.Contains(name, "dropout")
 	var vcfg *vat.VATConfig
 	if strings.Contains(name, "vat") {
@@ -198,7 +199,7 @@ func trainRun(ctx context.Context, o *options, name string, train, test *vat.Dat
 	rr := newRunResult(name, dropout, tr.Config())
 	epochs, err := tr.Fit(ctx, train, test)
 	bar.done()
-	rr.setEpochs(epochs)
+	rr.SetEpochs(epochs)
 	rr.Interrupted = err != nil && ctx.Err() != nil
 	return rr, err
 }
@@ -261,4 +262,16 @@ func (p *progress) done() {
 	if p.on && p.tty {
 		fmt.Fprint(p.w, "\r"+strings.Repeat(" ", 100)+"\r")
 	}
+}
+
+// newRunResult describes a run of the example: its name and settings.
+func newRunResult(name string, dropout bool, c vat.TrainConfig) *results.Run {
+	r := &results.Run{Name: name, Options: results.RunOptions{
+		Dropout: dropout, VAT: c.VAT != nil, Epochs: c.Epochs, Batch: c.BatchSize, Seed: c.Seed,
+		Optimizer: fmt.Sprintf("adadelta(lr=%g, rho=%g, epsilon=%g)", c.Optimizer.LR, c.Optimizer.Rho, c.Optimizer.Epsilon),
+	}}
+	if v := c.VAT; v != nil {
+		r.Options.Xi, r.Options.Eps, r.Options.Ip, r.Options.Alpha, r.Options.CleanGrad = &v.Xi, &v.Eps, &v.Ip, &v.Alpha, &v.CleanGrad
+	}
+	return r
 }

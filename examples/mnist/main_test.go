@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/org/vat/internal/idxtest"
+	"github.com/org/vat/internal/results"
 )
 
 func TestBadFlagsExitWithOneLineError(t *testing.T) {
@@ -78,13 +79,13 @@ func TestHelpExitsZero(t *testing.T) {
 	}
 }
 
-func readResults(t *testing.T, dir string) results {
+func readResults(t *testing.T, dir string) results.Results {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r results
+	var r results.Results
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}

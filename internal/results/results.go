@@ -1,4 +1,7 @@
-package main
+// Package results writes what the example programs measured: results.json
+// (one shape for every example, so that tools can read any of them), a
+// table on stdout and a plot of test accuracy per epoch.
+package results
 
 import (
 	"encoding/json"
@@ -9,24 +12,26 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/org/vat"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/org/vat"
 )
 
-// results is the content of results.json.
-type results struct {
-	Runs    []runResult `json:"runs"`
-	Machine machine     `json:"machine"`
-	Command []string    `json:"command"`
-	Date    string      `json:"date"`
-	Train   int         `json:"train_images"`
-	Test    int         `json:"test_images"`
+// Results is the content of results.json.
+type Results struct {
+	Runs    []Run    `json:"runs"`
+	Machine Machine  `json:"machine"`
+	Command []string `json:"command"`
+	Date    string   `json:"date"`
+	Train   int      `json:"train_images"`
+	Test    int      `json:"test_images"`
 }
 
-type machine struct {
+// Machine describes where the runs ran.
+type Machine struct {
 	GOOS    string `json:"goos"`
 	GOARCH  string `json:"goarch"`
 	CPUs    int    `json:"cpus"`
@@ -34,9 +39,10 @@ type machine struct {
 	Backend string `json:"backend"` // vat.Backend(): cpu, or cuda and the GPU
 }
 
-type runResult struct {
+// Run is one training run.
+type Run struct {
 	Name            string            `json:"name"`
-	Options         runOptions        `json:"options"`
+	Options         RunOptions        `json:"options"`
 	TestAccuracy    float64           `json:"test_accuracy"`
 	TestLoss        float64           `json:"test_loss"`
 	SecondsPerEpoch float64           `json:"seconds_per_epoch"`
@@ -44,7 +50,8 @@ type runResult struct {
 	Epochs          []vat.EpochResult `json:"epochs"`
 }
 
-type runOptions struct {
+// RunOptions are a run's settings (VAT's are set only for VAT runs).
+type RunOptions struct {
 	Dropout   bool     `json:"dropout"`
 	VAT       bool     `json:"vat"`
 	Xi        *float64 `json:"xi,omitempty"`
@@ -58,10 +65,12 @@ type runOptions struct {
 	Optimizer string   `json:"optimizer"`
 }
 
-func newResults(o *options, train, test int) *results {
-	return &results{
-		Runs:    []runResult{},
-		Machine: machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(), Backend: vat.Backend()},
+// New returns the results of runs on train training and test test images,
+// with this machine and command.
+func New(train, test int) *Results {
+	return &Results{
+		Runs:    []Run{},
+		Machine: Machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(), Backend: vat.Backend()},
 		Command: os.Args,
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Train:   train,
@@ -69,20 +78,9 @@ func newResults(o *options, train, test int) *results {
 	}
 }
 
-func newRunResult(name string, dropout bool, c vat.TrainConfig) *runResult {
-	r := &runResult{Name: name, Options: runOptions{
-		Dropout: dropout, VAT: c.VAT != nil, Epochs: c.Epochs, Batch: c.BatchSize, Seed: c.Seed,
-		Optimizer: fmt.Sprintf("adadelta(lr=%g, rho=%g, epsilon=%g)", c.Optimizer.LR, c.Optimizer.Rho, c.Optimizer.Epsilon),
-	}}
-	if v := c.VAT; v != nil {
-		r.Options.Xi, r.Options.Eps, r.Options.Ip, r.Options.Alpha, r.Options.CleanGrad = &v.Xi, &v.Eps, &v.Ip, &v.Alpha, &v.CleanGrad
-	}
-	return r
-}
-
-// setEpochs records the finished epochs and the run's summary figures: the
+// SetEpochs records the finished epochs and the run's summary figures: the
 // last epoch's test figures and the mean training seconds per epoch.
-func (r *runResult) setEpochs(e []vat.EpochResult) {
+func (r *Run) SetEpochs(e []vat.EpochResult) {
 	r.Epochs = e
 	if len(e) == 0 {
 		return
@@ -96,7 +94,9 @@ func (r *runResult) setEpochs(e []vat.EpochResult) {
 	r.SecondsPerEpoch = s / float64(len(e))
 }
 
-func printTable(w io.Writer, res *results) {
+// PrintTable writes one line per run: epochs, test accuracy and loss,
+// seconds per epoch.
+func PrintTable(w io.Writer, res *Results) {
 	fmt.Fprintf(w, "\n%-12s %8s %10s %10s %10s\n", "run", "epochs", "test acc", "test loss", "s/epoch")
 	for _, r := range res.Runs {
 		note := ""
@@ -108,8 +108,8 @@ func printTable(w io.Writer, res *results) {
 	fmt.Fprintf(w, "(%d training and %d test images)\n", res.Train, res.Test)
 }
 
-// write stores results.json and accuracy.png in dir.
-func (res *results) write(dir string) error {
+// Write stores results.json and accuracy.png in dir.
+func (res *Results) Write(dir string) error {
 	b, err := json.MarshalIndent(res, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding results: %w", err)
@@ -121,7 +121,7 @@ func (res *results) write(dir string) error {
 }
 
 // plot draws the test accuracy of every run against the epoch.
-func (res *results) plot(path string) error {
+func (res *Results) plot(path string) error {
 	p := plot.New()
 	p.Title.Text = "MNIST test accuracy"
 	p.X.Label.Text = "epoch"
