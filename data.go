@@ -47,21 +47,23 @@ func (d *Dataset) Head(n int) *Dataset {
 	return &Dataset{Images: d.Images[:n*px], Labels: d.Labels[:n], Rows: d.Rows, Cols: d.Cols}
 }
 
-// validate checks that the dataset fits the model.
-func (d *Dataset) validate(what string) error {
+// validate checks that the dataset fits model m: samples of m's input size
+// (images of H×W for an input of 1×H×W) and labels below m's classes.
+func (d *Dataset) validate(what string, m *Model) error {
+	px := size(m.inShape)
 	switch {
 	case d == nil:
 		return fmt.Errorf("vat: %s dataset is nil", what)
-	case d.Rows != ImageRows || d.Cols != ImageCols:
-		return fmt.Errorf("vat: %s dataset has %d×%d images, the model takes %d×%d", what, d.Rows, d.Cols, ImageRows, ImageCols)
+	case d.Rows*d.Cols != px || (len(m.inShape) == 3 && (d.Rows != m.inShape[1] || d.Cols != m.inShape[2])):
+		return fmt.Errorf("vat: %s dataset has %d×%d samples, the model takes %v", what, d.Rows, d.Cols, m.inShape)
 	case d.Len() == 0:
 		return fmt.Errorf("vat: %s dataset is empty", what)
 	case len(d.Images) != d.Len()*d.Rows*d.Cols:
 		return fmt.Errorf("vat: %s dataset has %d pixels for %d images of %d×%d", what, len(d.Images), d.Len(), d.Rows, d.Cols)
 	}
 	for i, l := range d.Labels {
-		if int(l) >= Classes {
-			return fmt.Errorf("vat: %s dataset: label %d of image %d outside 0-%d", what, l, i, Classes-1)
+		if int(l) >= m.classes {
+			return fmt.Errorf("vat: %s dataset: label %d of sample %d outside 0-%d", what, l, i, m.classes-1)
 		}
 	}
 	return nil

@@ -221,8 +221,9 @@ func TestDefaultMNIST(t *testing.T) {
 	if train.Len() != 60000 || test.Len() != 10000 || train.Rows != 28 || train.Cols != 28 {
 		t.Fatalf("got %d/%d images of %d×%d", train.Len(), test.Len(), train.Rows, train.Cols)
 	}
+	m, _ := NewModel(ModelConfig{})
 	for _, d := range []*Dataset{train, test} {
-		if err := d.validate("MNIST"); err != nil {
+		if err := d.validate("MNIST", m); err != nil {
 			t.Fatal(err)
 		}
 	}

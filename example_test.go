@@ -103,3 +103,30 @@ func ExampleNewVATTerm() {
 	// Output:
 	// LDS > 0: true, |r_adv| = 2.000
 }
+
+// Define a network from the package's layers and train it with VAT.
+func ExampleSequential() {
+	train, test, err := vat.LoadMNIST("")
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := vat.Sequential([]int{1, 28, 28}, 1,
+		vat.Conv2D(8, 3, vat.Same), vat.ReLU(), vat.MaxPool2D(2),
+		vat.Flatten(), vat.Dense(32), vat.ReLU(), vat.Dense(10))
+	if err != nil {
+		log.Fatal(err)
+	}
+	trainer, err := vat.NewTrainer(m, vat.TrainConfig{Epochs: 1, VAT: &vat.VATConfig{}, Seed: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	history, err := trainer.Fit(context.Background(), train.Head(1280), test.Head(500))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("parameters:", m.NumParams(), "classes:", m.Classes())
+	fmt.Println("better than chance:", history[0].TestAccuracy > 0.3)
+	// Output:
+	// parameters: 50618 classes: 10
+	// better than chance: true
+}

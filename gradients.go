@@ -33,7 +33,7 @@ type Gradients struct {
 // another implementation given the same weights, batch and noise can be
 // checked against it.
 func (m *Model) Gradients(images []float32, labels []int, noise []float32, vat *VATConfig) (*Gradients, error) {
-	n, err := imageCount(images)
+	n, err := m.sampleCount(images)
 	if err != nil {
 		return nil, err
 	}
@@ -41,8 +41,8 @@ func (m *Model) Gradients(images []float32, labels []int, noise []float32, vat *
 		return nil, fmt.Errorf("vat: Gradients: %d labels for %d images", len(labels), n)
 	}
 	for i, l := range labels {
-		if l < 0 || l >= Classes {
-			return nil, fmt.Errorf("vat: Gradients: label %d of image %d outside 0-%d", l, i, Classes-1)
+		if l < 0 || l >= m.classes {
+			return nil, fmt.Errorf("vat: Gradients: label %d of image %d outside 0-%d", l, i, m.classes-1)
 		}
 	}
 	if vat != nil {
@@ -72,7 +72,7 @@ func (m *Model) Gradients(images []float32, labels []int, noise []float32, vat *
 	copy(x, images)
 	kernels.Zero(y)
 	for i, l := range labels {
-		y[i*Classes+l] = 1
+		y[i*m.classes+l] = 1
 	}
 	backend.MarkHostWritten(x, y)
 	if tg.noise != nil {

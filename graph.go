@@ -33,17 +33,17 @@ type trainGraph struct {
 
 // newTrainGraph builds and compiles the training graph for batches of n.
 func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, error) {
-	return buildTrainGraph(m, n, vat, seed, m.cfg.Dropout)
+	return buildTrainGraph(m, n, vat, seed, true) // dropout layers drop in training
 }
 
 // buildTrainGraph is newTrainGraph with dropout on or off.
 func buildTrainGraph(m *Model, n int, vat *VATConfig, seed uint64, dropout bool) (*trainGraph, error) {
 	s := newScope(dropout, rng.SplitMix64(seed^uint64(n)))
 	tg := &trainGraph{}
-	tg.x = tensor.New(tensor.WithShape(n, 1, ImageRows, ImageCols), tensor.Of(tensor.Float32))
-	tg.y = tensor.New(tensor.WithShape(n, Classes), tensor.Of(tensor.Float32))
-	x := G.NewTensor(s.g, G.Float32, 4, G.WithShape(tg.x.Shape()...), G.WithValue(tg.x), G.WithName("x"))
-	y := G.NewMatrix(s.g, G.Float32, G.WithShape(n, Classes), G.WithValue(tg.y), G.WithName("labels"))
+	tg.x = tensor.New(tensor.WithShape(append([]int{n}, m.inShape...)...), tensor.Of(tensor.Float32))
+	tg.y = tensor.New(tensor.WithShape(n, m.classes), tensor.Of(tensor.Float32))
+	x := G.NewTensor(s.g, G.Float32, tg.x.Dims(), G.WithShape(tg.x.Shape()...), G.WithValue(tg.x), G.WithName("x"))
+	y := G.NewMatrix(s.g, G.Float32, G.WithShape(n, m.classes), G.WithValue(tg.y), G.WithName("labels"))
 	clean := m.weightNodes(s, "")
 	inputs := append(G.Nodes{x, y}, clean.nodes...)
 	wrt := clean.nodes
@@ -149,8 +149,8 @@ type evalGraph struct {
 func newEvalGraph(m *Model, n int) (*evalGraph, error) {
 	s := newScope(false, 0)
 	w := m.weightNodes(s, "")
-	eg := &evalGraph{x: tensor.New(tensor.WithShape(n, 1, ImageRows, ImageCols), tensor.Of(tensor.Float32))}
-	x := G.NewTensor(s.g, G.Float32, 4, G.WithShape(eg.x.Shape()...), G.WithValue(eg.x), G.WithName("x"))
+	eg := &evalGraph{x: tensor.New(tensor.WithShape(append([]int{n}, m.inShape...)...), tensor.Of(tensor.Float32))}
+	x := G.NewTensor(s.g, G.Float32, eg.x.Dims(), G.WithShape(eg.x.Shape()...), G.WithValue(eg.x), G.WithName("x"))
 	eg.logits = m.forward(s, w, x)
 	if s.err != nil {
 		return nil, s.err

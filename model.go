@@ -42,7 +42,9 @@ type Param struct {
 	fanIn, fanOut int
 }
 
-// Model is Keras' MNIST CNN (examples/mnist_cnn.py):
+// Model is a classifier: a stack of layers (see Sequential) with its
+// weights. NewModel builds the preset, Keras' MNIST CNN
+// (examples/mnist_cnn.py):
 //
 //	input 1×28×28
 //	conv 3×3, 32 filters, ReLU   → 32×26×26
@@ -58,30 +60,97 @@ type Param struct {
 // A Model is safe for concurrent use by Predict/Evaluate; training it while
 // predicting is not.
 type Model struct {
-	cfg    ModelConfig
-	params []*Param
+	cfg     ModelConfig
+	inShape []int   // one sample's shape, e.g. 1×28×28
+	layers  []Layer // in order
+	weights [][]int // per layer: indices into params
+	fused   []bool  // per layer: a ReLU after it is fused into it
+	classes int     // the last layer's units
+	params  []*Param
 
 	mu    sync.Mutex
 	evals map[int]*evalGraph      // inference graphs by batch size
 	grads map[gradKey]*trainGraph // Gradients' graphs
 }
 
-// NewModel returns a freshly initialized model.
+// NewModel returns Keras' MNIST CNN, freshly initialized from cfg.Seed.
 func NewModel(cfg ModelConfig) (*Model, error) {
-	m := &Model{cfg: cfg, evals: map[int]*evalGraph{}, grads: map[gradKey]*trainGraph{}}
-	add := func(name string, fanIn, fanOut int, shape ...int) {
-		m.params = append(m.params, &Param{Name: name, fanIn: fanIn, fanOut: fanOut,
-			Value: tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))})
+	layers := []Layer{Conv2D(32, 3), ReLU(), Conv2D(32, 3), ReLU(), MaxPool2D(2)}
+	if cfg.Dropout {
+		layers = append(layers, Dropout(0.25))
 	}
-	add("conv1/kernel", 1*9, 32*9, 32, 1, 3, 3)
-	add("conv1/bias", 0, 0, 32)
-	add("conv2/kernel", 32*9, 32*9, 32, 32, 3, 3)
-	add("conv2/bias", 0, 0, 32)
-	add("dense1/kernel", 4608, 128, 4608, 128)
-	add("dense1/bias", 0, 0, 128)
-	add("dense2/kernel", 128, Classes, 128, Classes)
-	add("dense2/bias", 0, 0, Classes)
-	m.initWeights(cfg.Seed)
+	layers = append(layers, Flatten(), Dense(128), ReLU())
+	if cfg.Dropout {
+		layers = append(layers, Dropout(0.5))
+	}
+	layers = append(layers, Dense(Classes))
+	m, err := Sequential([]int{1, ImageRows, ImageCols}, cfg.Seed, layers...)
+	if err != nil {
+		return nil, err
+	}
+	m.cfg = cfg
+	return m, nil
+}
+
+// Sequential returns a classifier made of layers applied in order to inputs
+// of shape inputShape (one sample: C×H×W for images, or a flat vector's
+// length), with Glorot-uniform kernels and zero biases drawn from seed. The
+// last layer must be a Dense layer: its units are the classes, and its
+// outputs the logits. Datasets must hold samples of inputShape's size
+// (images of H×W for C×H×W = 1×H×W, or vectors) with labels below the
+// number of classes.
+//
+//	m, err := vat.Sequential([]int{1, 28, 28}, seed,
+//		vat.Conv2D(32, 3), vat.ReLU(), vat.MaxPool2D(2),
+//		vat.Flatten(), vat.Dense(128), vat.ReLU(), vat.Dense(10))
+func Sequential(inputShape []int, seed uint64, layers ...Layer) (*Model, error) {
+	if len(inputShape) == 0 || size(inputShape) <= 0 {
+		return nil, fmt.Errorf("vat: Sequential: input shape %v: want positive sizes", inputShape)
+	}
+	for _, d := range inputShape {
+		if d <= 0 {
+			return nil, fmt.Errorf("vat: Sequential: input shape %v: want positive sizes", inputShape)
+		}
+	}
+	if len(layers) == 0 {
+		return nil, fmt.Errorf("vat: Sequential: no layers")
+	}
+	if _, ok := layers[len(layers)-1].(*dense); !ok {
+		return nil, fmt.Errorf("vat: Sequential: the last layer is %s, want Dense (its outputs are the logits)", layers[len(layers)-1].kind())
+	}
+	m := &Model{cfg: ModelConfig{Seed: seed}, inShape: append([]int(nil), inputShape...), layers: layers,
+		evals: map[int]*evalGraph{}, grads: map[gradKey]*trainGraph{}}
+	count := map[string]int{}
+	shape := m.inShape
+	for i, l := range layers {
+		if l == nil {
+			return nil, fmt.Errorf("vat: Sequential: layer %d is nil", i+1)
+		}
+		out, err := l.output(shape)
+		if err != nil {
+			return nil, fmt.Errorf("vat: Sequential: layer %d: %w", i+1, err)
+		}
+		var idx []int
+		if specs := l.params(shape); len(specs) > 0 {
+			count[l.kind()]++
+			for _, p := range specs {
+				idx = append(idx, len(m.params))
+				m.params = append(m.params, &Param{Name: fmt.Sprintf("%s%d/%s", l.kind(), count[l.kind()], p.suffix),
+					fanIn: p.fanIn, fanOut: p.fanOut, Value: tensor.New(tensor.WithShape(p.shape...), tensor.Of(tensor.Float32))})
+			}
+		}
+		m.weights = append(m.weights, idx)
+		next := false
+		if i+1 < len(layers) {
+			_, next = layers[i+1].(relu)
+		}
+		_, isConv := l.(*conv2D)
+		_, isDense := l.(*dense)
+		m.fused = append(m.fused, next && (isConv || isDense))
+		shape = out
+	}
+	m.classes = shape[0]
+	m.initWeights(seed)
 	return m, nil
 }
 
@@ -134,7 +203,7 @@ func (m *Model) syncParams(a *backend.Accelerator) {
 	}
 }
 
-// NumParams returns the number of scalar parameters (600,810).
+// NumParams returns the number of scalar parameters (600,810 for the preset).
 func (m *Model) NumParams() int {
 	n := 0
 	for _, p := range m.params {
@@ -184,22 +253,23 @@ func (m *Model) weightNodes(s *scope, tag string) weights {
 	return w
 }
 
-// forward builds the network on the batch x (N×1×28×28) with the weights w
-// and returns the logits (N×10).
+// forward builds the network on the batch x (N × the input shape) with the
+// weights w and returns the logits (N × classes).
 func (m *Model) forward(s *scope, w weights, x *G.Node) *G.Node {
-	n := x.Shape()[0]
-	h := conv2D(s, x, w, "conv1", true)
-	s.assertShape(h, n, 32, 26, 26)
-	h = conv2D(s, h, w, "conv2", true)
-	s.assertShape(h, n, 32, 24, 24)
-	h = maxPool2x2(s, h)
-	s.assertShape(h, n, 32, 12, 12)
-	h = dropout(s, h, 0.25)
-	h = dense(s, h, w, "dense1", true) // flattens 32×12×12 → 4608
-	s.assertShape(h, n, 128)
-	h = dropout(s, h, 0.5)
-	h = dense(s, h, w, "dense2", false)
-	s.assertShape(h, n, Classes)
+	h := x
+	for i, l := range m.layers {
+		if i > 0 && m.fused[i-1] {
+			continue // this ReLU was fused into the layer before
+		}
+		ws := make([]*G.Node, len(m.weights[i]))
+		for j, k := range m.weights[i] {
+			ws[j] = w.nodes[k]
+		}
+		if h = l.build(s, h, ws, m.fused[i]); s.err != nil {
+			return nil
+		}
+	}
+	s.assertShape(h, x.Shape()[0], m.classes)
 	return h
 }
 
@@ -219,23 +289,6 @@ func (s *scope) apply(op G.Op, in ...*G.Node) *G.Node {
 		return nil
 	}
 	return out
-}
-
-// conv2D is a 3×3 "valid" convolution with bias (and ReLU) using the
-// weights name+"/kernel" and name+"/bias".
-func conv2D(s *scope, x *G.Node, w weights, name string, relu bool) *G.Node {
-	return s.apply(ops.NewConv2d(relu), x, w.named[name+"/kernel"], w.named[name+"/bias"])
-}
-
-// maxPool2x2 halves the height and width.
-func maxPool2x2(s *scope, x *G.Node) *G.Node { return s.apply(ops.NewMaxPool(), x) }
-
-// dense is a fully connected layer (and ReLU); it flattens x first.
-func dense(s *scope, x *G.Node, w weights, name string, relu bool) *G.Node {
-	if s.err != nil {
-		return nil
-	}
-	return s.apply(ops.NewDense(relu, x.Dims()), x, w.named[name+"/kernel"], w.named[name+"/bias"])
 }
 
 // dropout drops with the given rate when the scope trains with dropout, and

@@ -118,11 +118,11 @@ func (t *Trainer) Config() TrainConfig {
 // epochs. When ctx is cancelled it stops after the current step and returns
 // what finished with an error wrapping ctx.Err().
 func (t *Trainer) Fit(ctx context.Context, train, test *Dataset) ([]EpochResult, error) {
-	if err := train.validate("training"); err != nil {
+	if err := train.validate("training", t.model); err != nil {
 		return nil, err
 	}
 	if test != nil {
-		if err := test.validate("test"); err != nil {
+		if err := test.validate("test", t.model); err != nil {
 			return nil, err
 		}
 	}
@@ -153,7 +153,7 @@ func (t *Trainer) Fit(ctx context.Context, train, test *Dataset) ([]EpochResult,
 // TrainEpoch makes one pass over train in a fresh random order. Its result
 // has no test figures.
 func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (EpochResult, error) {
-	if err := train.validate("training"); err != nil {
+	if err := train.validate("training", t.model); err != nil {
 		return EpochResult{}, err
 	}
 	t.epoch++
@@ -201,7 +201,7 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	kernels.Zero(y)
 	for i, j := range idx {
 		copy(x[i*px:(i+1)*px], d.Images[j*px:(j+1)*px])
-		y[i*Classes+int(d.Labels[j])] = 1
+		y[i*t.model.classes+int(d.Labels[j])] = 1
 	}
 	if tg.noise != nil {
 		noise := tg.noise.Data().([]float32) // Data() allocates: call it once
@@ -251,14 +251,15 @@ const evalBatch = 500
 
 // Evaluate returns the accuracy and mean cross-entropy of the model on d.
 func (m *Model) Evaluate(d *Dataset) (Evaluation, error) {
-	if err := d.validate("evaluation"); err != nil {
+	if err := d.validate("evaluation", m); err != nil {
 		return Evaluation{}, err
 	}
 	var ev Evaluation
-	lp := make([]float64, Classes)
+	k := m.classes
+	lp := make([]float64, k)
 	err := m.logits(d.Images, d.Len(), func(first int, logits []float32) {
-		for i := 0; i < len(logits)/Classes; i++ {
-			row := logits[i*Classes : (i+1)*Classes]
+		for i := 0; i < len(logits)/k; i++ {
+			row := logits[i*k : (i+1)*k]
 			label := int(d.Labels[first+i])
 			ops.LogSoftmax(lp, row)
 			ev.Loss -= lp[label]
@@ -275,34 +276,36 @@ func (m *Model) Evaluate(d *Dataset) (Evaluation, error) {
 	return ev, nil
 }
 
-// Predict returns the most likely class of each image. images holds whole
-// 28×28 images, row-major, pixels in [0, 1].
+// Predict returns the most likely class of each sample. images holds whole
+// samples of the model's input shape (for the preset, 28×28 images,
+// row-major, pixels in [0, 1]).
 func (m *Model) Predict(images []float32) ([]int, error) {
-	n, err := imageCount(images)
+	n, err := m.sampleCount(images)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]int, 0, n)
 	err = m.logits(images, n, func(_ int, logits []float32) {
-		for i := 0; i < len(logits)/Classes; i++ {
-			out = append(out, argmax(logits[i*Classes:(i+1)*Classes]))
+		for i := 0; i < len(logits)/m.classes; i++ {
+			out = append(out, argmax(logits[i*m.classes:(i+1)*m.classes]))
 		}
 	})
 	return out, err
 }
 
-// Probabilities returns the softmax class probabilities of each image,
-// Classes per image.
+// Probabilities returns the softmax class probabilities of each sample,
+// one per class (Classes() of them).
 func (m *Model) Probabilities(images []float32) ([]float32, error) {
-	n, err := imageCount(images)
+	n, err := m.sampleCount(images)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, 0, n*Classes)
-	lp := make([]float64, Classes)
+	k := m.classes
+	out := make([]float32, 0, n*k)
+	lp := make([]float64, k)
 	err = m.logits(images, n, func(_ int, logits []float32) {
-		for i := 0; i < len(logits)/Classes; i++ {
-			ops.LogSoftmax(lp, logits[i*Classes:(i+1)*Classes])
+		for i := 0; i < len(logits)/k; i++ {
+			ops.LogSoftmax(lp, logits[i*k:(i+1)*k])
 			for _, l := range lp {
 				out = append(out, float32(math.Exp(l)))
 			}
@@ -311,10 +314,18 @@ func (m *Model) Probabilities(images []float32) ([]float32, error) {
 	return out, err
 }
 
-func imageCount(images []float32) (int, error) {
-	px := ImageRows * ImageCols
+// Classes returns the number of classes: the last Dense layer's units.
+func (m *Model) Classes() int { return m.classes }
+
+// InputShape returns the shape of one sample, e.g. [1 28 28].
+func (m *Model) InputShape() []int { return append([]int(nil), m.inShape...) }
+
+// sampleCount returns how many samples of the model's input shape images
+// holds.
+func (m *Model) sampleCount(images []float32) (int, error) {
+	px := size(m.inShape)
 	if len(images) == 0 || len(images)%px != 0 {
-		return 0, fmt.Errorf("vat: %d pixels is not a whole number of %d×%d images", len(images), ImageRows, ImageCols)
+		return 0, fmt.Errorf("vat: %d values is not a whole number of samples of %v", len(images), m.inShape)
 	}
 	return len(images) / px, nil
 }
@@ -324,7 +335,7 @@ func imageCount(images []float32) (int, error) {
 func (m *Model) logits(images []float32, n int, fn func(first int, logits []float32)) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	px := ImageRows * ImageCols
+	px := size(m.inShape)
 	for first := 0; first < n; first += evalBatch {
 		b := min(evalBatch, n-first)
 		eg, ok := m.evals[b]

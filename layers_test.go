@@ -1,0 +1,129 @@
+package vat
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// A network of every layer on small synthetic images (five classes: a
+// bright square in one of five places): the parameters get the layers'
+// names and shapes; 12 epochs of training with VAT lower the loss and
+// classify at least 60 % (seen: loss 1.72 → 0.28, 100 %); inference gives
+// one class per sample; data of another shape or with a label beyond the
+// classes is refused.
+func TestSequentialAllLayers(t *testing.T) {
+	m, err := Sequential([]int{1, 10, 10}, 3,
+		Conv2D(4, 3, Same), ReLU(), MaxPool2D(2), // 4×5×5
+		Conv2D(6, 3), Dropout(0.2), ReLU(), // 6×3×3, a standalone ReLU after dropout
+		Flatten(), Dense(12), ReLU(), Dense(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var shapes [][]int
+	for _, p := range m.Params() {
+		names = append(names, p.Name)
+		shapes = append(shapes, []int(p.Value.Shape()))
+	}
+	wantNames := []string{"conv1/kernel", "conv1/bias", "conv2/kernel", "conv2/bias", "dense1/kernel", "dense1/bias", "dense2/kernel", "dense2/bias"}
+	wantShapes := [][]int{{4, 1, 3, 3}, {4}, {6, 4, 3, 3}, {6}, {54, 12}, {12}, {12, 5}, {5}}
+	if !slices.Equal(names, wantNames) {
+		t.Fatalf("names %v, want %v", names, wantNames)
+	}
+	for i := range wantShapes {
+		if !slices.Equal(shapes[i], wantShapes[i]) {
+			t.Fatalf("%s: shape %v, want %v", names[i], shapes[i], wantShapes[i])
+		}
+	}
+	if m.Classes() != 5 || !slices.Equal(m.InputShape(), []int{1, 10, 10}) {
+		t.Fatalf("classes %d, input %v", m.Classes(), m.InputShape())
+	}
+	// Five classes of 10×10 images: a bright square in one of five places.
+	rng := rand.New(rand.NewPCG(4, 4))
+	d := &Dataset{Rows: 10, Cols: 10}
+	for i := 0; i < 200; i++ {
+		c := i % 5
+		img := make([]float32, 100)
+		for j := range img {
+			img[j] = float32(0.1 * rng.Float64())
+		}
+		for y := 0; y < 3; y++ {
+			for x := 0; x < 3; x++ {
+				img[(1+2*c/2+y)*10+1+(c%3)*3+x] = 1
+			}
+		}
+		d.Images = append(d.Images, img...)
+		d.Labels = append(d.Labels, uint8(c))
+	}
+	tr, err := NewTrainer(m, TrainConfig{Epochs: 12, BatchSize: 20, Seed: 5, VAT: &VATConfig{Eps: 0.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := tr.Fit(context.Background(), d, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := res[0], res[len(res)-1]
+	t.Logf("train loss %.3f → %.3f, accuracy %.1f %%", first.TrainLoss, last.TrainLoss, 100*last.TestAccuracy)
+	if !(last.TrainLoss < first.TrainLoss) || last.TestAccuracy < 0.6 {
+		t.Fatalf("did not learn: %+v → %+v", first, last)
+	}
+	pred, err := m.Predict(d.Images[:3*100])
+	if err != nil || len(pred) != 3 {
+		t.Fatalf("Predict: %v, %v", pred, err)
+	}
+	if _, err := m.Evaluate(&Dataset{Images: make([]float32, 784), Labels: []uint8{1}, Rows: 28, Cols: 28}); err == nil || !strings.Contains(err.Error(), "[1 10 10]") {
+		t.Fatalf("28×28 data for a 1×10×10 model: error %v", err)
+	}
+	if _, err := m.Evaluate(&Dataset{Images: make([]float32, 100), Labels: []uint8{7}, Rows: 10, Cols: 10}); err == nil {
+		t.Fatal("label 7 accepted by a 5-class model")
+	}
+}
+
+// An MLP on flat inputs learns MNIST with the package's trainer and VAT:
+// at least 80 % of 1,000 test images after 3 epochs on 5,000 (seen: 84.7 %).
+func TestSequentialMLPLearnsMNIST(t *testing.T) {
+	train, test := loadMNIST(t)
+	m, err := Sequential([]int{784}, 1, Dense(64), ReLU(), Dense(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := NewTrainer(m, TrainConfig{Epochs: 3, Seed: 1, VAT: &VATConfig{}})
+	res, err := tr.Fit(context.Background(), train.Head(5000), test.Head(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := res[len(res)-1].TestAccuracy
+	t.Logf("MLP with VAT: %.1f %% after 3 epochs on 5,000 images", 100*acc)
+	if acc < 0.8 {
+		t.Fatalf("test accuracy %.1f %%, want >= 80 %%", 100*acc)
+	}
+}
+
+func TestSequentialRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		in     []int
+		layers []Layer
+		want   string
+	}{
+		{"no layers", []int{1, 8, 8}, nil, "no layers"},
+		{"last not dense", []int{1, 8, 8}, []Layer{Dense(3), ReLU()}, "want Dense"},
+		{"bad input", []int{1, 0, 8}, []Layer{Dense(3)}, "input shape"},
+		{"kernel too large", []int{1, 4, 4}, []Layer{Conv2D(2, 5), Dense(3)}, "smaller than the kernel"},
+		{"same with even kernel", []int{1, 8, 8}, []Layer{Conv2D(2, 4, Same), Dense(3)}, "odd kernel"},
+		{"conv after flatten", []int{1, 8, 8}, []Layer{Flatten(), Conv2D(2, 3), Dense(3)}, "C×H×W"},
+		{"pool 3", []int{1, 8, 8}, []Layer{MaxPool2D(3), Dense(3)}, "only 2×2"},
+		{"dropout 1", []int{4}, []Layer{Dropout(1), Dense(3)}, "Dropout(1)"},
+		{"dense 0", []int{4}, []Layer{Dense(0)}, "Dense(0)"},
+		{"nil layer", []int{4}, []Layer{nil, Dense(2)}, "layer 1 is nil"},
+	} {
+		_, err := Sequential(tc.in, 1, tc.layers...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.want)
+		}
+	}
+}
