@@ -127,3 +127,63 @@ func TestSequentialRejects(t *testing.T) {
 		}
 	}
 }
+
+// Datasets of the caller's own samples: three-channel 6×6 images of three
+// classes (the class's channel is bright) train a small network; every
+// inconsistency in NewDataset's arguments is an error that says what.
+func TestNewDataset(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	var x []float32
+	var labels []int
+	for i := 0; i < 90; i++ {
+		c := i % 3
+		for ch := 0; ch < 3; ch++ {
+			for p := 0; p < 36; p++ {
+				v := float32(0.2 * rng.Float64())
+				if ch == c {
+					v += 0.8
+				}
+				x = append(x, v)
+			}
+		}
+		labels = append(labels, c)
+	}
+	d, err := NewDataset(x, []int{3, 6, 6}, labels, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Sequential([]int{3, 6, 6}, 2, Conv2D(4, 3), ReLU(), Flatten(), Dense(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, _ := NewTrainer(m, TrainConfig{Epochs: 8, BatchSize: 15, Seed: 2, VAT: &VATConfig{Eps: 0.3}})
+	res, err := tr.Fit(context.Background(), d, d.Head(30))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc := res[len(res)-1].TestAccuracy; acc < 0.9 {
+		t.Fatalf("accuracy %.1f %% on an easy three-class set", 100*acc)
+	}
+	if _, err := m.Evaluate(&Dataset{Images: make([]float32, 108), Labels: []uint8{0}, Shape: []int{3, 4, 9}}); err == nil {
+		t.Fatal("samples of 3×4×9 accepted by a 3×6×6 model")
+	}
+	for _, tc := range []struct {
+		name    string
+		x       []float32
+		shape   []int
+		labels  []int
+		classes int
+		want    string
+	}{
+		{"rank 2", make([]float32, 8), []int{2, 4}, []int{0}, 2, "C×H×W or a flat length"},
+		{"zero size", nil, []int{0}, []int{0}, 2, "positive sizes"},
+		{"too many classes", make([]float32, 4), []int{4}, []int{0}, 300, "1 to 256"},
+		{"no samples", nil, []int{4}, nil, 2, "no samples"},
+		{"value count", make([]float32, 7), []int{4}, []int{0, 1}, 2, "want 8"},
+		{"label range", make([]float32, 8), []int{4}, []int{0, 2}, 2, "label 2 of sample 1"},
+	} {
+		if _, err := NewDataset(tc.x, tc.shape, tc.labels, tc.classes); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.want)
+		}
+	}
+}

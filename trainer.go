@@ -196,7 +196,7 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	px := d.Rows * d.Cols
+	px := size(d.shape())
 	x, y := tg.x.Data().([]float32), tg.y.Data().([]float32)
 	kernels.Zero(y)
 	for i, j := range idx {
