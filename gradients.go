@@ -28,8 +28,9 @@ type Gradients struct {
 // VAT's random direction noise (shaped like the images; ignored when vat
 // is nil), what a training step computes: the loss, its parts, r_adv and
 // every weight gradient. It updates nothing: no weight, no optimizer state,
-// no random stream. Dropout is not applied (a model with dropout computes
-// as one without), so the result depends on the arguments alone, and
+// no random stream, no running average of batch normalization (which
+// normalizes with the batch's statistics, as in training). Dropout is not
+// applied (a model with dropout computes as one without), so the result depends on the arguments alone, and
 // another implementation given the same weights, batch and noise can be
 // checked against it.
 func (m *Model) Gradients(images []float32, labels []int, noise []float32, vat *VATConfig) (*Gradients, error) {
@@ -63,7 +64,7 @@ func (m *Model) Gradients(images []float32, labels []int, noise []float32, vat *
 	}
 	tg, ok := m.grads[key]
 	if !ok {
-		if tg, err = buildTrainGraph(m, n, vat, 0, false); err != nil {
+		if tg, err = buildTrainGraph(m, n, vat, 0, false, false); err != nil {
 			return nil, err
 		}
 		m.grads[key] = tg

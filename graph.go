@@ -33,11 +33,12 @@ type trainGraph struct {
 
 // newTrainGraph builds and compiles the training graph for batches of n.
 func newTrainGraph(m *Model, n int, vat *VATConfig, seed uint64) (*trainGraph, error) {
-	return buildTrainGraph(m, n, vat, seed, true) // dropout layers drop in training
+	return buildTrainGraph(m, n, vat, seed, true, true) // dropout drops, batch norm learns its averages
 }
 
-// buildTrainGraph is newTrainGraph with dropout on or off.
-func buildTrainGraph(m *Model, n int, vat *VATConfig, seed uint64, dropout bool) (*trainGraph, error) {
+// buildTrainGraph is newTrainGraph with dropout on or off, and with or
+// without updates of batch normalization's running averages.
+func buildTrainGraph(m *Model, n int, vat *VATConfig, seed uint64, dropout, updateStats bool) (*trainGraph, error) {
 	s := newScope(dropout, rng.SplitMix64(seed^uint64(n)))
 	tg := &trainGraph{}
 	tg.x = tensor.New(tensor.WithShape(append([]int{n}, m.inShape...)...), tensor.Of(tensor.Float32))
@@ -48,7 +49,9 @@ func buildTrainGraph(m *Model, n int, vat *VATConfig, seed uint64, dropout bool)
 	inputs := append(G.Nodes{x, y}, clean.nodes...)
 	wrt := clean.nodes
 
+	s.batchStats, s.updateStats = true, updateStats // the clean pass alone updates running averages
 	logits := m.forward(s, clean, x)
+	s.updateStats = false
 	tg.ce = s.apply(ops.NewCrossEntropy(), logits, y)
 	tg.loss = tg.ce
 	if vat != nil {

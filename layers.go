@@ -9,7 +9,7 @@ import (
 )
 
 // A Layer is one step of a Sequential network. The constructors below make
-// them: Conv2D, MaxPool2D, Dense, ReLU, Dropout and Flatten. A ReLU right
+// them: Conv2D, MaxPool2D, Dense, ReLU, Dropout, Flatten and BatchNorm. A ReLU right
 // after a Conv2D or a Dense layer is fused into it (one op, one pass over
 // the output).
 type Layer interface {
@@ -32,6 +32,7 @@ type paramSpec struct {
 	suffix        string
 	shape         []int
 	fanIn, fanOut int
+	one           bool // a scale that starts at 1 (fans 0)
 }
 
 // Padding is a convolution's border handling.
@@ -86,8 +87,8 @@ func (l *conv2D) output(in []int) ([]int, error) {
 func (l *conv2D) params(in []int) []paramSpec {
 	area := l.kernel * l.kernel
 	return []paramSpec{
-		{"kernel", []int{l.filters, in[0], l.kernel, l.kernel}, in[0] * area, l.filters * area},
-		{"bias", []int{l.filters}, 0, 0},
+		{suffix: "kernel", shape: []int{l.filters, in[0], l.kernel, l.kernel}, fanIn: in[0] * area, fanOut: l.filters * area},
+		{suffix: "bias", shape: []int{l.filters}},
 	}
 }
 
@@ -140,7 +141,7 @@ func (l *dense) output(in []int) ([]int, error) {
 
 func (l *dense) params(in []int) []paramSpec {
 	n := size(in)
-	return []paramSpec{{"kernel", []int{n, l.units}, n, l.units}, {"bias", []int{l.units}, 0, 0}}
+	return []paramSpec{{suffix: "kernel", shape: []int{n, l.units}, fanIn: n, fanOut: l.units}, {suffix: "bias", shape: []int{l.units}}}
 }
 
 func (l *dense) build(s *scope, x *G.Node, w []*G.Node, relu bool) *G.Node {
@@ -184,6 +185,49 @@ func (l *dropoutLayer) params([]int) []paramSpec { return nil }
 
 func (l *dropoutLayer) build(s *scope, x *G.Node, _ []*G.Node, _ bool) *G.Node {
 	return dropout(s, x, l.rate)
+}
+
+// BatchNorm normalizes each channel (C×H×W inputs) or feature (flat
+// inputs) to zero mean and unit variance, then scales by γ (starting at 1)
+// and shifts by β (starting at 0) (Ioffe & Szegedy, 2015). Training
+// normalizes with the batch's statistics and updates running averages
+// (momentum 0.99, ε = 1e-3: Keras' defaults); inference uses the running
+// averages. VAT's probe and adversarial passes normalize with their own
+// batch's statistics but never update the running averages (the official
+// VAT code's update_batch_stats=False), and neither does Model.Gradients.
+// It has no GPU path: in a cuda build it runs on the host copies.
+func BatchNorm() Layer { return &batchNorm{} }
+
+type batchNorm struct{}
+
+// Batch normalization's constants, Keras' defaults.
+const (
+	batchNormEps      = 1e-3
+	batchNormMomentum = 0.99
+)
+
+func (l *batchNorm) kind() string { return "batchnorm" }
+
+func (l *batchNorm) output(in []int) ([]int, error) {
+	if len(in) != 1 && len(in) != 3 {
+		return nil, fmt.Errorf("BatchNorm: input %v, want C×H×W or features", in)
+	}
+	return in, nil
+}
+
+func (l *batchNorm) params(in []int) []paramSpec {
+	return []paramSpec{{suffix: "gamma", shape: []int{in[0]}, one: true}, {suffix: "beta", shape: []int{in[0]}}}
+}
+
+func (l *batchNorm) build(s *scope, x *G.Node, w []*G.Node, _ bool) *G.Node {
+	if s.err != nil {
+		return nil
+	}
+	if x.Dims() != 2 && x.Dims() != 4 {
+		s.err = fmt.Errorf("vat: BatchNorm: input of shape %v: put it before Flatten, or after a Dense layer", x.Shape())
+		return nil
+	}
+	return s.apply(ops.NewBatchNorm(x.Dims(), s.batchStats, s.updateStats, batchNormEps, batchNormMomentum, s.stats[0], s.stats[1]), x, w[0], w[1])
 }
 
 // Flatten turns each sample into a vector (C×H×W → C·H·W). The graph keeps

@@ -187,3 +187,80 @@ func TestNewDataset(t *testing.T) {
 		}
 	}
 }
+
+// Batch normalization's running averages move only in the clean training
+// pass: one VAT step and one plain step from the same weights on the same
+// batch leave them bit-identical (VAT's probe and adversarial passes would
+// move them otherwise), and different from where they started;
+// Model.Gradients leaves them alone. A network with batch normalization
+// learns the easy synthetic set, and inference (running averages) agrees.
+func TestBatchNormLayer(t *testing.T) {
+	build := func() *Model {
+		m, err := Sequential([]int{1, 10, 10}, 6, Conv2D(4, 3), BatchNorm(), ReLU(), MaxPool2D(2),
+			Flatten(), Dense(16), BatchNorm(), ReLU(), Dense(5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	rng := rand.New(rand.NewPCG(8, 8))
+	var x []float32
+	var labels []int
+	for i := 0; i < 100; i++ {
+		c := i % 5
+		for j := 0; j < 100; j++ {
+			v := float32(0.3 * rng.Float64())
+			if j/20 == c {
+				v += 0.7
+			}
+			x = append(x, v)
+		}
+		labels = append(labels, c)
+	}
+	d, err := NewDataset(x, []int{1, 10, 10}, labels, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := func(m *Model) []float32 {
+		var out []float32
+		for _, st := range m.stats {
+			if st != nil {
+				out = append(out, st[0]...)
+				out = append(out, st[1]...)
+			}
+		}
+		return out
+	}
+	withVAT, plain := build(), build()
+	initial := stats(withVAT)
+	if _, err := withVAT.Gradients(d.Images[:10*100], labels[:10], d.Images[:10*100], &VATConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(stats(withVAT), initial) {
+		t.Fatal("Gradients moved the running averages")
+	}
+	for _, tc := range []struct {
+		m   *Model
+		vat *VATConfig
+	}{{withVAT, &VATConfig{}}, {plain, nil}} {
+		tr, _ := NewTrainer(tc.m, TrainConfig{BatchSize: 100, Seed: 3, VAT: tc.vat})
+		if _, err := tr.TrainEpoch(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := stats(withVAT), stats(plain)
+	if !slices.Equal(a, b) {
+		t.Fatalf("running averages after a VAT step %v, after a plain step %v", a[:4], b[:4])
+	}
+	if slices.Equal(a, initial) {
+		t.Fatal("the running averages did not move")
+	}
+	tr, _ := NewTrainer(withVAT, TrainConfig{Epochs: 10, BatchSize: 20, Seed: 3, VAT: &VATConfig{Eps: 0.5}})
+	res, err := tr.Fit(context.Background(), d, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc := res[len(res)-1].TestAccuracy; acc < 0.9 {
+		t.Fatalf("accuracy with batch normalization %.1f %%", 100*acc)
+	}
+}

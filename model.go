@@ -38,8 +38,10 @@ type Param struct {
 	// Value is the live tensor (float32). Kernels are laid out as PyTorch's:
 	// convolutions F×C×KH×KW, dense layers in×out (x·W).
 	Value *tensor.Dense
-	// fanIn and fanOut are the Glorot fans of a kernel; 0 for biases.
+	// fanIn and fanOut are the Glorot fans of a kernel; 0 for biases and
+	// batch-normalization scales, which start at 0, or at 1 when one is set.
 	fanIn, fanOut int
+	one           bool
 }
 
 // Model is a classifier: a stack of layers (see Sequential) with its
@@ -61,11 +63,12 @@ type Param struct {
 // predicting is not.
 type Model struct {
 	cfg     ModelConfig
-	inShape []int   // one sample's shape, e.g. 1×28×28
-	layers  []Layer // in order
-	weights [][]int // per layer: indices into params
-	fused   []bool  // per layer: a ReLU after it is fused into it
-	classes int     // the last layer's units
+	inShape []int           // one sample's shape, e.g. 1×28×28
+	layers  []Layer         // in order
+	weights [][]int         // per layer: indices into params
+	stats   []*[2][]float32 // per layer: BatchNorm's running mean and variance, else nil
+	fused   []bool          // per layer: a ReLU after it is fused into it
+	classes int             // the last layer's units
 	params  []*Param
 
 	mu    sync.Mutex
@@ -136,10 +139,19 @@ func Sequential(inputShape []int, seed uint64, layers ...Layer) (*Model, error) 
 			for _, p := range specs {
 				idx = append(idx, len(m.params))
 				m.params = append(m.params, &Param{Name: fmt.Sprintf("%s%d/%s", l.kind(), count[l.kind()], p.suffix),
-					fanIn: p.fanIn, fanOut: p.fanOut, Value: tensor.New(tensor.WithShape(p.shape...), tensor.Of(tensor.Float32))})
+					fanIn: p.fanIn, fanOut: p.fanOut, one: p.one, Value: tensor.New(tensor.WithShape(p.shape...), tensor.Of(tensor.Float32))})
 			}
 		}
 		m.weights = append(m.weights, idx)
+		var st *[2][]float32
+		if _, ok := l.(*batchNorm); ok {
+			c := shape[0]
+			st = &[2][]float32{make([]float32, c), make([]float32, c)}
+			for j := range st[1] {
+				st[1][j] = 1
+			}
+		}
+		m.stats = append(m.stats, st)
 		next := false
 		if i+1 < len(layers) {
 			_, next = layers[i+1].(relu)
@@ -163,6 +175,11 @@ func (m *Model) initWeights(seed uint64) {
 		d := p.Value.Data().([]float32)
 		if p.fanIn == 0 {
 			kernels.Zero(d)
+			if p.one {
+				for j := range d {
+					d[j] = 1
+				}
+			}
 			continue
 		}
 		rng := rng.New(seed, rng.Init, uint64(i))
@@ -225,6 +242,14 @@ type scope struct {
 	seed     uint64
 	dropouts uint64 // dropout ops created so far, to give each its own stream
 	err      error
+
+	// Batch normalization: batchStats normalizes with the batch's
+	// statistics (training graphs) instead of the running averages
+	// (inference); updateStats lets a pass update the running averages
+	// (the clean training pass only); stats are the current layer's
+	// running mean and variance, set by Model.forward.
+	batchStats, updateStats bool
+	stats                   *[2][]float32
 }
 
 func newScope(dropout bool, seed uint64) *scope {
@@ -265,6 +290,7 @@ func (m *Model) forward(s *scope, w weights, x *G.Node) *G.Node {
 		for j, k := range m.weights[i] {
 			ws[j] = w.nodes[k]
 		}
+		s.stats = m.stats[i]
 		if h = l.build(s, h, ws, m.fused[i]); s.err != nil {
 			return nil
 		}

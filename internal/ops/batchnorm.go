@@ -1,0 +1,241 @@
+package ops
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// batchNormOp is batch normalization (Ioffe & Szegedy, 2015) of x (N×C×H×W
+// per channel, or N×F per feature), with scale γ and shift β:
+//
+//	training:  y = γ·(x − μ_B)/√(σ²_B + ε) + β   (μ_B, σ²_B over the batch and H×W)
+//	inference: y = γ·(x − μ)/√(σ² + ε) + β       (running averages)
+//
+// In training it updates the running averages, μ ← m·μ + (1−m)·μ_B and
+// σ² ← m·σ² + (1−m)·σ²_B·M/(M−1) (M values per channel), only when update is
+// set: VAT's probe and adversarial passes normalize with their own batch
+// statistics but leave the averages alone (the official code's
+// update_batch_stats=False). Its gradient (training mode) is
+//
+//	∂/∂β = Σ g,  ∂/∂γ = Σ g·x̂,  ∂/∂x = γ/(M·√(σ²_B+ε))·(M·g − Σ g − x̂·Σ g·x̂)
+//
+// with x̂ the normalized input and the sums per channel. It runs on the CPU
+// (in a cuda build, on the host copies).
+type batchNormOp struct {
+	opBase
+	rank            int // of x: 2 or 4
+	train, update   bool
+	eps, momentum   float64
+	runMean, runVar []float32 // the layer's running averages, shared by its ops
+	xhat            []float32 // x̂ of the last run, for the gradient
+	invStd          []float64 // 1/√(σ²+ε) per channel of the last run
+	out             buffer
+}
+
+// NewBatchNorm returns a batch-normalization op over x (of rank 2 or 4), γ,
+// β (see batchNormOp); runMean and runVar are the layer's running averages.
+func NewBatchNorm(rank int, train, update bool, eps, momentum float64, runMean, runVar []float32) G.Op {
+	name := "BatchNorm(inference)"
+	if train {
+		name = fmt.Sprintf("BatchNorm(train, update %v)", update)
+	}
+	return &batchNormOp{opBase: newOpBase(name), rank: rank, train: train, update: update, eps: eps, momentum: momentum,
+		runMean: runMean, runVar: runVar}
+}
+
+func (op *batchNormOp) Arity() int { return 3 }
+func (op *batchNormOp) Type() hm.Type {
+	return fnType(tensorType(op.rank), tensorType(1), tensorType(1), tensorType(op.rank))
+}
+func (op *batchNormOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	s, ok := in[0].(tensor.Shape)
+	if !ok || len(s) != op.rank || (len(s) != 2 && len(s) != 4) {
+		return nil, fmt.Errorf("vat: BatchNorm: input %v, want N×F or N×C×H×W", in[0])
+	}
+	return s.Clone(), nil
+}
+
+// layout returns the batch size n, channels c and positions p per channel
+// of a sample (1 for N×F).
+func bnLayout(s tensor.Shape) (n, c, p int) {
+	if len(s) == 4 {
+		return s[0], s[1], s[2] * s[3]
+	}
+	return s[0], s[1], 1
+}
+
+func (op *batchNormOp) Do(inputs ...G.Value) (G.Value, error) {
+	if err := checkArity(op.name, 3, len(inputs)); err != nil {
+		return nil, err
+	}
+	x, xs, err := f32s(op.name, 0, inputs[0])
+	if err != nil {
+		return nil, err
+	}
+	gamma, _, err := f32s(op.name, 1, inputs[1])
+	if err != nil {
+		return nil, err
+	}
+	beta, _, err := f32s(op.name, 2, inputs[2])
+	if err != nil {
+		return nil, err
+	}
+	n, c, p := bnLayout(xs)
+	if len(gamma) != c || len(beta) != c || len(op.runMean) != c || len(op.runVar) != c {
+		return nil, fmt.Errorf("vat: BatchNorm: %d channels, γ %d, β %d", c, len(gamma), len(beta))
+	}
+	out := op.out.get(xs...)
+	y := out.Data().([]float32)
+	if len(op.xhat) != len(x) {
+		op.xhat, op.invStd = make([]float32, len(x)), make([]float64, c)
+	}
+	m := float64(n * p)
+	for ch := 0; ch < c; ch++ {
+		mean, variance := float64(op.runMean[ch]), float64(op.runVar[ch])
+		if op.train {
+			var s, s2 float64
+			for i := 0; i < n; i++ {
+				for _, v := range x[(i*c+ch)*p : (i*c+ch+1)*p] {
+					s += float64(v)
+				}
+			}
+			mean = s / m
+			for i := 0; i < n; i++ {
+				for _, v := range x[(i*c+ch)*p : (i*c+ch+1)*p] {
+					d := float64(v) - mean
+					s2 += d * d
+				}
+			}
+			variance = s2 / m
+			if op.update {
+				unbiased := variance
+				if m > 1 {
+					unbiased = s2 / (m - 1)
+				}
+				op.runMean[ch] = float32(op.momentum*float64(op.runMean[ch]) + (1-op.momentum)*mean)
+				op.runVar[ch] = float32(op.momentum*float64(op.runVar[ch]) + (1-op.momentum)*unbiased)
+			}
+		}
+		inv := 1 / math.Sqrt(variance+op.eps)
+		op.invStd[ch] = inv
+		g, b := float64(gamma[ch]), float64(beta[ch])
+		for i := 0; i < n; i++ {
+			lo, hi := (i*c+ch)*p, (i*c+ch+1)*p
+			for j := lo; j < hi; j++ {
+				xh := (float64(x[j]) - mean) * inv
+				op.xhat[j] = float32(xh)
+				y[j] = float32(g*xh + b)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (op *batchNormOp) DiffWRT(int) []bool { return []bool{true, true, true} }
+
+func (op *batchNormOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+	if !op.train {
+		return nil, fmt.Errorf("vat: BatchNorm: no gradient in inference mode")
+	}
+	grads := make(G.Nodes, 3)
+	for wrt := range grads {
+		g, err := G.ApplyOp(&batchNormGradOp{opBase: newOpBase("BatchNormGrad"), fwd: op, wrt: wrt}, inputs[0], inputs[1], grad)
+		if err != nil {
+			return nil, err
+		}
+		grads[wrt] = g
+	}
+	return grads, nil
+}
+
+// batchNormGradOp is one gradient of batchNormOp in training mode: wrt 0
+// (x), 1 (γ) or 2 (β). It reads x̂ and 1/√(σ²+ε) from the forward op's last
+// run.
+type batchNormGradOp struct {
+	opBase
+	gradOnly
+	fwd *batchNormOp
+	wrt int
+	out buffer
+}
+
+func (op *batchNormGradOp) Arity() int { return 3 }
+func (op *batchNormGradOp) Type() hm.Type {
+	x := tensorType(op.fwd.rank)
+	if op.wrt == 0 {
+		return fnType(x, tensorType(1), x, x)
+	}
+	return fnType(x, tensorType(1), x, tensorType(1))
+}
+func (op *batchNormGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	k := 0 // x's shape, or γ's for γ and β
+	if op.wrt > 0 {
+		k = 1
+	}
+	s, ok := in[k].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("vat: BatchNormGrad: shape unknown")
+	}
+	return s.Clone(), nil
+}
+
+func (op *batchNormGradOp) Do(inputs ...G.Value) (G.Value, error) {
+	if err := checkArity(op.name, 3, len(inputs)); err != nil {
+		return nil, err
+	}
+	_, xs, err := f32s(op.name, 0, inputs[0])
+	if err != nil {
+		return nil, err
+	}
+	gamma, gs, err := f32s(op.name, 1, inputs[1])
+	if err != nil {
+		return nil, err
+	}
+	g, _, err := f32s(op.name, 2, inputs[2])
+	if err != nil {
+		return nil, err
+	}
+	n, c, p := bnLayout(xs)
+	xh := op.fwd.xhat
+	if len(xh) != len(g) {
+		return nil, fmt.Errorf("vat: BatchNormGrad: the forward op has not run on this input")
+	}
+	// Per channel: Σ g and Σ g·x̂.
+	sumG, sumGX := make([]float64, c), make([]float64, c)
+	for i := 0; i < n; i++ {
+		for ch := 0; ch < c; ch++ {
+			for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
+				sumG[ch] += float64(g[j])
+				sumGX[ch] += float64(g[j]) * float64(xh[j])
+			}
+		}
+	}
+	if op.wrt > 0 {
+		out := op.out.get(gs...)
+		o := out.Data().([]float32)
+		for ch := range o {
+			if op.wrt == 1 {
+				o[ch] = float32(sumGX[ch])
+			} else {
+				o[ch] = float32(sumG[ch])
+			}
+		}
+		return out, nil
+	}
+	out := op.out.get(xs...)
+	o := out.Data().([]float32)
+	m := float64(n * p)
+	for i := 0; i < n; i++ {
+		for ch := 0; ch < c; ch++ {
+			k := float64(gamma[ch]) * op.fwd.invStd[ch] / m
+			for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
+				o[j] = float32(k * (m*float64(g[j]) - sumG[ch] - float64(xh[j])*sumGX[ch]))
+			}
+		}
+	}
+	return out, nil
+}
