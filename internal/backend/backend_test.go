@@ -8,6 +8,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/backend/backendtest"
+	"github.com/org/vat/internal/gradcheck"
 )
 
 // The mirrors upload a buffer only when the host copy is newer, download it
@@ -48,21 +49,14 @@ func TestMirrors(t *testing.T) {
 	}
 }
 
-func randSlice(rng *rand.Rand, n int) []float32 {
-	s := make([]float32, n)
-	for i := range s {
-		s[i] = float32(2*rng.Float64() - 1)
-	}
-	return s
-}
-
 // Auto mode measures each layer direction once, keeps the faster path, and
 // reuses the choice; on and off use one path only. The host device counts
 // its cuDNN-path calls.
 func TestDNNDispatch(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	xs, ws := tensor.Shape{2, 3, 8, 6}, tensor.Shape{4, 3, 3, 3}
-	x, w, b := randSlice(rng, xs.TotalSize()), randSlice(rng, ws.TotalSize()), randSlice(rng, 4)
+	random := func(s ...int) []float32 { return gradcheck.RandTensor(rng, -1, 1, s...).Data().([]float32) }
+	x, w, b := random(xs...), random(ws...), random(4)
 	y := make([]float32, 2*4*6*4)
 	for _, tc := range []struct {
 		mode          Mode
