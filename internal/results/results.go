@@ -18,6 +18,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/org/vat"
+	"github.com/org/vat/internal/kernels"
 )
 
 // Results is the content of results.json.
@@ -37,6 +38,7 @@ type Machine struct {
 	CPUs    int    `json:"cpus"`
 	Go      string `json:"go"`
 	Backend string `json:"backend"` // vat.Backend(): cpu, or cuda and the GPU
+	Kernel  string `json:"kernel"`  // the CPU matrix product's micro-kernel: avx2+fma or go
 }
 
 // Run is one training run.
@@ -69,8 +71,9 @@ type RunOptions struct {
 // with this machine and command.
 func New(train, test int) *Results {
 	return &Results{
-		Runs:    []Run{},
-		Machine: Machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(), Backend: vat.Backend()},
+		Runs: []Run{},
+		Machine: Machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(), Backend: vat.Backend(),
+			Kernel: kernels.Kernel()},
 		Command: os.Args,
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Train:   train,
