@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/org/vat/internal/kernels"
+	"github.com/org/vat/internal/ops"
 )
 
 // cpuSeconds returns the process's user plus system CPU time.
@@ -87,4 +91,68 @@ func BenchmarkInference(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(test.Len()*b.N)/b.Elapsed().Seconds(), "images/s")
+}
+
+// BenchmarkEfficiency reports, for the plain and the VAT training step of
+// batch 128, the useful work's rate (the FLOPs of the convolution and dense
+// products the step ran, counted by the ops, over the step's wall time)
+// divided by the best SGEMM rate of this machine on all cores, measured in
+// the same run (kernels.SgemmParallel, 1024³, best of 20): how close a step
+// runs to the machine's own limit, whatever the CPU. Both rates are
+// reported too.
+//
+//	go test -run '^$' -bench '^BenchmarkEfficiency' -benchtime 10x .
+func BenchmarkEfficiency(b *testing.B) {
+	train, _ := loadMNIST(b)
+	for _, tc := range []struct {
+		name string
+		vat  *VATConfig
+	}{{"plain", nil}, {"vat", &VATConfig{}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			m, _ := NewModel(ModelConfig{Seed: 1})
+			tr, err := NewTrainer(m, TrainConfig{VAT: tc.vat, Seed: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			idx := make([]int, 128)
+			for i := range idx {
+				idx[i] = i
+			}
+			if _, _, _, err := tr.step(train, idx); err != nil { // build the graph
+				b.Fatal(err)
+			}
+			best := sgemmPeak() // in the same sitting as the steps
+			flops0 := ops.ProductFLOPs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, _, _, err := tr.step(train, idx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			perStep := float64(ops.ProductFLOPs()-flops0) / float64(b.N)
+			rate := perStep * float64(b.N) / b.Elapsed().Seconds()
+			b.ReportMetric(perStep/1e9, "GFLOP/step")
+			b.ReportMetric(rate/1e9, "GFLOP/s")
+			b.ReportMetric(best/1e9, "sgemm-GFLOP/s")
+			b.ReportMetric(100*rate/best, "%-of-sgemm")
+		})
+	}
+}
+
+// sgemmPeak returns the best rate, in FLOP/s, of kernels.SgemmParallel on
+// 1024×1024 matrices over 20 products (about half a second on 2 cores).
+func sgemmPeak() float64 {
+	const d = 1024
+	a, bm, c := make([]float32, d*d), make([]float32, d*d), make([]float32, d*d)
+	for i := range a {
+		a[i], bm[i] = float32(i%7)*0.1, float32(i%5)*0.1
+	}
+	best := 0.0
+	for r := 0; r < 20; r++ {
+		start := time.Now()
+		kernels.SgemmParallel(false, false, d, d, d, a, d, bm, d, 0, c, d)
+		best = max(best, 2*d*d*d/time.Since(start).Seconds())
+	}
+	return best
 }

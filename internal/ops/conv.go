@@ -82,6 +82,7 @@ func (op *conv2dOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	out := op.out.get(ys...)
+	countFLOPs(ys[0], ws[0], ys[2]*ys[3], ws[1]*ws[2]*ws[3]) // per image: F×(C·kh·kw) by (C·kh·kw)×P
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.Conv2d(out.Data().([]float32), x, w, b, xs, ws, op.relu))
 	}
@@ -197,6 +198,7 @@ func (op *convGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(xs...)
 	gx := out.Data().([]float32)
+	countFLOPs(xs[0], ws[1]*ws[2]*ws[3], gys[2]*gys[3], ws[0])
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.Conv2dGradInput(gx, w, gy, xs, ws))
 	}
@@ -253,6 +255,7 @@ func (op *convGradFilterOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(ws...)
 	gw := out.Data().([]float32)
+	countFLOPs(xs[0], ws[0], ws[1]*ws[2]*ws[3], gys[2]*gys[3])
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.Conv2dGradFilter(gw, x, gy, xs, ws))
 	}

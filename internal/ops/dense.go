@@ -79,6 +79,7 @@ func (op *denseOp) Do(inputs ...G.Value) (G.Value, error) {
 	out := op.out.get(ys...)
 	y := out.Data().([]float32)
 	n, k, m := ys[0], ws[0], ws[1]
+	countFLOPs(1, n, m, k)
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.Dense(y, x, w, b, n, k, m, op.relu))
 	}
@@ -154,6 +155,7 @@ func (op *denseGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(op.xshape...)
 	gx := out.Data().([]float32)
+	countFLOPs(1, n, k, m)
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.DenseGradInput(gx, w, g, n, k, m))
 	}
@@ -202,6 +204,7 @@ func (op *denseGradWeightOp) Do(inputs ...G.Value) (G.Value, error) {
 	m := gs[1]
 	out := op.out.get(k, m)
 	gw := out.Data().([]float32)
+	countFLOPs(1, k, m, n)
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.DenseGradWeight(gw, x, g, n, k, m))
 	}
