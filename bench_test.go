@@ -19,6 +19,26 @@ func cpuSeconds() float64 {
 	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
 }
 
+// benchTrainer returns a trainer of the preset (seed 1, VAT as given) whose
+// graph for batches of 128 is built, warmed up on the first 128 images,
+// and those images' indices.
+func benchTrainer(b *testing.B, train *Dataset, vat *VATConfig) (*Trainer, []int) {
+	b.Helper()
+	m, _ := NewModel(ModelConfig{Seed: 1})
+	tr, err := NewTrainer(m, TrainConfig{VAT: vat, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	idx := make([]int, 128)
+	for i := range idx {
+		idx[i] = i
+	}
+	if _, _, _, err := tr.step(train, idx); err != nil { // build the graph
+		b.Fatal(err)
+	}
+	return tr, idx
+}
+
 // BenchmarkTrainStep times one training step on a batch of 128 MNIST
 // images, plain and with VAT (ip = 1), and reports the process's peak RSS
 // during it (MNIST itself, as float32, is about 220 MB of it; the binary
@@ -35,18 +55,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			if err := resetPeakRSS(); err != nil {
 				b.Log("cannot reset the peak RSS: ", err)
 			}
-			m, _ := NewModel(ModelConfig{Seed: 1})
-			tr, err := NewTrainer(m, TrainConfig{VAT: tc.vat, Seed: 1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			idx := make([]int, 128)
-			for i := range idx {
-				idx[i] = i
-			}
-			if _, _, _, err := tr.step(train, idx); err != nil { // build the graph
-				b.Fatal(err)
-			}
+			tr, idx := benchTrainer(b, train, tc.vat)
 			b.ReportAllocs()
 			cpu0 := cpuSeconds()
 			b.ResetTimer()
@@ -109,18 +118,7 @@ func BenchmarkEfficiency(b *testing.B) {
 		vat  *VATConfig
 	}{{"plain", nil}, {"vat", &VATConfig{}}} {
 		b.Run(tc.name, func(b *testing.B) {
-			m, _ := NewModel(ModelConfig{Seed: 1})
-			tr, err := NewTrainer(m, TrainConfig{VAT: tc.vat, Seed: 1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			idx := make([]int, 128)
-			for i := range idx {
-				idx[i] = i
-			}
-			if _, _, _, err := tr.step(train, idx); err != nil { // build the graph
-				b.Fatal(err)
-			}
+			tr, idx := benchTrainer(b, train, tc.vat)
 			best := sgemmPeak() // in the same sitting as the steps
 			flops0 := ops.ProductFLOPs()
 			b.ResetTimer()
