@@ -29,6 +29,8 @@ type trainGraph struct {
 
 	loss, ce, lds, rAdv *G.Node   // outputs (lds, rAdv nil without VAT)
 	grads               []*G.Node // ∂loss/∂param, in Model.params order
+
+	streams []ops.Stream // the dropout ops, whose draw counts checkpoints save
 }
 
 // newTrainGraph builds and compiles the training graph for batches of n.
@@ -105,6 +107,7 @@ func buildTrainGraph(m *Model, n int, vat *VATConfig, seed uint64, dropout, upda
 		return nil, fmt.Errorf("vat: compiling the training graph: %w", err)
 	}
 	tg.vm = G.NewTapeMachine(s.g, G.WithPrecompiled(prog, locMap))
+	tg.streams = s.streams
 	return tg, nil
 }
 

@@ -24,6 +24,8 @@ type Layer interface {
 	// build adds the layer to s's graph on x with weights w; relu says that
 	// a ReLU follows and is fused.
 	build(s *scope, x *G.Node, w []*G.Node, relu bool) *G.Node
+	// spec describes the layer for a weights file's header.
+	spec() layerSpec
 }
 
 // paramSpec describes one weight tensor of a layer: its name suffix, shape
@@ -65,6 +67,14 @@ type conv2D struct {
 
 func (l *conv2D) kind() string { return "conv" }
 
+func (l *conv2D) spec() layerSpec {
+	pad := "valid"
+	if l.padding == Same {
+		pad = "same"
+	}
+	return layerSpec{Layer: "Conv2D", Filters: l.filters, Kernel: l.kernel, Padding: pad}
+}
+
 func (l *conv2D) output(in []int) ([]int, error) {
 	switch {
 	case l.filters < 1 || l.kernel < 1:
@@ -105,7 +115,8 @@ func MaxPool2D(size int) Layer { return &maxPool2D{size: size} }
 
 type maxPool2D struct{ size int }
 
-func (l *maxPool2D) kind() string { return "pool" }
+func (l *maxPool2D) kind() string    { return "pool" }
+func (l *maxPool2D) spec() layerSpec { return layerSpec{Layer: "MaxPool2D", Size: l.size} }
 
 func (l *maxPool2D) output(in []int) ([]int, error) {
 	switch {
@@ -130,7 +141,8 @@ func Dense(units int) Layer { return &dense{units: units} }
 
 type dense struct{ units int }
 
-func (l *dense) kind() string { return "dense" }
+func (l *dense) kind() string    { return "dense" }
+func (l *dense) spec() layerSpec { return layerSpec{Layer: "Dense", Units: l.units} }
 
 func (l *dense) output(in []int) ([]int, error) {
 	if l.units < 1 {
@@ -157,6 +169,7 @@ func ReLU() Layer { return relu{} }
 type relu struct{}
 
 func (relu) kind() string                   { return "relu" }
+func (relu) spec() layerSpec                { return layerSpec{Layer: "ReLU"} }
 func (relu) output(in []int) ([]int, error) { return in, nil }
 func (relu) params([]int) []paramSpec       { return nil }
 func (relu) build(s *scope, x *G.Node, _ []*G.Node, _ bool) *G.Node {
@@ -172,7 +185,8 @@ func Dropout(rate float64) Layer { return &dropoutLayer{rate: rate} }
 
 type dropoutLayer struct{ rate float64 }
 
-func (l *dropoutLayer) kind() string { return "dropout" }
+func (l *dropoutLayer) kind() string    { return "dropout" }
+func (l *dropoutLayer) spec() layerSpec { return layerSpec{Layer: "Dropout", Rate: l.rate} }
 
 func (l *dropoutLayer) output(in []int) ([]int, error) {
 	if !(l.rate >= 0 && l.rate < 1) {
@@ -206,7 +220,8 @@ const (
 	batchNormMomentum = 0.99
 )
 
-func (l *batchNorm) kind() string { return "batchnorm" }
+func (l *batchNorm) kind() string    { return "batchnorm" }
+func (l *batchNorm) spec() layerSpec { return layerSpec{Layer: "BatchNorm"} }
 
 func (l *batchNorm) output(in []int) ([]int, error) {
 	if len(in) != 1 && len(in) != 3 {
@@ -238,6 +253,7 @@ func Flatten() Layer { return flatten{} }
 type flatten struct{}
 
 func (flatten) kind() string                                           { return "flatten" }
+func (flatten) spec() layerSpec                                        { return layerSpec{Layer: "Flatten"} }
 func (flatten) output(in []int) ([]int, error)                         { return []int{size(in)}, nil }
 func (flatten) params([]int) []paramSpec                               { return nil }
 func (flatten) build(_ *scope, x *G.Node, _ []*G.Node, _ bool) *G.Node { return x }

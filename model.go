@@ -71,6 +71,13 @@ type Model struct {
 	classes int             // the last layer's units
 	params  []*Param
 
+	// Saving (weights.go): each layer's PyTorch module name, whether the
+	// model is NewModel's preset, and each BatchNorm layer's count of
+	// running-average updates (PyTorch's num_batches_tracked).
+	modules   []string
+	preset    bool
+	bnBatches []int64
+
 	mu    sync.Mutex
 	evals map[int]*evalGraph      // inference graphs by batch size
 	grads map[gradKey]*trainGraph // Gradients' graphs
@@ -91,8 +98,27 @@ func NewModel(cfg ModelConfig) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.cfg = cfg
+	m.cfg, m.preset = cfg, true
+	m.modules = presetModules(layers)
 	return m, nil
+}
+
+// presetModules names the preset's layers as the PyTorch peer's module
+// does: conv1, conv2, fc1, fc2 (layers without weights have no name).
+func presetModules(layers []Layer) []string {
+	names := make([]string, len(layers))
+	conv, fc := 0, 0
+	for i, l := range layers {
+		switch l.(type) {
+		case *conv2D:
+			conv++
+			names[i] = fmt.Sprintf("conv%d", conv)
+		case *dense:
+			fc++
+			names[i] = fmt.Sprintf("fc%d", fc)
+		}
+	}
+	return names
 }
 
 // Sequential returns a classifier made of layers applied in order to inputs
@@ -122,7 +148,8 @@ func Sequential(inputShape []int, seed uint64, layers ...Layer) (*Model, error) 
 		return nil, fmt.Errorf("vat: Sequential: the last layer is %s, want Dense (its outputs are the logits)", layers[len(layers)-1].kind())
 	}
 	m := &Model{cfg: ModelConfig{Seed: seed}, inShape: append([]int(nil), inputShape...), layers: layers,
-		evals: map[int]*evalGraph{}, grads: map[gradKey]*trainGraph{}}
+		evals: map[int]*evalGraph{}, grads: map[gradKey]*trainGraph{},
+		modules: moduleNames(len(layers)), bnBatches: make([]int64, len(layers))}
 	count := map[string]int{}
 	shape := m.inShape
 	for i, l := range layers {
@@ -241,7 +268,8 @@ type scope struct {
 	g        *G.ExprGraph
 	dropout  bool
 	seed     uint64
-	dropouts uint64 // dropout ops created so far, to give each its own stream
+	dropouts uint64       // dropout ops created so far, to give each its own stream
+	streams  []ops.Stream // the dropout ops, in creation order, for checkpoints
 	err      error
 
 	// Batch normalization: batchStats normalizes with the batch's
@@ -330,5 +358,6 @@ func dropout(s *scope, x *G.Node, rate float64) *G.Node {
 		s.err = err
 		return nil
 	}
+	s.streams = append(s.streams, op)
 	return s.apply(op, x)
 }

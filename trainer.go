@@ -3,6 +3,7 @@ package vat
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -63,11 +64,20 @@ type Trainer struct {
 	vat     *VATConfig
 	opt     Adadelta
 	graphs  map[int]*trainGraph
-	shuffle *rand.Rand
+	pcg     *rand.PCG  // the shuffling stream's source
+	shuffle *rand.Rand // draws from pcg
 	noise   rng.Chunked
-	epoch   int
 	perm    []int
 	grads   []*tensor.Dense // the last step's gradients, handed to the optimizer
+
+	// Progress, all of which Checkpoint saves.
+	epoch       int              // finished epochs
+	stepInEpoch int              // steps done in the unfinished epoch (0 between epochs)
+	epochStart  []byte           // the shuffling source before the unfinished epoch's shuffle
+	partial     EpochResult      // the unfinished epoch's running sums
+	history     []EpochResult    // the finished epochs
+	data        dataKey          // the training set of the unfinished epoch
+	draws       map[int][]uint64 // after Resume: dropout draw counts of graphs not built yet
 }
 
 // NewTrainer validates cfg and returns a trainer for m.
@@ -88,7 +98,8 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 		return nil, fmt.Errorf("vat: TrainConfig.BatchSize = %d: want 1 to 65536", cfg.BatchSize)
 	}
 	t := &Trainer{model: m, cfg: cfg, opt: cfg.Optimizer, graphs: map[int]*trainGraph{},
-		shuffle: rng.New(cfg.Seed, rng.Shuffle, 0), noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
+		pcg: rng.NewPCG(cfg.Seed, rng.Shuffle, 0), noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
+	t.shuffle = rand.New(t.pcg)
 	if err := t.opt.withDefaults(); err != nil {
 		return nil, err
 	}
@@ -113,10 +124,12 @@ func (t *Trainer) Config() TrainConfig {
 	return c
 }
 
-// Fit trains for the configured number of epochs, evaluating on test after
-// each one when test is non-nil. It returns the results of the finished
-// epochs. When ctx is cancelled it stops after the current step and returns
-// what finished with an error wrapping ctx.Err().
+// Fit trains until the configured number of epochs have finished,
+// evaluating on test after each one when test is non-nil. It returns the
+// results of the epochs it finished. When ctx is cancelled it stops after
+// the current step and returns what finished with an error wrapping
+// ctx.Err(); the trainer then holds the unfinished epoch's place, so that a
+// later Fit (or a Checkpoint and Resume) continues from that step.
 func (t *Trainer) Fit(ctx context.Context, train, test *Dataset) ([]EpochResult, error) {
 	if err := train.validate("training", t.model); err != nil {
 		return nil, err
@@ -127,7 +140,7 @@ func (t *Trainer) Fit(ctx context.Context, train, test *Dataset) ([]EpochResult,
 		}
 	}
 	var results []EpochResult
-	for e := 0; e < t.cfg.Epochs; e++ {
+	for t.epoch < t.cfg.Epochs {
 		r, err := t.TrainEpoch(ctx, train)
 		if err != nil {
 			return results, err
@@ -142,6 +155,7 @@ func (t *Trainer) Fit(ctx context.Context, train, test *Dataset) ([]EpochResult,
 		} else {
 			r.TestLoss, r.TestAccuracy = math.NaN(), math.NaN()
 		}
+		t.history[len(t.history)-1] = r
 		results = append(results, r)
 		if t.cfg.OnEpoch != nil {
 			t.cfg.OnEpoch(r)
@@ -150,15 +164,34 @@ func (t *Trainer) Fit(ctx context.Context, train, test *Dataset) ([]EpochResult,
 	return results, nil
 }
 
-// TrainEpoch makes one pass over train in a fresh random order. Its result
-// has no test figures.
+// TrainEpoch makes one pass over train in a fresh random order, or
+// finishes the pass a cancelled TrainEpoch or Fit left (or a resumed
+// checkpoint recorded), on the same training set. Its result has no test
+// figures.
 func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (EpochResult, error) {
 	if err := train.validate("training", t.model); err != nil {
 		return EpochResult{}, err
 	}
-	t.epoch++
-	r := EpochResult{Epoch: t.epoch}
 	n, bs := train.Len(), t.cfg.BatchSize
+	steps := (n + bs - 1) / bs
+	key := keyOf(train)
+	if t.stepInEpoch == 0 {
+		state, err := t.pcg.MarshalBinary()
+		if err != nil {
+			return EpochResult{}, fmt.Errorf("vat: saving the shuffling state: %w", err)
+		}
+		t.epochStart, t.partial, t.data = state, EpochResult{Epoch: t.epoch + 1}, key
+	} else {
+		if key != t.data || t.stepInEpoch >= steps {
+			return t.partial, fmt.Errorf("vat: TrainEpoch: epoch %d stopped after %d steps on a training set of %d images; continue it on the same set (this one has %d)",
+				t.epoch+1, t.stepInEpoch, t.data.N, n)
+		}
+		// Shuffle again from the epoch's start: the same order, and the
+		// source ends where it did.
+		if err := t.pcg.UnmarshalBinary(t.epochStart); err != nil {
+			return t.partial, fmt.Errorf("vat: restoring the shuffling state: %w", err)
+		}
+	}
 	if cap(t.perm) < n {
 		t.perm = make([]int, n)
 	}
@@ -167,28 +200,58 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (EpochResult, 
 		t.perm[i] = i
 	}
 	t.shuffle.Shuffle(n, func(i, j int) { t.perm[i], t.perm[j] = t.perm[j], t.perm[i] })
-	steps := (n + bs - 1) / bs
 	start := time.Now()
-	for s := 0; s < steps; s++ {
+	r := &t.partial
+	for s := t.stepInEpoch; s < steps; s++ {
 		if err := ctx.Err(); err != nil {
-			return r, fmt.Errorf("vat: training stopped in epoch %d after %d of %d steps: %w", t.epoch, s, steps, err)
+			r.Seconds += time.Since(start).Seconds()
+			if t.stepInEpoch == 0 { // no step yet: undo the shuffle, as if the epoch had not begun
+				if uerr := t.pcg.UnmarshalBinary(t.epochStart); uerr != nil {
+					return *r, fmt.Errorf("vat: restoring the shuffling state: %w", uerr)
+				}
+			}
+			return *r, fmt.Errorf("vat: training stopped in epoch %d after %d of %d steps: %w", t.epoch+1, s, steps, err)
 		}
 		idx := t.perm[s*bs : min((s+1)*bs, n)]
 		loss, ce, lds, err := t.step(train, idx)
 		if err != nil {
-			return r, err
+			return *r, err
 		}
 		w := float64(len(idx)) / float64(n)
 		r.TrainLoss += w * loss
 		r.TrainCE += w * ce
 		r.TrainLDS += w * lds
+		t.stepInEpoch = s + 1
 		if t.cfg.OnStep != nil {
-			t.cfg.OnStep(StepInfo{Epoch: t.epoch, Step: s + 1, Steps: steps, Loss: loss})
+			t.cfg.OnStep(StepInfo{Epoch: t.epoch + 1, Step: s + 1, Steps: steps, Loss: loss})
 		}
 	}
-	r.Seconds = time.Since(start).Seconds()
-	return r, nil
+	r.Seconds += time.Since(start).Seconds()
+	t.epoch++
+	t.stepInEpoch = 0
+	t.history = append(t.history, *r)
+	return *r, nil
 }
+
+// dataKey identifies a training set well enough to refuse continuing an
+// epoch on another one: its size and a hash of its labels.
+type dataKey struct {
+	N      int    `json:"images"`
+	Labels uint64 `json:"labels_fnv64a"`
+}
+
+func keyOf(d *Dataset) dataKey {
+	h := fnv.New64a()
+	h.Write(d.Labels)
+	return dataKey{N: d.Len(), Labels: h.Sum64()}
+}
+
+// History returns the results of every finished epoch, those before a
+// Resume included (test figures are set by Fit).
+func (t *Trainer) History() []EpochResult { return append([]EpochResult(nil), t.history...) }
+
+// Model returns the model the trainer trains.
+func (t *Trainer) Model() *Model { return t.model }
 
 // step trains on the images idx of d.
 func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error) {
@@ -213,7 +276,7 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 		return 0, 0, 0, err
 	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return 0, 0, 0, fmt.Errorf("vat: the loss became %v in epoch %d; lower the learning rate or VAT's alpha/eps", loss, t.epoch)
+		return 0, 0, 0, fmt.Errorf("vat: the loss became %v in epoch %d; lower the learning rate or VAT's alpha/eps", loss, t.epoch+1)
 	}
 	if t.grads == nil {
 		t.grads = make([]*tensor.Dense, len(t.model.params))
@@ -223,6 +286,11 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	}
 	if err := t.opt.step(t.model.params, t.grads); err != nil {
 		return 0, 0, 0, err
+	}
+	for i, l := range t.model.layers { // the clean pass updated the running averages
+		if _, ok := l.(*batchNorm); ok {
+			t.model.bnBatches[i]++
+		}
 	}
 	return loss, ce, lds, nil
 }
@@ -236,6 +304,15 @@ func (t *Trainer) graph(n int) (*trainGraph, error) {
 	tg, err := newTrainGraph(t.model, n, t.vat, t.cfg.Seed)
 	if err != nil {
 		return nil, err
+	}
+	if d, ok := t.draws[n]; ok {
+		if len(d) != len(tg.streams) {
+			return nil, fmt.Errorf("vat: the checkpoint has %d dropout streams for batches of %d, the graph %d", len(d), n, len(tg.streams))
+		}
+		for i, s := range tg.streams {
+			s.SetDraws(d[i])
+		}
+		delete(t.draws, n)
 	}
 	t.graphs[n] = tg
 	return tg, nil

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -46,7 +47,7 @@ type options struct {
 	cleanGrad             bool
 	seed                  uint64
 	data, out             string
-	progress              bool
+	progress, save        bool
 }
 
 // runNames are the experiment's four configurations, in the seed's order.
@@ -70,6 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.data, "data", "", "folder with the four MNIST IDX files (default: the GoMNIST module's copy)")
 	fs.StringVar(&o.out, "out", "out", "folder for results.json and accuracy.png")
 	fs.BoolVar(&o.progress, "progress", true, "show a progress bar on stderr")
+	fs.BoolVar(&o.save, "save", false, "write each finished run's weights to <out>/<run>.safetensors")
 	// The flag package calls Usage on every parse error; errors get one
 	// line instead, so the full usage is printed for -h only.
 	fs.Usage = func() {}
@@ -201,6 +203,13 @@ func trainRun(ctx context.Context, o *options, name string, train, test *vat.Dat
 	bar.done()
 	rr.SetEpochs(epochs)
 	rr.Interrupted = err != nil && ctx.Err() != nil
+	if err == nil && o.save {
+		path := filepath.Join(o.out, name+".safetensors")
+		if err := model.Save(path); err != nil {
+			return rr, err
+		}
+		fmt.Fprintf(stderr, "%s: weights saved to %s\n", name, path)
+	}
 	return rr, err
 }
 

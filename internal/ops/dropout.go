@@ -36,6 +36,20 @@ func NewDropout(p float64, seed uint64) (*dropoutOp, error) {
 	return &dropoutOp{opBase: newOpBase(fmt.Sprintf("Dropout(%g)", p)), p: p, rng: rng.NewChunked(seed)}, nil
 }
 
+// A Stream is an op that draws random numbers every run (dropout): its
+// state is the number of runs so far, which a checkpoint saves and a
+// resumed run restores.
+type Stream interface {
+	Draws() uint64
+	SetDraws(uint64)
+}
+
+// Draws returns how many masks the op has drawn.
+func (op *dropoutOp) Draws() uint64 { return op.rng.Fills() }
+
+// SetDraws makes the next mask the one that followed n draws.
+func (op *dropoutOp) SetDraws(n uint64) { op.rng.SetFills(n) }
+
 func (op *dropoutOp) Arity() int { return 1 }
 func (op *dropoutOp) Type() hm.Type {
 	a := hm.TypeVariable('a')

@@ -31,8 +31,12 @@ func SplitMix64(x uint64) uint64 {
 }
 
 // New returns the generator of stream s (and sub-stream sub) of seed.
-func New(seed, s, sub uint64) *rand.Rand {
-	return rand.New(rand.NewPCG(SplitMix64(seed^SplitMix64(s)), SplitMix64(sub+s<<32)))
+func New(seed, s, sub uint64) *rand.Rand { return rand.New(NewPCG(seed, s, sub)) }
+
+// NewPCG returns the source of New(seed, s, sub), whose state can be saved
+// (MarshalBinary) and restored.
+func NewPCG(seed, s, sub uint64) *rand.PCG {
+	return rand.NewPCG(SplitMix64(seed^SplitMix64(s)), SplitMix64(sub+s<<32))
 }
 
 // Chunked fills large buffers (dropout masks, VAT noise) with random
@@ -47,6 +51,14 @@ type Chunked struct {
 
 // NewChunked returns the chunked generator of seed.
 func NewChunked(seed uint64) Chunked { return Chunked{seed: seed} }
+
+// Fills returns how many buffers r has filled: with the seed, its whole
+// state.
+func (r *Chunked) Fills() uint64 { return r.fills }
+
+// SetFills restores a state Fills returned: the next fill is the one that
+// followed it.
+func (r *Chunked) SetFills(n uint64) { r.fills = n }
 
 const rngChunk = 4096
 

@@ -1,0 +1,176 @@
+package vat
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// syntheticData returns n random 1×10×10 images with labels of 5 classes.
+func syntheticData(t testing.TB, n int, seed uint64) *Dataset {
+	r := rand.New(rand.NewPCG(seed, 1))
+	x := make([]float32, n*100)
+	for i := range x {
+		x[i] = r.Float32()
+	}
+	labels := make([]int, n)
+	for i := range labels {
+		labels[i] = r.IntN(5)
+	}
+	d, err := NewDataset(x, []int{1, 10, 10}, labels, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// resumeNet has every random stream and every kind of state: dropout
+// (two ops), batch normalization's running averages, VAT's noise.
+func resumeNet(t testing.TB) *Model {
+	m, err := Sequential([]int{1, 10, 10}, 4, Conv2D(3, 3), BatchNorm(), ReLU(), MaxPool2D(2), Dropout(0.3),
+		Flatten(), Dense(12), ReLU(), Dropout(0.5), Dense(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// stateHash fingerprints everything a run's end depends on: weights,
+// running statistics and the optimizer's state.
+func stateHash(tr *Trainer) uint64 {
+	h := fnv.New64a()
+	put := func(v []float32) {
+		for _, x := range v {
+			binary.Write(h, binary.LittleEndian, math.Float32bits(x))
+		}
+	}
+	m := tr.Model()
+	for _, p := range m.Params() {
+		put(p.Value.Data().([]float32))
+	}
+	for _, st := range m.stats {
+		if st != nil {
+			put(st[0])
+			put(st[1])
+		}
+	}
+	for i := range tr.opt.accGrad {
+		put(tr.opt.accGrad[i])
+		put(tr.opt.accUpdate[i])
+	}
+	return h.Sum64()
+}
+
+func TestResumeIsBitIdentical(t *testing.T) {
+	train, test := syntheticData(t, 150, 1), syntheticData(t, 40, 2)
+	cfg := TrainConfig{Epochs: 3, BatchSize: 32, Seed: 9, VAT: &VATConfig{Eps: 2}} // 5 steps per epoch, the last of 22
+	whole, err := NewTrainer(resumeNet(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := whole.Fit(context.Background(), train, test)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantHash := stateHash(whole)
+	for _, stopAfter := range []int{1, 4, 5, 7, 10, 14} { // mid-epoch, before the remainder batch, at epoch ends, ...
+		t.Run("", func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			steps := 0
+			c := cfg
+			c.OnStep = func(StepInfo) {
+				if steps++; steps == stopAfter {
+					cancel()
+				}
+			}
+			tr, err := NewTrainer(resumeNet(t), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.Fit(ctx, train, test); !errors.Is(err, context.Canceled) {
+				t.Fatalf("stopped run: %v", err)
+			}
+			path := filepath.Join(t.TempDir(), "run.ckpt")
+			if err := tr.Checkpoint(path); err != nil {
+				t.Fatal(err)
+			}
+			res, err := Resume(path, TrainConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := res.Fit(context.Background(), train, test); err != nil {
+				t.Fatal(err)
+			}
+			if got := stateHash(res); got != wantHash {
+				t.Errorf("stopped after %d steps and resumed: state hash %x, want %x", stopAfter, got, wantHash)
+			}
+			got := res.History()
+			if len(got) != len(want) {
+				t.Fatalf("%d epochs of history, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if got[i].TrainLoss != want[i].TrainLoss || got[i].TrainLDS != want[i].TrainLDS || got[i].TestAccuracy != want[i].TestAccuracy {
+					t.Errorf("epoch %d: %+v, want %+v", i+1, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestResumeRejects(t *testing.T) {
+	train := syntheticData(t, 70, 1)
+	tr, err := NewTrainer(resumeNet(t), TrainConfig{Epochs: 2, BatchSize: 32, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tr.cfg.OnStep = func(StepInfo) { cancel() }
+	tr.Fit(ctx, train, nil)
+	dir := t.TempDir()
+	ckpt := filepath.Join(dir, "run.ckpt")
+	if err := tr.Checkpoint(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	weights := filepath.Join(dir, "w.safetensors")
+	tr.Model().Save(weights)
+	for _, tc := range []struct {
+		name string
+		path string
+		cfg  TrainConfig
+		want string
+	}{
+		{"batch size", ckpt, TrainConfig{BatchSize: 7}, "TrainConfig.BatchSize"},
+		{"seed", ckpt, TrainConfig{Seed: 7}, "TrainConfig.Seed"},
+		{"vat", ckpt, TrainConfig{VAT: &VATConfig{}}, "TrainConfig.VAT"},
+		{"optimizer", ckpt, TrainConfig{Optimizer: Adadelta{LR: 2}}, "TrainConfig.Optimizer"},
+		{"fewer epochs", ckpt, TrainConfig{Epochs: -1}, "TrainConfig.Epochs"},
+		{"weights file", weights, TrainConfig{}, "not a checkpoint"},
+		{"missing", filepath.Join(dir, "none"), TrainConfig{}, "none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Resume(tc.path, tc.cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	// Another training set for the unfinished epoch.
+	res, err := Resume(ckpt, TrainConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.Fit(context.Background(), syntheticData(t, 70, 5), nil); err == nil || !strings.Contains(err.Error(), "same set") {
+		t.Fatalf("continuing on other data: %v", err)
+	}
+	// A checkpoint's weights load as weights.
+	if _, err := LoadModel(ckpt); err != nil {
+		t.Fatalf("LoadModel(checkpoint): %v", err)
+	}
+}

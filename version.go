@@ -1,0 +1,5 @@
+package vat
+
+// Version is the package's version, recorded in the files Save and
+// Checkpoint write.
+const Version = "0.5.0"
