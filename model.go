@@ -81,6 +81,7 @@ type Model struct {
 	mu    sync.Mutex
 	evals map[int]*evalGraph      // inference graphs by batch size
 	grads map[gradKey]*trainGraph // Gradients' graphs
+	dirs  map[dirKey]*dirGraph    // Robustness' graphs
 }
 
 // NewModel returns Keras' MNIST CNN, freshly initialized from cfg.Seed.
@@ -148,7 +149,7 @@ func Sequential(inputShape []int, seed uint64, layers ...Layer) (*Model, error) 
 		return nil, fmt.Errorf("vat: Sequential: the last layer is %s, want Dense (its outputs are the logits)", layers[len(layers)-1].kind())
 	}
 	m := &Model{cfg: ModelConfig{Seed: seed}, inShape: append([]int(nil), inputShape...), layers: layers,
-		evals: map[int]*evalGraph{}, grads: map[gradKey]*trainGraph{},
+		evals: map[int]*evalGraph{}, grads: map[gradKey]*trainGraph{}, dirs: map[dirKey]*dirGraph{},
 		modules: moduleNames(len(layers)), bnBatches: make([]int64, len(layers))}
 	count := map[string]int{}
 	shape := m.inShape

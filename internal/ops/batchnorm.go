@@ -23,6 +23,9 @@ import (
 //
 //	∂/∂β = Σ g,  ∂/∂γ = Σ g·x̂,  ∂/∂x = γ/(M·√(σ²_B+ε))·(M·g − Σ g − x̂·Σ g·x̂)
 //
+// and in inference mode, where the statistics are constants,
+// ∂/∂x = γ·g/√(σ²+ε) with the same ∂/∂β and ∂/∂γ.
+//
 // with x̂ the normalized input and the sums per channel. It runs on the CPU
 // (in a cuda build, on the host copies).
 type batchNormOp struct {
@@ -138,9 +141,6 @@ func (op *batchNormOp) Do(inputs ...G.Value) (G.Value, error) {
 func (op *batchNormOp) DiffWRT(int) []bool { return []bool{true, true, true} }
 
 func (op *batchNormOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	if !op.train {
-		return nil, fmt.Errorf("vat: BatchNorm: no gradient in inference mode")
-	}
 	grads := make(G.Nodes, 3)
 	for wrt := range grads {
 		g, err := G.ApplyOp(&batchNormGradOp{opBase: newOpBase("BatchNormGrad"), fwd: op, wrt: wrt}, inputs[0], inputs[1], grad)
@@ -228,6 +228,17 @@ func (op *batchNormGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(xs...)
 	o := out.Data().([]float32)
+	if !op.fwd.train { // fixed statistics: ∂x = g·γ/√(σ²+ε)
+		for i := 0; i < n; i++ {
+			for ch := 0; ch < c; ch++ {
+				k := float64(gamma[ch]) * op.fwd.invStd[ch]
+				for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
+					o[j] = float32(k * float64(g[j]))
+				}
+			}
+		}
+		return out, nil
+	}
 	m := float64(n * p)
 	for i := 0; i < n; i++ {
 		for ch := 0; ch < c; ch++ {

@@ -73,13 +73,15 @@ func TestBatchNorm(t *testing.T) {
 		if _, err := NewBatchNorm(len(xs), true, false, 1e-3, 0.9, runMean, runVar).Do(x, gamma, beta); err != nil || runMean[0] != before[0] {
 			t.Fatalf("training without update moved the running mean: %v → %v (%v)", before[0], runMean[0], err)
 		}
-		gradcheck.Check(t, 43, gradcheck.Case{
-			Name:   fmt.Sprint("BatchNorm ", xs),
-			Inputs: []*tensor.Dense{x, gamma, beta},
-			Wrt:    []int{0, 1, 2},
-			Build: func(in []*G.Node) (*G.Node, error) {
-				return G.ApplyOp(NewBatchNorm(len(xs), true, false, 1e-3, 0.9, runMean, runVar), in[0], in[1], in[2])
-			},
-		})
+		for _, train := range []bool{true, false} { // batch statistics, then the fixed running ones
+			gradcheck.Check(t, 43, gradcheck.Case{
+				Name:   fmt.Sprint("BatchNorm ", xs, " train ", train),
+				Inputs: []*tensor.Dense{x, gamma, beta},
+				Wrt:    []int{0, 1, 2},
+				Build: func(in []*G.Node) (*G.Node, error) {
+					return G.ApplyOp(NewBatchNorm(len(xs), train, false, 1e-3, 0.9, runMean, runVar), in[0], in[1], in[2])
+				},
+			})
+		}
 	}
 }

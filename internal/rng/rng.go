@@ -19,6 +19,7 @@ const (
 	Shuffle                   // the order of the training images
 	Dropout                   // dropout masks
 	Noise                     // VAT's random directions
+	Robust                    // random directions of robustness reports
 )
 
 // SplitMix64 is a bijective mixer (Steele et al., "Fast splittable
