@@ -3,9 +3,18 @@
 //
 //	go run ./examples/mnist                          # all four runs, 12 epochs
 //	go run ./examples/mnist -runs vat -epochs 1 -train-limit 5000 -test-limit 1000
+//	go run ./examples/mnist -save                    # also <out>/<run>.safetensors
+//	go run ./examples/mnist -resume out/vat.last.ckpt
+//	go run ./examples/mnist -load out/plain.safetensors,out/vat.safetensors -robustness
 //
-// It writes results.json and accuracy.png into -out. Ctrl-C stops after the
-// current step, writes what finished and exits with status 130.
+// It writes results.json and accuracy.png into -out, and a checkpoint of
+// each run after every epoch: <run>.last.ckpt, and <run>.best.ckpt for the
+// best test accuracy so far. Ctrl-C stops after the current step, writes
+// the checkpoint and what finished, and exits with status 130; -resume
+// continues that run, ending with the weights an uninterrupted run has.
+// -load evaluates saved weights on the test set without training, and
+// -robustness measures test accuracy under perturbations of growing norm
+// (robustness.json, robustness.png, adversarial.png).
 package main
 
 import (
@@ -14,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -48,6 +58,11 @@ type options struct {
 	seed                  uint64
 	data, out             string
 	progress, save        bool
+	resume                string   // a checkpoint to continue
+	load                  []string // weights files to evaluate
+	robustness            bool
+	digitsEps             float64
+	set                   map[string]bool // flags given on the command line
 }
 
 // runNames are the experiment's four configurations, in the seed's order.
@@ -72,6 +87,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.out, "out", "out", "folder for results.json and accuracy.png")
 	fs.BoolVar(&o.progress, "progress", true, "show a progress bar on stderr")
 	fs.BoolVar(&o.save, "save", false, "write each finished run's weights to <out>/<run>.safetensors")
+	fs.StringVar(&o.resume, "resume", "", "continue the run of this checkpoint (<out>/<run>.last.ckpt); -epochs may extend it")
+	load := fs.String("load", "", "comma-separated weights files to evaluate on the test set, instead of training")
+	fs.BoolVar(&o.robustness, "robustness", false, "measure test accuracy under random, virtual adversarial and adversarial perturbations")
+	fs.Float64Var(&o.digitsEps, "digits-eps", 2, "norm of the perturbation shown in adversarial.png (> 0)")
 	// The flag package calls Usage on every parse error; errors get one
 	// line instead, so the full usage is printed for -h only.
 	fs.Usage = func() {}
@@ -85,6 +104,35 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	if *load != "" {
+		for _, f := range strings.Split(*load, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				return nil, fmt.Errorf("-load: empty file name in %q", *load)
+			}
+			o.load = append(o.load, f)
+		}
+	}
+	if o.resume != "" || o.load != nil {
+		// The run is the checkpoint's, or there is none: settings of a run
+		// would be ignored, so they are errors.
+		for _, f := range []string{"runs", "batch", "seed", "xi", "eps", "ip", "alpha", "clean-grad"} {
+			if o.set[f] && !(o.load != nil && (f == "seed" || f == "xi" || f == "ip")) {
+				what := "a resumed run keeps its checkpoint's settings"
+				if o.load != nil {
+					what = "-load trains nothing"
+				}
+				return nil, fmt.Errorf("-%s: %s", f, what)
+			}
+		}
+		if o.resume != "" && o.load != nil {
+			return nil, fmt.Errorf("-load and -resume: choose one")
+		}
+		if o.load != nil && o.set["epochs"] {
+			return nil, fmt.Errorf("-epochs: -load trains nothing")
+		}
 	}
 	for _, r := range strings.Split(*runs, ",") {
 		r = strings.TrimSpace(r)
@@ -115,6 +163,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-alpha %v: want > 0", o.alpha)
 	case o.out == "":
 		return nil, fmt.Errorf("-out: want a folder")
+	case !(o.digitsEps > 0) || math.IsInf(o.digitsEps, 0):
+		return nil, fmt.Errorf("-digits-eps %v: want a finite number > 0", o.digitsEps)
 	}
 	return o, nil
 }
@@ -151,9 +201,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	res := results.New(train.Len(), test.Len())
 	fmt.Fprintf(stderr, "backend: %s\n", res.Machine.Backend)
+	var models []namedModel
+	if o.load != nil {
+		if models, err = evaluateFiles(o.load, test, stdout); err != nil {
+			fmt.Fprintf(stderr, "error: %v\n", err)
+			return exitError
+		}
+		return robustness(o, models, test, stdout, stderr)
+	}
+	runs := o.runs
+	rl := &relay{}
+	var resumed *vat.Trainer
+	if o.resume != "" {
+		epochs := 0
+		if o.set["epochs"] {
+			epochs = o.epochs
+		}
+		if resumed, err = vat.Resume(o.resume, vat.TrainConfig{Epochs: epochs, OnStep: rl.step, OnEpoch: rl.epoch}); err != nil {
+			fmt.Fprintf(stderr, "error: %v\n", err)
+			return exitError
+		}
+		runs = []string{runName(resumed)}
+		if old, err := results.Read(o.out); err == nil { // keep the other runs' records
+			for _, r := range old.Runs {
+				if r.Name != runs[0] {
+					res.Runs = append(res.Runs, r)
+				}
+			}
+		}
+	}
 	status := exitOK
-	for _, name := range o.runs {
-		rr, err := trainRun(ctx, o, name, train, test, stderr)
+	for _, name := range runs {
+		rr, model, err := trainRun(ctx, o, name, resumed, rl, train, test, stderr)
 		if rr != nil && len(rr.Epochs) > 0 {
 			res.Runs = append(res.Runs, *rr)
 		}
@@ -166,51 +245,195 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "error: %v\n", err)
 			return exitError
 		}
+		models = append(models, namedModel{name, model})
 	}
 	results.PrintTable(stdout, res)
 	if err := res.Write(o.out); err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitError
 	}
+	if status == exitOK {
+		status = robustness(o, models, test, stdout, stderr)
+	}
 	return status
 }
 
-// trainRun trains one configuration and returns its record (with the epochs
-// that finished, also when it fails).
-func trainRun(ctx context.Context, o *options, name string, train, test *vat.Dataset, stderr io.Writer) (*results.Run, error) {
-	dropout := strings.Contains(name, "dropout")
-	var vcfg *vat.VATConfig
-	if strings.Contains(name, "vat") {
-		vcfg = &vat.VATConfig{Xi: o.xi, Eps: o.eps, Ip: o.ip, Alpha: o.alpha, CleanGrad: o.cleanGrad}
+// namedModel is a trained or loaded model and its run's name.
+type namedModel struct {
+	name  string
+	model *vat.Model
+}
+
+// runName is the example's name of the run a trainer trains.
+func runName(tr *vat.Trainer) string {
+	name := "plain"
+	switch dropout, v := tr.Model().Config().Dropout, tr.Config().VAT != nil; {
+	case dropout && v:
+		name = "dropout+vat"
+	case dropout:
+		name = "dropout"
+	case v:
+		name = "vat"
 	}
-	model, err := vat.NewModel(vat.ModelConfig{Dropout: dropout, Seed: o.seed})
+	return name
+}
+
+// evaluateFiles loads each weights file and prints its test accuracy and
+// loss.
+func evaluateFiles(files []string, test *vat.Dataset, stdout io.Writer) ([]namedModel, error) {
+	var models []namedModel
+	fmt.Fprintf(stdout, "\n%-30s %10s %10s\n", "weights", "test acc", "test loss")
+	for _, f := range files {
+		m, err := vat.LoadModel(f)
+		if err != nil {
+			return nil, err
+		}
+		ev, err := m.Evaluate(test)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(stdout, "%-30s %9.2f%% %10.4f\n", f, 100*ev.Accuracy, ev.Loss)
+		models = append(models, namedModel{strings.TrimSuffix(filepath.Base(f), filepath.Ext(f)), m})
+	}
+	fmt.Fprintf(stdout, "(%d test images)\n", test.Len())
+	return models, nil
+}
+
+// robustness writes the robustness report of models when -robustness is
+// set; it returns the exit status.
+func robustness(o *options, models []namedModel, test *vat.Dataset, stdout, stderr io.Writer) int {
+	if !o.robustness || len(models) == 0 {
+		return exitOK
+	}
+	cfg := vat.RobustnessConfig{VAT: vat.VATConfig{Xi: o.xi, Ip: o.ip}, Seed: o.seed}
+	rep := &results.Robustness{Test: test.Len(), Xi: o.xi, Ip: o.ip, Seed: o.seed}
+	var digits []results.DigitRow
+	const shown = 8
+	for _, nm := range models {
+		start := time.Now()
+		pts, err := nm.model.Robustness(test, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "error: %s: %v\n", nm.name, err)
+			return exitError
+		}
+		fmt.Fprintf(stderr, "%s: robustness measured in %.1f s\n", nm.name, time.Since(start).Seconds())
+		rep.Runs = append(rep.Runs, results.RobustnessRun{Name: nm.name, Points: pts})
+		row, err := digitRow(nm, test.Head(shown), o.digitsEps, cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "error: %s: %v\n", nm.name, err)
+			return exitError
+		}
+		digits = append(digits, row)
+	}
+	results.PrintRobustness(stdout, rep)
+	if err := rep.Write(o.out); err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitError
+	}
+	if err := results.WriteDigits(filepath.Join(o.out, "adversarial.png"), test.Head(shown).Images, test.Head(shown).Labels, o.digitsEps, digits); err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitError
+	}
+	return exitOK
+}
+
+// digitRow computes a model's virtual adversarial perturbation of the
+// first test images at norm eps and its predictions on them.
+func digitRow(nm namedModel, d *vat.Dataset, eps float64, cfg vat.RobustnessConfig) (results.DigitRow, error) {
+	u, err := nm.model.Directions(d.Images, nil, vat.VirtualAdversarial, cfg)
 	if err != nil {
-		return nil, err
+		return results.DigitRow{}, err
 	}
-	bar := newProgress(stderr, name, o.epochs, o.progress)
-	tr, err := vat.NewTrainer(model, vat.TrainConfig{
-		Epochs: o.epochs, BatchSize: o.batch, VAT: vcfg, Seed: o.seed,
-		OnStep: bar.step,
-		OnEpoch: func(r vat.EpochResult) {
-			bar.epoch(r)
-		},
-	})
+	moved := make([]float32, len(u))
+	for i := range u {
+		u[i] *= float32(eps)
+		moved[i] = d.Images[i] + u[i]
+	}
+	clean, err := nm.model.Predict(d.Images)
 	if err != nil {
-		return nil, err
+		return results.DigitRow{}, err
 	}
-	rr := newRunResult(name, dropout, tr.Config())
-	epochs, err := tr.Fit(ctx, train, test)
+	pred, err := nm.model.Predict(moved)
+	if err != nil {
+		return results.DigitRow{}, err
+	}
+	return results.DigitRow{Name: nm.name, RAdv: u, Clean: clean, Moved: pred}, nil
+}
+
+// relay forwards a trainer's callbacks to the run's progress bar and
+// checkpoint writer, which exist only once the run's name is known (after
+// Resume).
+type relay struct {
+	onStep  func(vat.StepInfo)
+	onEpoch func(vat.EpochResult)
+}
+
+func (r *relay) step(s vat.StepInfo)     { r.onStep(s) }
+func (r *relay) epoch(e vat.EpochResult) { r.onEpoch(e) }
+
+// trainRun trains one configuration, or continues the resumed trainer, and
+// returns its record (with the epochs that finished, also when it fails)
+// and the model. It writes <run>.last.ckpt after every epoch and when
+// interrupted, and <run>.best.ckpt after an epoch with the best test
+// accuracy so far.
+func trainRun(ctx context.Context, o *options, name string, tr *vat.Trainer, rl *relay, train, test *vat.Dataset, stderr io.Writer) (*results.Run, *vat.Model, error) {
+	last := filepath.Join(o.out, name+".last.ckpt")
+	best := filepath.Join(o.out, name+".best.ckpt")
+	var ckptErr error
+	bestAcc := -1.0
+	if tr == nil {
+		dropout := strings.Contains(name, "dropout")
+		var vcfg *vat.VATConfig
+		if strings.Contains(name, "vat") {
+			vcfg = &vat.VATConfig{Xi: o.xi, Eps: o.eps, Ip: o.ip, Alpha: o.alpha, CleanGrad: o.cleanGrad}
+		}
+		model, err := vat.NewModel(vat.ModelConfig{Dropout: dropout, Seed: o.seed})
+		if err != nil {
+			return nil, nil, err
+		}
+		if tr, err = vat.NewTrainer(model, vat.TrainConfig{Epochs: o.epochs, BatchSize: o.batch, VAT: vcfg, Seed: o.seed,
+			OnStep: rl.step, OnEpoch: rl.epoch}); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		for _, r := range tr.History() {
+			bestAcc = max(bestAcc, r.TestAccuracy)
+		}
+	}
+	bar := newProgress(stderr, name, tr.Config().Epochs, o.progress)
+	rl.onStep = bar.step
+	rl.onEpoch = func(r vat.EpochResult) {
+		bar.epoch(r)
+		if ckptErr == nil {
+			ckptErr = tr.Checkpoint(last)
+		}
+		if ckptErr == nil && r.TestAccuracy > bestAcc {
+			bestAcc = r.TestAccuracy
+			ckptErr = tr.Checkpoint(best)
+		}
+	}
+	c := tr.Config()
+	rr := newRunResult(name, tr.Model().Config().Dropout, c)
+	_, err := tr.Fit(ctx, train, test)
 	bar.done()
-	rr.SetEpochs(epochs)
+	rr.SetEpochs(tr.History())
 	rr.Interrupted = err != nil && ctx.Err() != nil
+	if rr.Interrupted && ckptErr == nil {
+		if ckptErr = tr.Checkpoint(last); ckptErr == nil {
+			fmt.Fprintf(stderr, "%s: checkpoint written; continue with -resume %s\n", name, last)
+		}
+	}
+	if ckptErr != nil {
+		return rr, nil, ckptErr
+	}
 	if err == nil && o.save {
 		path := filepath.Join(o.out, name+".safetensors")
-		if err := model.Save(path); err != nil {
-			return rr, err
+		if err := tr.Model().Save(path); err != nil {
+			return rr, nil, err
 		}
 		fmt.Fprintf(stderr, "%s: weights saved to %s\n", name, path)
 	}
-	return rr, err
+	return rr, tr.Model(), err
 }
 
 // progress reports training on stderr: on a terminal, a one-line bar with
@@ -223,10 +446,11 @@ type progress struct {
 	on, tty bool
 	start   time.Time
 	last    time.Time
+	base    float64 // steps done before this process's first, -1 until then
 }
 
 func newProgress(w io.Writer, name string, epochs int, on bool) *progress {
-	return &progress{w: w, name: name, epochs: epochs, on: on, tty: isTerminal(w), start: time.Now()}
+	return &progress{w: w, name: name, epochs: epochs, on: on, tty: isTerminal(w), start: time.Now(), base: -1}
 }
 
 // isTerminal says whether w is a terminal (a character device).
@@ -246,8 +470,11 @@ func (p *progress) step(s vat.StepInfo) {
 	p.last = time.Now()
 	done := float64(s.Epoch-1)*float64(s.Steps) + float64(s.Step)
 	total := float64(p.epochs * s.Steps)
+	if p.base < 0 { // the first step of this process (a resumed run starts late)
+		p.base, p.start = done-1, time.Now()
+	}
 	elapsed := time.Since(p.start)
-	eta := time.Duration(float64(elapsed) * (total - done) / done)
+	eta := time.Duration(float64(elapsed) * (total - done) / (done - p.base))
 	const width = 30
 	filled := int(width * done / total)
 	fmt.Fprintf(p.w, "\r%-12s epoch %d/%d [%s%s] %3.0f%%  loss %.4f  ETA %v   ",

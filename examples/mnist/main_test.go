@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/org/vat/internal/idxtest"
@@ -175,5 +176,104 @@ func TestInterruptWritesFinishedRuns(t *testing.T) {
 	r := readResults(t, out)
 	if len(r.Runs) != 1 || r.Runs[0].Name != "plain" {
 		t.Fatalf("results after interrupt: %+v", r.Runs)
+	}
+}
+
+// stepsCtx reports cancellation once Err has been asked more than n
+// times: the trainer asks before every step, so this is Ctrl-C after
+// about n steps, at the same point on every machine.
+type stepsCtx struct {
+	context.Context
+	n atomic.Int64
+}
+
+func (c *stepsCtx) Err() error {
+	if c.n.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// Ctrl-C in the middle of an epoch writes a checkpoint; -resume continues
+// the run, and the weights it saves are byte for byte those of a run never
+// interrupted. The run has dropout and VAT, so every random stream counts.
+func TestResumeMatchesUninterrupted(t *testing.T) {
+	args := []string{"-runs", "dropout+vat", "-epochs", "2", "-train-limit", "300", "-test-limit", "100", "-save", "-progress=false"}
+	whole := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), append(args, "-out", whole), &stdout, &stderr); code != exitOK {
+		t.Fatalf("uninterrupted run: exit %d: %s", code, stderr.String())
+	}
+	parts := t.TempDir()
+	ctx := &stepsCtx{Context: context.Background()}
+	ctx.n.Store(4) // 3 steps per epoch: stop inside the second epoch
+	stderr.Reset()
+	if code := run(ctx, append(args, "-out", parts), &stdout, &stderr); code != exitInterrupted {
+		t.Fatalf("interrupted run: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "-resume "+filepath.Join(parts, "dropout+vat.last.ckpt")) {
+		t.Errorf("no resume hint: %q", stderr.String())
+	}
+	stderr.Reset()
+	resume := []string{"-resume", filepath.Join(parts, "dropout+vat.last.ckpt"), "-train-limit", "300", "-test-limit", "100", "-save", "-progress=false", "-out", parts}
+	if code := run(context.Background(), resume, &stdout, &stderr); code != exitOK {
+		t.Fatalf("resumed run: exit %d: %s", code, stderr.String())
+	}
+	a, err1 := os.ReadFile(filepath.Join(whole, "dropout+vat.safetensors"))
+	b, err2 := os.ReadFile(filepath.Join(parts, "dropout+vat.safetensors"))
+	if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+		t.Fatalf("resumed weights differ from the uninterrupted run's (%v, %v)", err1, err2)
+	}
+	if r := readResults(t, parts); len(r.Runs) != 1 || len(r.Runs[0].Epochs) != 2 || r.Runs[0].Interrupted {
+		t.Fatalf("results after resume: %+v", r.Runs)
+	}
+	for _, f := range []string{"dropout+vat.last.ckpt", "dropout+vat.best.ckpt"} {
+		if _, err := os.Stat(filepath.Join(whole, f)); err != nil {
+			t.Errorf("checkpoint: %v", err)
+		}
+	}
+
+	// -load evaluates the saved file without training, and -robustness
+	// reports on it.
+	stdout.Reset()
+	stderr.Reset()
+	load := []string{"-load", filepath.Join(whole, "dropout+vat.safetensors"), "-test-limit", "50", "-robustness", "-out", t.TempDir()}
+	if code := run(context.Background(), load, &stdout, &stderr); code != exitOK {
+		t.Fatalf("-load: exit %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"dropout+vat.safetensors", "test acc", "virtual-adversarial perturbations", "(50 test images)"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("-load -robustness output lacks %q: %s", want, stdout.String())
+		}
+	}
+}
+
+func TestResumeAndLoadFlags(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.ckpt")
+	os.WriteFile(junk, []byte("not a checkpoint"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-resume", "x.ckpt", "-seed", "3"}, "-seed"},
+		{[]string{"-resume", "x.ckpt", "-runs", "vat"}, "-runs"},
+		{[]string{"-resume", "x.ckpt", "-load", "y"}, "choose one"},
+		{[]string{"-load", "y", "-epochs", "2"}, "-epochs"},
+		{[]string{"-load", "a,,b"}, "empty file name"},
+		{[]string{"-digits-eps", "0"}, "-digits-eps"},
+		{[]string{"-resume", junk, "-test-limit", "10", "-train-limit", "10"}, junk},
+		{[]string{"-load", junk, "-test-limit", "10"}, junk},
+		{[]string{"-load", filepath.Join(dir, "missing.safetensors"), "-test-limit", "10"}, "missing.safetensors"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append(tc.args, "-out", dir), &stdout, &stderr)
+		msg := stderr.String()
+		if i := strings.Index(msg, "error: "); i >= 0 {
+			msg = msg[i:]
+		}
+		if code != exitError || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q: want one error line mentioning %q", tc.args, code, stderr.String(), tc.want)
+		}
 	}
 }

@@ -149,3 +149,16 @@ func (res *Results) plot(path string) error {
 	}
 	return nil
 }
+
+// Read loads the results.json that Write stored in dir.
+func Read(dir string) (*Results, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err != nil {
+		return nil, err
+	}
+	var res Results
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "results.json"), err)
+	}
+	return &res, nil
+}
