@@ -178,7 +178,7 @@ func Resume(path string, cfg TrainConfig) (*Trainer, error) {
 	if err := dec.Decode(&st); err != nil {
 		return nil, bad("the checkpoint entry: %s", clip(oneLine(err)))
 	}
-	m, err := modelFromHeader(f.Metadata, path)
+	m, err := modelFromHeader(f, path)
 	if err != nil {
 		return nil, err
 	}

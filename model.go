@@ -86,16 +86,8 @@ type Model struct {
 
 // NewModel returns Keras' MNIST CNN, freshly initialized from cfg.Seed.
 func NewModel(cfg ModelConfig) (*Model, error) {
-	layers := []Layer{Conv2D(32, 3), ReLU(), Conv2D(32, 3), ReLU(), MaxPool2D(2)}
-	if cfg.Dropout {
-		layers = append(layers, Dropout(0.25))
-	}
-	layers = append(layers, Flatten(), Dense(128), ReLU())
-	if cfg.Dropout {
-		layers = append(layers, Dropout(0.5))
-	}
-	layers = append(layers, Dense(Classes))
-	m, err := Sequential([]int{1, ImageRows, ImageCols}, cfg.Seed, layers...)
+	layers := presetLayers(cfg.Dropout)
+	m, err := Sequential(presetShape(), cfg.Seed, layers...)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +95,21 @@ func NewModel(cfg ModelConfig) (*Model, error) {
 	m.modules = presetModules(layers)
 	return m, nil
 }
+
+// presetLayers returns the preset's layers, with or without dropout.
+func presetLayers(dropout bool) []Layer {
+	layers := []Layer{Conv2D(32, 3), ReLU(), Conv2D(32, 3), ReLU(), MaxPool2D(2)}
+	if dropout {
+		layers = append(layers, Dropout(0.25))
+	}
+	layers = append(layers, Flatten(), Dense(128), ReLU())
+	if dropout {
+		layers = append(layers, Dropout(0.5))
+	}
+	return append(layers, Dense(Classes))
+}
+
+func presetShape() []int { return []int{1, ImageRows, ImageCols} }
 
 // presetModules names the preset's layers as the PyTorch peer's module
 // does: conv1, conv2, fc1, fc2 (layers without weights have no name).

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -249,7 +250,7 @@ func LoadModel(path string) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vat: %w", err)
 	}
-	m, err := modelFromHeader(f.Metadata, path)
+	m, err := modelFromHeader(f, path)
 	if err != nil {
 		return nil, err
 	}
@@ -261,7 +262,12 @@ func LoadModel(path string) (*Model, error) {
 
 // modelFromHeader builds the network a file's metadata describes, with
 // fresh weights.
-func modelFromHeader(meta map[string]string, path string) (*Model, error) {
+func modelFromHeader(f *safetensors.File, path string) (*Model, error) {
+	meta := f.Metadata
+	var dataBytes int64
+	for _, t := range f.Tensors {
+		dataBytes += int64(len(t.Data))
+	}
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("vat: %s: %w: %s", path, ErrWrongNetwork, fmt.Sprintf(format, a...))
 	}
@@ -272,43 +278,53 @@ func modelFromHeader(meta map[string]string, path string) (*Model, error) {
 	default:
 		return nil, bad("format %q, want %q", clip(meta[metaFormat]), formatWeights)
 	}
+	var preset *presetConfig
 	if p, ok := meta[metaPreset]; ok {
-		var pc presetConfig
-		if err := json.Unmarshal([]byte(p), &pc); err != nil || pc.Name != presetMNISTCNN {
+		preset = &presetConfig{}
+		if err := json.Unmarshal([]byte(p), preset); err != nil || preset.Name != presetMNISTCNN {
 			return nil, bad("preset %q: want {\"name\": %q, ...}", clip(p), presetMNISTCNN)
 		}
-		m, err := NewModel(ModelConfig{Dropout: pc.Dropout, Seed: pc.Seed})
+	}
+	var shape []int
+	var layers []Layer
+	if preset != nil {
+		shape, layers = presetShape(), presetLayers(preset.Dropout)
+	} else {
+		if err := json.Unmarshal([]byte(meta[metaInputShape]), &shape); err != nil || len(shape) == 0 || len(shape) > 3 {
+			return nil, bad("input shape %q: want a JSON list of 1 to 3 sizes", clip(meta[metaInputShape]))
+		}
+		for _, d := range shape {
+			if d < 1 || d > 1<<16 {
+				return nil, bad("input shape %v: want sizes 1 to 65536", shape)
+			}
+		}
+		var specs []layerSpec
+		if err := json.Unmarshal([]byte(meta[metaLayers]), &specs); err != nil || len(specs) == 0 {
+			return nil, bad("layers %q: want a JSON list of layers", clip(meta[metaLayers]))
+		}
+		layers = make([]Layer, len(specs))
+		for i, s := range specs {
+			l, err := s.layer()
+			if err != nil {
+				return nil, bad("layer %d: %v", i+1, err)
+			}
+			layers[i] = l
+		}
+	}
+	// The weights must come from the file, not from an allocation the
+	// header alone asks for: a layer list can describe a network far
+	// larger than the file. Count the parameters before building it.
+	if n, ok := paramCount(shape, layers, dataBytes/4); !ok {
+		return nil, bad("the layers need more than the %d float32 weights the file's %d data bytes can hold", dataBytes/4, dataBytes)
+	} else if n < 0 {
+		return nil, bad("the layers do not fit the input shape %v", shape)
+	}
+	if preset != nil {
+		m, err := NewModel(ModelConfig{Dropout: preset.Dropout, Seed: preset.Seed})
 		if err != nil {
 			return nil, bad("%v", err)
 		}
 		return m, nil
-	}
-	var shape []int
-	if err := json.Unmarshal([]byte(meta[metaInputShape]), &shape); err != nil || len(shape) == 0 || len(shape) > 3 {
-		return nil, bad("input shape %q: want a JSON list of 1 to 3 sizes", clip(meta[metaInputShape]))
-	}
-	for _, d := range shape {
-		if d < 1 || d > 1<<16 {
-			return nil, bad("input shape %v: want sizes 1 to 65536", shape)
-		}
-	}
-	var specs []layerSpec
-	if err := json.Unmarshal([]byte(meta[metaLayers]), &specs); err != nil || len(specs) == 0 {
-		return nil, bad("layers %q: want a JSON list of layers", clip(meta[metaLayers]))
-	}
-	layers := make([]Layer, len(specs))
-	for i, s := range specs {
-		l, err := s.layer()
-		if err != nil {
-			return nil, bad("layer %d: %v", i+1, err)
-		}
-		layers[i] = l
-	}
-	// The weights' sizes must come from the file, not from an allocation
-	// the header alone asks for: a layer list can describe a network far
-	// larger than the file. Check the parameter count first.
-	if n, ok := paramCount(shape, layers); !ok || n > maxParams {
-		return nil, bad("the layers need more than %d parameters", maxParams)
 	}
 	var seed uint64 // the initial weights' seed, kept for Model.Config
 	if v, ok := meta[metaSeed]; ok {
@@ -324,41 +340,42 @@ func modelFromHeader(meta map[string]string, path string) (*Model, error) {
 	return m, nil
 }
 
-// maxParams bounds the networks LoadModel builds (2^31 values, 8 GiB).
-const maxParams = 1 << 31
-
-// paramCount returns the number of weights layers have on inputs of shape,
-// and false when a layer does not fit or the count overflows maxParams.
-func paramCount(shape []int, layers []Layer) (int64, bool) {
+// paramCount returns the number of weights layers have on inputs of
+// shape, false when it exceeds limit (or a size overflows it), and -1 when
+// a layer does not fit (Sequential then says why).
+func paramCount(shape []int, layers []Layer, limit int64) (int64, bool) {
 	var n int64
 	for _, l := range layers {
 		out, err := l.output(shape)
 		if err != nil {
-			return 0, true // Sequential reports it
+			return -1, true
 		}
 		for _, p := range l.params(shape) {
-			k := int64(1)
-			for _, d := range p.shape {
-				k *= int64(d)
-				if k > maxParams {
-					return 0, false
-				}
-			}
-			if n += k; n > maxParams {
+			k, ok := product(p.shape, limit)
+			if !ok || n+k > limit {
 				return 0, false
 			}
+			n += k
 		}
-		for _, d := range out {
-			if d > maxParams {
-				return 0, false
-			}
-		}
-		if int64(size(out)) > maxParams {
-			return 0, false
+		if _, ok := product(out, math.MaxInt32); !ok {
+			return 0, false // an activation of over 2^31 values per sample
 		}
 		shape = out
 	}
 	return n, true
+}
+
+// product returns the product of dims, and false when it exceeds limit
+// (without overflowing).
+func product(dims []int, limit int64) (int64, bool) {
+	p := int64(1)
+	for _, d := range dims {
+		if d < 0 || (d > 0 && p > limit/int64(d)) {
+			return 0, false
+		}
+		p *= int64(d)
+	}
+	return p, p <= limit
 }
 
 // loadFile checks every tensor of f against the model, then stores them.
@@ -370,7 +387,7 @@ func (m *Model) loadFile(f *safetensors.File, path string) error {
 	if ls, ok := f.Metadata[metaLayers]; ok {
 		want := m.header(formatWeights)
 		if ls != want[metaLayers] || f.Metadata[metaInputShape] != want[metaInputShape] {
-			return bad("the file holds the network %s on inputs %s; this model is %s on %s",
+			return bad("the file holds the network %q on inputs %q; this model is %s on %s",
 				clip(ls), clip(f.Metadata[metaInputShape]), want[metaLayers], want[metaInputShape])
 		}
 	}

@@ -1,8 +1,11 @@
 package vat
 
 import (
+	"encoding/json"
 	"errors"
+	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -89,5 +92,59 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}
 	if err := seq.Load(path); !errors.Is(err, ErrWrongNetwork) {
 		t.Fatalf("loading the preset into another network: %v, want ErrWrongNetwork", err)
+	}
+}
+
+// TestLoadPyTorchFile loads weights PyTorch saved (testdata/torch_small.*,
+// made by scripts/torch/make_testdata.py) into the same network built here,
+// and predicts what PyTorch predicted on the first 32 MNIST test images.
+func TestLoadPyTorchFile(t *testing.T) {
+	m, err := Sequential([]int{1, 28, 28}, 0, Conv2D(4, 3), BatchNorm(), ReLU(), MaxPool2D(2),
+		Flatten(), Dense(16), BatchNorm(), ReLU(), Dense(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Load(filepath.Join("testdata", "torch_small.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	var want struct {
+		LogProbs [][]float64 `json:"log_probs"`
+		Classes  []int       `json:"classes"`
+	}
+	b, err := os.ReadFile(filepath.Join("testdata", "torch_small.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	_, test, err := LoadMNIST("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := test.Head(len(want.Classes)).Images
+	probs, err := m.Probabilities(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	classes, err := m.Predict(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(classes, want.Classes) {
+		t.Errorf("classes %v, PyTorch's %v", classes, want.Classes)
+	}
+	var worst float64
+	defer func() { t.Logf("largest log-probability difference from PyTorch's: %.2g", worst) }()
+	for i, row := range want.LogProbs {
+		for k, lp := range row {
+			worst = max(worst, math.Abs(math.Log(float64(probs[i*10+k]))-lp))
+			// float32 on both sides, summed in different orders: the
+			// largest difference seen is 2e-6; 1e-4 leaves room for other
+			// kernels and is far below a wrong layout's error.
+			if got := math.Log(float64(probs[i*10+k])); math.Abs(got-lp) > 1e-4 && math.Abs(math.Exp(got)-math.Exp(lp)) > 1e-6 {
+				t.Fatalf("image %d, class %d: log-probability %.6f, PyTorch's %.6f", i, k, got, lp)
+			}
+		}
 	}
 }
