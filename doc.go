@@ -31,6 +31,13 @@
 // LoadIDX or NewDataset; every file is validated before anything is
 // allocated.
 //
+// Model.Save writes the weights as safetensors under PyTorch's state_dict
+// names (Load and LoadModel read them back, or a file PyTorch wrote);
+// Trainer.Checkpoint and Resume stop and continue a run bit for bit; and
+// Model.Robustness measures what VAT buys: accuracy under random, virtual
+// adversarial and adversarial perturbations of growing norm. Every file is
+// validated before anything beyond its size is allocated.
+//
 // One seed fixes initial weights, shuffling, dropout masks and VAT noise:
 // a run is bit-for-bit repeatable on one CPU kernel. Every configuration's
 // zero value means documented defaults; a bad value is an error that names
