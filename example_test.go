@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log"
 	"math"
+	"os"
+	"path/filepath"
 
 	"github.com/org/vat"
 	"gorgonia.org/gorgonia"
@@ -129,4 +131,56 @@ func ExampleSequential() {
 	// Output:
 	// parameters: 50618 classes: 10
 	// better than chance: true
+}
+
+// Save a model's weights, rebuild it from the file alone, and continue a
+// training run from a checkpoint.
+func ExampleModel_Save() {
+	dir, err := os.MkdirTemp("", "vat-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	model, err := vat.Sequential([]int{784}, 1, vat.Dense(32), vat.ReLU(), vat.Dense(10))
+	if err != nil {
+		log.Fatal(err)
+	}
+	path := filepath.Join(dir, "mlp.safetensors")
+	if err := model.Save(path); err != nil {
+		log.Fatal(err)
+	}
+	loaded, err := vat.LoadModel(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(loaded.StateDictNames(), loaded.NumParams())
+
+	train, _, err := vat.LoadMNIST("")
+	if err != nil {
+		log.Fatal(err)
+	}
+	train = train.Head(512)
+	trainer, err := vat.NewTrainer(loaded, vat.TrainConfig{Epochs: 2, Seed: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := trainer.TrainEpoch(context.Background(), train); err != nil {
+		log.Fatal(err)
+	}
+	ckpt := filepath.Join(dir, "run.ckpt")
+	if err := trainer.Checkpoint(ckpt); err != nil {
+		log.Fatal(err)
+	}
+	resumed, err := vat.Resume(ckpt, vat.TrainConfig{}) // e.g. in another process
+	if err != nil {
+		log.Fatal(err)
+	}
+	history, err := resumed.Fit(context.Background(), train, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(resumed.History()), "epochs in all,", len(history), "after the resume")
+	// Output:
+	// [0.weight 0.bias 2.weight 2.bias] 25450
+	// 2 epochs in all, 1 after the resume
 }
