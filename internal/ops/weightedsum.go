@@ -65,7 +65,9 @@ func (op *weightedSumOp) DiffWRT(n int) []bool {
 func (op *weightedSumOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	grads := make(G.Nodes, len(inputs))
 	for i := range inputs {
-		g, err := G.ApplyOp(NewWeightedSum(op.w[i]), grad)
+		// The gradient op shares op's weight, so that SetWeight reaches it.
+		gop := &weightedSumOp{opBase: newOpBase(fmt.Sprintf("WeightedSum[%g]", op.w[i])), w: op.w[i : i+1 : i+1]}
+		g, err := G.ApplyOp(gop, grad)
 		if err != nil {
 			return nil, err
 		}
@@ -73,3 +75,7 @@ func (op *weightedSumOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, erro
 	}
 	return grads, nil
 }
+
+// SetWeight changes w_i for the following runs, in this op and in its
+// gradient ops (a schedule, such as a warm-up of VAT's α).
+func (op *weightedSumOp) SetWeight(i int, w float64) { op.w[i] = w }

@@ -20,6 +20,8 @@ const (
 	Dropout                   // dropout masks
 	Noise                     // VAT's random directions
 	Robust                    // random directions of robustness reports
+	Split                     // the choice of labeled images
+	Unlabeled                 // the order of the unlabeled images
 )
 
 // SplitMix64 is a bijective mixer (Steele et al., "Fast splittable

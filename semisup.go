@@ -1,0 +1,448 @@
+package vat
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/kernels"
+	"github.com/org/vat/internal/ops"
+	"github.com/org/vat/internal/rng"
+)
+
+// SemiSupervisedConfig configures semi-supervised training: every step
+// takes a batch of labeled samples and a batch of unlabeled ones, and
+// minimizes
+//
+//	CE(labeled batch) + α·LDS(unlabeled batch) + β·H(unlabeled batch)
+//
+// with H the mean entropy of the predictions ("VAT+EntMin" when β > 0), by
+// Adam with the official code's schedule. The labeled set, small, is
+// cycled many times; the unlabeled set is iterated independently; each is
+// reshuffled when exhausted, and batches always have their full size. As in
+// the official code, the labeled batch's clean pass alone updates batch
+// normalization's running averages; the unlabeled passes use their batch's
+// statistics without updating them. The zero value (with VAT set) is the
+// official MNIST setting: batches of 100 and 250, Adam at 0.002.
+type SemiSupervisedConfig struct {
+	// Iterations is the number of training steps; 0 means 10,000.
+	Iterations int
+	// LabeledBatch and UnlabeledBatch are the two batch sizes; 0 means
+	// 100 and 250 (the official MNIST code's).
+	LabeledBatch, UnlabeledBatch int
+	// VAT adds α·LDS on the unlabeled batch; nil trains on the labeled
+	// samples alone (the "supervised" baseline).
+	VAT *VATConfig
+	// VATOnLabeled measures LDS on the labeled batch too (LDS is then the
+	// mean over both batches' samples). Off by default, as in the official
+	// code, whose unlabeled pool is the whole training set; here the pool
+	// excludes the labeled samples, which are then 0.2 % of what VAT sees
+	// with 100 labels, so the choice rarely matters.
+	VATOnLabeled bool
+	// EntMin is β, the weight of the unlabeled predictions' entropy, >= 0;
+	// 0 means no entropy term.
+	EntMin float64
+	// WarmUp is the fraction of the iterations over which α grows linearly
+	// from 0 to its value, in [0, 1); 0 means no warm-up (as the official
+	// code).
+	WarmUp float64
+	// Adam is the optimizer; its zero value means Adam's defaults with the
+	// official MNIST learning rate 0.002.
+	Adam Adam
+	// EvalEvery is the number of steps between evaluations on the test
+	// set; 0 means Iterations/20.
+	EvalEvery int
+	// Seed fixes the batches' order, the dropout masks and the VAT noise.
+	// (The initial weights come from the model, the split from
+	// SplitLabeled.)
+	Seed uint64
+	// OnStep, if set, is called after every step; OnEval after every
+	// evaluation.
+	OnStep func(SemiStep)
+	OnEval func(SemiEval)
+}
+
+// SemiStep reports one step of semi-supervised training: the loss and its
+// parts (LDS before α, Entropy before β), and the schedule's values.
+type SemiStep struct {
+	Iteration, Iterations     int // 1-based
+	Loss, CE, LDS, Entropy    float64
+	LearningRate, Alpha, Beta float64
+}
+
+// SemiEval is one evaluation during semi-supervised training: the mean loss
+// parts since the previous evaluation, and the test figures.
+type SemiEval struct {
+	Iteration    int     `json:"iteration"`
+	TrainLoss    float64 `json:"train_loss"`
+	TrainCE      float64 `json:"train_ce"`
+	TrainLDS     float64 `json:"train_lds"`
+	TrainEntropy float64 `json:"train_entropy"`
+	TestLoss     float64 `json:"test_loss"`
+	TestAccuracy float64 `json:"test_accuracy"`
+	Seconds      float64 `json:"seconds"` // training time since the previous evaluation
+}
+
+// SemiTrainer trains a Model from a few labeled samples and many
+// unlabeled ones (see SemiSupervisedConfig).
+type SemiTrainer struct {
+	model *Model
+	cfg   SemiSupervisedConfig
+	vat   *VATConfig
+	noise rng.Chunked
+	graph *semiGraph
+}
+
+// NewSemiTrainer validates cfg and returns a semi-supervised trainer for m.
+func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
+	if m == nil {
+		return nil, fmt.Errorf("vat: NewSemiTrainer: model is nil")
+	}
+	if cfg.Iterations == 0 {
+		cfg.Iterations = 10000
+	}
+	if cfg.LabeledBatch == 0 {
+		cfg.LabeledBatch = 100
+	}
+	if cfg.UnlabeledBatch == 0 {
+		cfg.UnlabeledBatch = 250
+	}
+	if cfg.Adam.LR == 0 {
+		cfg.Adam.LR = 0.002
+	}
+	if cfg.EvalEvery == 0 {
+		cfg.EvalEvery = max(1, cfg.Iterations/20)
+	}
+	switch {
+	case cfg.Iterations < 1:
+		return nil, fmt.Errorf("vat: SemiSupervisedConfig.Iterations = %d: want >= 1", cfg.Iterations)
+	case cfg.LabeledBatch < 1 || cfg.LabeledBatch > 65536:
+		return nil, fmt.Errorf("vat: SemiSupervisedConfig.LabeledBatch = %d: want 1 to 65536", cfg.LabeledBatch)
+	case cfg.UnlabeledBatch < 1 || cfg.UnlabeledBatch > 65536:
+		return nil, fmt.Errorf("vat: SemiSupervisedConfig.UnlabeledBatch = %d: want 1 to 65536", cfg.UnlabeledBatch)
+	case !(cfg.EntMin >= 0) || math.IsInf(cfg.EntMin, 0):
+		return nil, fmt.Errorf("vat: SemiSupervisedConfig.EntMin = %v: want a finite number >= 0", cfg.EntMin)
+	case !(cfg.WarmUp >= 0 && cfg.WarmUp < 1):
+		return nil, fmt.Errorf("vat: SemiSupervisedConfig.WarmUp = %v: want a fraction in [0, 1)", cfg.WarmUp)
+	case cfg.EvalEvery < 1:
+		return nil, fmt.Errorf("vat: SemiSupervisedConfig.EvalEvery = %d: want >= 1", cfg.EvalEvery)
+	case cfg.VATOnLabeled && cfg.VAT == nil:
+		return nil, fmt.Errorf("vat: SemiSupervisedConfig.VATOnLabeled is set without VAT")
+	}
+	if err := cfg.Adam.withDefaults(); err != nil {
+		return nil, err
+	}
+	t := &SemiTrainer{model: m, cfg: cfg, noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
+	if cfg.VAT != nil {
+		v, err := cfg.VAT.withDefaults()
+		if err != nil {
+			return nil, err
+		}
+		t.vat = &v
+		t.cfg.VAT = &v
+	}
+	return t, nil
+}
+
+// Config returns the trainer's configuration with defaults filled in.
+func (t *SemiTrainer) Config() SemiSupervisedConfig { return t.cfg }
+
+// Fit trains for the configured iterations on labeled and unlabeled
+// (whose labels are never read), evaluating on test every EvalEvery steps
+// and after the last when test is non-nil. It returns the evaluations. When
+// ctx is cancelled it stops after the current step and returns the
+// evaluations so far with an error wrapping ctx.Err().
+func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset) ([]SemiEval, error) {
+	m := t.model
+	if err := labeled.validate("labeled", m); err != nil {
+		return nil, err
+	}
+	if t.vat != nil || t.cfg.EntMin > 0 {
+		if unlabeled.Len() == 0 { // validate reads labels, which an unlabeled set may not have
+			return nil, fmt.Errorf("vat: the unlabeled dataset is empty")
+		}
+		if px := size(m.inShape); size(unlabeled.shape()) != px || len(unlabeled.Images) != unlabeled.Len()*px {
+			return nil, fmt.Errorf("vat: the unlabeled dataset has samples of %v, the model takes %v", unlabeled.shape(), m.inShape)
+		}
+	}
+	if test != nil {
+		if err := test.validate("test", m); err != nil {
+			return nil, err
+		}
+	}
+	cfg := t.cfg
+	if t.graph == nil {
+		g, err := newSemiGraph(m, cfg.LabeledBatch, cfg.UnlabeledBatch, t.vat, cfg.VATOnLabeled, cfg.EntMin, cfg.Seed)
+		if err != nil {
+			return nil, err
+		}
+		t.graph = g
+	}
+	g := t.graph
+	lab := newCycler(labeled.Len(), rng.New(cfg.Seed, rng.Shuffle, 0))
+	var unl *cycler
+	if g.xu != nil {
+		unl = newCycler(unlabeled.Len(), rng.New(cfg.Seed, rng.Unlabeled, 0))
+	}
+	var evals []SemiEval
+	var sum SemiEval
+	var steps int
+	start := time.Now()
+	px := size(m.inShape)
+	for it := 0; it < cfg.Iterations; it++ {
+		if err := ctx.Err(); err != nil {
+			return evals, fmt.Errorf("vat: training stopped after %d of %d iterations: %w", it, cfg.Iterations, err)
+		}
+		xl, yl := g.xl.Data().([]float32), g.yl.Data().([]float32)
+		kernels.Zero(yl)
+		for i, j := range lab.next(cfg.LabeledBatch) {
+			copy(xl[i*px:(i+1)*px], labeled.Images[j*px:(j+1)*px])
+			yl[i*m.classes+int(labeled.Labels[j])] = 1
+		}
+		backend.MarkHostWritten(xl, yl)
+		if unl != nil {
+			xu := g.xu.Data().([]float32)
+			for i, j := range unl.next(cfg.UnlabeledBatch) {
+				copy(xu[i*px:(i+1)*px], unlabeled.Images[j*px:(j+1)*px])
+			}
+			backend.MarkHostWritten(xu)
+		}
+		for _, n := range g.noise {
+			d := n.Data().([]float32)
+			t.noise.Normals(d)
+			backend.MarkHostWritten(d)
+		}
+		lr, b1 := cfg.Adam.Schedule(it, cfg.Iterations)
+		st := SemiStep{Iteration: it + 1, Iterations: cfg.Iterations, LearningRate: lr, Beta: cfg.EntMin}
+		if t.vat != nil {
+			st.Alpha = t.vat.Alpha
+			if warm := cfg.WarmUp * float64(cfg.Iterations); float64(it+1) < warm {
+				st.Alpha *= float64(it+1) / warm
+			}
+			g.sum.SetWeight(g.alphaAt, st.Alpha)
+		}
+		if err := g.run(&st); err != nil {
+			return evals, err
+		}
+		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
+			return evals, fmt.Errorf("vat: the loss became %v at iteration %d; lower the learning rate or VAT's alpha/eps", st.Loss, it+1)
+		}
+		grads := make([]*tensor.Dense, len(g.grads))
+		for i, n := range g.grads {
+			grads[i] = n.Value().(*tensor.Dense)
+		}
+		if err := t.cfg.Adam.step(m.params, grads, lr, b1); err != nil {
+			return evals, err
+		}
+		for i, l := range m.layers {
+			if _, ok := l.(*batchNorm); ok {
+				m.bnBatches[i]++
+			}
+		}
+		sum.TrainLoss += st.Loss
+		sum.TrainCE += st.CE
+		sum.TrainLDS += st.LDS
+		sum.TrainEntropy += st.Entropy
+		steps++
+		if cfg.OnStep != nil {
+			cfg.OnStep(st)
+		}
+		if (it+1)%cfg.EvalEvery == 0 || it+1 == cfg.Iterations {
+			e := SemiEval{Iteration: it + 1, TrainLoss: sum.TrainLoss / float64(steps), TrainCE: sum.TrainCE / float64(steps),
+				TrainLDS: sum.TrainLDS / float64(steps), TrainEntropy: sum.TrainEntropy / float64(steps),
+				Seconds: time.Since(start).Seconds(), TestLoss: math.NaN(), TestAccuracy: math.NaN()}
+			if test != nil {
+				ev, err := m.Evaluate(test)
+				if err != nil {
+					return evals, err
+				}
+				e.TestLoss, e.TestAccuracy = ev.Loss, ev.Accuracy
+			}
+			evals = append(evals, e)
+			if cfg.OnEval != nil {
+				cfg.OnEval(e)
+			}
+			sum, steps, start = SemiEval{}, 0, time.Now()
+		}
+	}
+	return evals, nil
+}
+
+// cycler hands out indices 0..n−1 in random order, batch after batch,
+// reshuffling whenever all have been handed out; a batch that straddles
+// the end continues in the next order.
+type cycler struct {
+	perm  []int
+	pos   int
+	r     *rand.Rand
+	batch []int
+}
+
+func newCycler(n int, r *rand.Rand) *cycler {
+	c := &cycler{perm: make([]int, n), r: r, pos: n}
+	for i := range c.perm {
+		c.perm[i] = i
+	}
+	return c
+}
+
+func (c *cycler) next(k int) []int {
+	c.batch = c.batch[:0]
+	for len(c.batch) < k {
+		if c.pos == len(c.perm) {
+			c.r.Shuffle(len(c.perm), func(i, j int) { c.perm[i], c.perm[j] = c.perm[j], c.perm[i] })
+			c.pos = 0
+		}
+		take := min(k-len(c.batch), len(c.perm)-c.pos)
+		c.batch = append(c.batch, c.perm[c.pos:c.pos+take]...)
+		c.pos += take
+	}
+	return c.batch
+}
+
+// semiGraph is one compiled semi-supervised step.
+type semiGraph struct {
+	vm         G.VM
+	xl, yl, xu *tensor.Dense   // xu nil without VAT and EntMin
+	noise      []*tensor.Dense // VAT's start directions (unlabeled, then labeled)
+	sum        interface{ SetWeight(int, float64) }
+	alphaAt    int // α's position in sum
+	loss, ce   *G.Node
+	lds, ent   *G.Node // nil when off
+	grads      []*G.Node
+}
+
+func newSemiGraph(m *Model, nl, nu int, vat *VATConfig, vatOnLabeled bool, beta float64, seed uint64) (*semiGraph, error) {
+	s := newScope(true, rng.SplitMix64(seed^0x5e31))
+	g := &semiGraph{}
+	tensorOf := func(shape ...int) *tensor.Dense {
+		return tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+	}
+	lshape := append([]int{nl}, m.inShape...)
+	g.xl, g.yl = tensorOf(lshape...), tensorOf(nl, m.classes)
+	xl := G.NewTensor(s.g, G.Float32, len(lshape), G.WithShape(lshape...), G.WithValue(g.xl), G.WithName("x"))
+	yl := G.NewMatrix(s.g, G.Float32, G.WithShape(nl, m.classes), G.WithValue(g.yl), G.WithName("labels"))
+	L := m.weightNodes(s, "")
+	inputs := append(G.Nodes{xl, yl}, L.nodes...)
+	sets := [][]*G.Node{L.nodes}
+
+	s.batchStats, s.updateStats = true, true
+	logitsL := m.forward(s, L, xl)
+	s.updateStats = false
+	g.ce = s.apply(ops.NewCrossEntropy(), logitsL, yl)
+	terms, coefs := []*G.Node{g.ce}, []float64{1}
+
+	// vatOn adds the VAT term on batch x (clean logits from weights w) and
+	// returns LDS.
+	vatOn := func(x, logits *G.Node, w weights, tag string) *G.Node {
+		shape := x.Shape().Clone()
+		vin := newVATInputs(s.g, vat.Ip, shape...)
+		nz := tensorOf(shape...)
+		g.noise = append(g.noise, nz)
+		if err := G.Let(vin.noise, nz); err != nil && s.err == nil {
+			s.err = err
+		}
+		inputs = append(inputs, vin.noise)
+		for _, z := range vin.probes {
+			if err := G.Let(z, tensorOf(shape...)); err != nil && s.err == nil {
+				s.err = err
+			}
+			inputs = append(inputs, z)
+		}
+		adv := m.weightNodes(s, "@adv"+tag)
+		inputs = append(inputs, adv.nodes...)
+		sets = append(sets, adv.nodes)
+		probe := func(in *G.Node) *G.Node { return m.forward(s, w, in) }
+		adversarial := func(in *G.Node) *G.Node { return m.forward(s, adv, in) }
+		lds, _, _ := vatTerm(s, *vat, vin, probe, adversarial, x, logits, vat.CleanGrad)
+		return lds
+	}
+	if vat != nil || beta > 0 {
+		ushape := append([]int{nu}, m.inShape...)
+		g.xu = tensorOf(ushape...)
+		xu := G.NewTensor(s.g, G.Float32, len(ushape), G.WithShape(ushape...), G.WithValue(g.xu), G.WithName("x/unlabeled"))
+		U := m.weightNodes(s, "@u")
+		inputs = append(inputs, xu)
+		inputs = append(inputs, U.nodes...)
+		logitsU := m.forward(s, U, xu)
+		if beta > 0 || (vat != nil && vat.CleanGrad) {
+			sets = append(sets, U.nodes) // the entropy's gradient flows through the unlabeled clean pass
+		}
+		if vat != nil {
+			g.lds = vatOn(xu, logitsU, U, "u")
+			if vatOnLabeled {
+				ldsL := vatOn(xl, logitsL, L, "l")
+				n := float64(nl + nu)
+				g.lds = weightedSum(s, []float64{float64(nu) / n, float64(nl) / n}, g.lds, ldsL)
+			}
+			g.alphaAt = len(terms)
+			terms, coefs = append(terms, g.lds), append(coefs, vat.Alpha)
+		}
+		if beta > 0 {
+			g.ent = s.apply(ops.NewEntropy(), logitsU)
+			terms, coefs = append(terms, g.ent), append(coefs, beta)
+		}
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	sum := ops.NewWeightedSum(coefs...)
+	g.sum = sum
+	g.loss = s.apply(sum, terms...)
+	var wrt []*G.Node
+	for _, set := range sets {
+		wrt = append(wrt, set...)
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	grads, err := G.Grad(g.loss, wrt...)
+	if err != nil {
+		return nil, fmt.Errorf("vat: differentiating the semi-supervised loss: %w", err)
+	}
+	np := len(m.params)
+	g.grads = grads[:np]
+	for k := 1; k < len(sets); k++ { // ∂loss/∂w sums every pass's part
+		for i := range g.grads {
+			g.grads[i] = add(s, g.grads[i], grads[k*np+i])
+		}
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	outputs := append(G.Nodes{g.loss, g.ce}, g.grads...)
+	for _, n := range []*G.Node{g.lds, g.ent} {
+		if n != nil {
+			outputs = append(outputs, n)
+		}
+	}
+	prog, locMap, err := G.CompileFunction(s.g, inputs, outputs)
+	if err != nil {
+		return nil, fmt.Errorf("vat: compiling the semi-supervised graph: %w", err)
+	}
+	g.vm = G.NewTapeMachine(s.g, G.WithPrecompiled(prog, locMap))
+	return g, nil
+}
+
+// run executes one step and fills st's loss parts.
+func (g *semiGraph) run(st *SemiStep) error {
+	g.vm.Reset()
+	if err := g.vm.RunAll(); err != nil {
+		return fmt.Errorf("vat: semi-supervised step: %w", err)
+	}
+	read := func(n *G.Node) float64 {
+		if n == nil {
+			return 0
+		}
+		v, _ := ops.Scalar32("loss", 0, n.Value())
+		return float64(v)
+	}
+	st.Loss, st.CE, st.LDS, st.Entropy = read(g.loss), read(g.ce), read(g.lds), read(g.ent)
+	return nil
+}
