@@ -15,13 +15,13 @@ import (
 // streams so that, for example, turning dropout on does not change the
 // shuffling order or the initial weights.
 const (
-	Init    uint64 = iota + 1 // initial weights
-	Shuffle                   // the order of the training images
-	Dropout                   // dropout masks
-	Noise                     // VAT's random directions
-	Robust                    // random directions of robustness reports
-	Split                     // the choice of labeled images
-	Unlabeled                 // the order of the unlabeled images
+	Init      uint64 = iota + 1 // initial weights
+	Shuffle                     // the order of the training images
+	Dropout                     // dropout masks
+	Noise                       // VAT's random directions
+	Robust                      // random directions of robustness reports
+	Split                       // the choice of labeled images
+	Unlabeled                   // the order of the unlabeled images
 )
 
 // SplitMix64 is a bijective mixer (Steele et al., "Fast splittable
