@@ -31,6 +31,42 @@ type VATConfig struct {
 	// in the final KL term, as the seed's Keras code does. By default p(y|x)
 	// is a constant there, as in the paper's official code.
 	CleanGrad bool
+	// Probe chooses how the power iteration multiplies d by the KL's
+	// curvature: FiniteDifference (the default, the paper's Algorithm 1,
+	// with Xi) or Exact.
+	Probe Probe
+}
+
+// Probe is how VAT's power iteration computes H·d, H being the Hessian of
+// r ↦ KL(p(y|x) ‖ p(y|x + r)) at r = 0.
+type Probe int
+
+const (
+	// FiniteDifference takes the gradient of KL(p(y|x) ‖ p(y|x + ξ·d/‖d‖))
+	// with respect to d: the paper's Algorithm 1. In float32 it needs a ξ
+	// far above the paper's 1e-6: x + ξ·d rounds back to x on bright pixels,
+	// and once the model is confident the KL's gradient is lost to
+	// cancellation.
+	FiniteDifference Probe = iota
+	// Exact computes H·d = Jᵀ F J d with no ξ: J d by one tangent pass
+	// through the network (the clean pass's ReLU masks and max-pool
+	// choices, batch normalization's statistics held fixed, no biases), F
+	// the softmax's Fisher matrix diag(p) − p·pᵀ, and Jᵀ by one backward
+	// pass. It is exact for networks of the package's layers without
+	// Dropout (whose KL is piecewise quadratic in r near 0 up to the
+	// softmax), at any scale.
+	Exact
+)
+
+// String returns "finite-difference" or "exact".
+func (p Probe) String() string {
+	switch p {
+	case FiniteDifference:
+		return "finite-difference"
+	case Exact:
+		return "exact"
+	}
+	return fmt.Sprintf("Probe(%d)", int(p))
 }
 
 // withDefaults fills in zero fields and validates the rest.
@@ -56,6 +92,8 @@ func (c VATConfig) withDefaults() (VATConfig, error) {
 		return c, fmt.Errorf("vat: VATConfig.Ip = %d: want 1 to 100 power iterations", c.Ip)
 	case !(c.Alpha > 0) || math.IsInf(c.Alpha, 0):
 		return c, fmt.Errorf("vat: VATConfig.Alpha = %v: want a finite number > 0", c.Alpha)
+	case c.Probe != FiniteDifference && c.Probe != Exact:
+		return c, fmt.Errorf("vat: VATConfig.Probe = %d: want FiniteDifference or Exact", c.Probe)
 	}
 	return c, nil
 }

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/org/vat"
+	"github.com/org/vat/internal/cli"
 	"github.com/org/vat/internal/results"
 )
 
@@ -436,69 +437,28 @@ func trainRun(ctx context.Context, o *options, name string, tr *vat.Trainer, rl 
 	return rr, tr.Model(), err
 }
 
-// progress reports training on stderr: on a terminal, a one-line bar with
-// an ETA redrawn in place; elsewhere (a log file, a pipe), one plain line
-// per epoch, so that a background run's log stays readable.
+// progress reports a run's training on stderr (see cli.Progress): a bar
+// per step, a line per epoch.
 type progress struct {
-	w       io.Writer
-	name    string
-	epochs  int
-	on, tty bool
-	start   time.Time
-	last    time.Time
-	base    float64 // steps done before this process's first, -1 until then
+	*cli.Progress
+	epochs int
 }
 
 func newProgress(w io.Writer, name string, epochs int, on bool) *progress {
-	return &progress{w: w, name: name, epochs: epochs, on: on, tty: isTerminal(w), start: time.Now(), base: -1}
-}
-
-// isTerminal says whether w is a terminal (a character device).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
+	return &progress{cli.NewProgress(w, name, on), epochs}
 }
 
 func (p *progress) step(s vat.StepInfo) {
-	if !p.on || !p.tty || (time.Since(p.last) < 200*time.Millisecond && s.Step != s.Steps) {
-		return
-	}
-	p.last = time.Now()
 	done := float64(s.Epoch-1)*float64(s.Steps) + float64(s.Step)
-	total := float64(p.epochs * s.Steps)
-	if p.base < 0 { // the first step of this process (a resumed run starts late)
-		p.base, p.start = done-1, time.Now()
-	}
-	elapsed := time.Since(p.start)
-	eta := time.Duration(float64(elapsed) * (total - done) / (done - p.base))
-	const width = 30
-	filled := int(width * done / total)
-	fmt.Fprintf(p.w, "\r%-12s epoch %d/%d [%s%s] %3.0f%%  loss %.4f  ETA %v   ",
-		p.name, s.Epoch, p.epochs, strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
-		100*done/total, s.Loss, eta.Round(time.Second))
+	p.Update(done, float64(p.epochs*s.Steps), fmt.Sprintf("epoch %d/%d  loss %.4f", s.Epoch, p.epochs, s.Loss))
 }
 
 func (p *progress) epoch(r vat.EpochResult) {
-	if !p.on {
-		return
-	}
-	start, pad := "", ""
-	if p.tty {
-		start, pad = "\r", strings.Repeat(" ", 20)
-	}
-	fmt.Fprintf(p.w, "%s%-12s epoch %d/%d: train loss %.4f, test accuracy %.2f %%, test loss %.4f, %.1f s%s\n",
-		start, p.name, r.Epoch, p.epochs, r.TrainLoss, 100*r.TestAccuracy, r.TestLoss, r.Seconds, pad)
+	p.Line("epoch %d/%d: train loss %.4f, test accuracy %.2f %%, test loss %.4f, %.1f s",
+		r.Epoch, p.epochs, r.TrainLoss, 100*r.TestAccuracy, r.TestLoss, r.Seconds)
 }
 
-func (p *progress) done() {
-	if p.on && p.tty {
-		fmt.Fprint(p.w, "\r"+strings.Repeat(" ", 100)+"\r")
-	}
-}
+func (p *progress) done() { p.Done() }
 
 // newRunResult describes a run of the example: its name and settings.
 func newRunResult(name string, dropout bool, c vat.TrainConfig) *results.Run {

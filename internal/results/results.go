@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -50,6 +51,9 @@ type Run struct {
 	SecondsPerEpoch float64           `json:"seconds_per_epoch"`
 	Interrupted     bool              `json:"interrupted,omitempty"`
 	Epochs          []vat.EpochResult `json:"epochs"`
+	// Evaluations are a semi-supervised run's test figures, every so many
+	// iterations (examples/semisup); its Epochs are empty.
+	Evaluations []vat.SemiEval `json:"evaluations,omitempty"`
 }
 
 // RunOptions are a run's settings (VAT's are set only for VAT runs).
@@ -65,6 +69,19 @@ type RunOptions struct {
 	Batch     int      `json:"batch"`
 	Seed      uint64   `json:"seed"`
 	Optimizer string   `json:"optimizer"`
+
+	// Semi-supervised runs (examples/semisup).
+	Labels         int      `json:"labels,omitempty"`
+	LabelSeed      *uint64  `json:"label_seed,omitempty"`
+	SplitHash      string   `json:"split_hash,omitempty"` // FNV-64a of the labeled indices
+	Iterations     int      `json:"iterations,omitempty"`
+	LabeledBatch   int      `json:"labeled_batch,omitempty"`
+	UnlabeledBatch int      `json:"unlabeled_batch,omitempty"`
+	EntMin         *float64 `json:"entmin,omitempty"`
+	WarmUp         *float64 `json:"warm_up,omitempty"`
+	VATOnLabeled   bool     `json:"vat_on_labeled,omitempty"`
+	Probe          string   `json:"probe,omitempty"`
+	Network        string   `json:"network,omitempty"`
 }
 
 // New returns the results of runs on train training and test test images,
@@ -120,7 +137,39 @@ func (res *Results) Write(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
+	for _, r := range res.Runs {
+		if len(r.Evaluations) > 0 {
+			return res.plotErrors(filepath.Join(dir, "test_error.png"))
+		}
+	}
 	return res.plot(filepath.Join(dir, "accuracy.png"))
+}
+
+// plotErrors draws the test error of every semi-supervised run against the
+// iterations, on a log scale.
+func (res *Results) plotErrors(path string) error {
+	p := plot.New()
+	p.Title.Text = "MNIST test error"
+	p.X.Label.Text = "iteration"
+	p.Y.Label.Text = "test error (%)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	var lines []interface{}
+	for _, r := range res.Runs {
+		pts := make(plotter.XYs, len(r.Evaluations))
+		for i, e := range r.Evaluations {
+			pts[i] = plotter.XY{X: float64(e.Iteration), Y: math.Max(0.01, 100*(1-e.TestAccuracy))}
+		}
+		lines = append(lines, r.Name, pts)
+	}
+	if err := plotutil.AddLines(p, lines...); err != nil {
+		return fmt.Errorf("plotting: %w", err)
+	}
+	p.Legend.Top = true
+	if err := p.Save(7*vg.Inch, 4.5*vg.Inch, path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
 }
 
 // plot draws the test accuracy of every run against the epoch.

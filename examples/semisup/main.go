@@ -1,0 +1,358 @@
+// Command semisup runs semi-supervised VAT on MNIST: a few labeled images
+// (100 by default, 10 per class), the rest of the training set unlabeled,
+// and the paper's network, an MLP 784-1200-1200-10 with batch
+// normalization. It compares training on the labeled images alone
+// ("supervised"), VAT, and VAT with entropy minimization, over one or more
+// label splits, and prints the test error of each (and their mean and
+// spread per run).
+//
+//	go run ./examples/semisup                                   # 3 runs × split 1
+//	go run ./examples/semisup -label-seed 1,2,3 -runs vat,vat+entmin -out docs/semisup
+//
+// It writes results.json and test_error.png into -out. Ctrl-C stops after
+// the current step, writes what finished and exits with status 130.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/org/vat"
+	"github.com/org/vat/internal/cli"
+	"github.com/org/vat/internal/results"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitInterrupted = 130
+)
+
+var runNames = []string{"supervised", "vat", "vat+entmin"}
+
+type options struct {
+	runs                  []string
+	labels                int
+	labelSeeds            []uint64
+	iterations            int
+	batch, unlabeledBatch int
+	xi, eps, alpha, beta  float64
+	ip                    int
+	probe                 vat.Probe
+	lr, decayStart, warm  float64
+	evalEvery             int
+	vatOnLabeled          bool
+	seed                  uint64
+	testLimit             int
+	data, out             string
+	progress              bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("semisup", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	runs := fs.String("runs", strings.Join(runNames, ","), "comma-separated runs: "+strings.Join(runNames, ", "))
+	seeds := fs.String("label-seed", "1", "comma-separated seeds of the label splits (one run of each kind per split)")
+	probe := fs.String("probe", "exact", "VAT's power iteration: exact (H·d through the network's tangent map) or finite-difference (with -xi)")
+	fs.IntVar(&o.labels, "labels", 100, "labeled training images, a multiple of 10 (the same number per class)")
+	fs.IntVar(&o.iterations, "iterations", 10000, "training steps per run")
+	fs.IntVar(&o.batch, "batch", 100, "labeled images per step")
+	fs.IntVar(&o.unlabeledBatch, "unlabeled-batch", 250, "unlabeled images per step")
+	fs.Float64Var(&o.xi, "xi", 1e-6, "VAT: probe length ξ of the finite-difference power iteration (> 0)")
+	fs.Float64Var(&o.eps, "eps", 0.3, "VAT: length ε of the adversarial perturbation (> 0)")
+	fs.IntVar(&o.ip, "ip", 1, "VAT: power iterations (1 to 100)")
+	fs.Float64Var(&o.alpha, "alpha", 1, "VAT: weight α of the VAT loss (> 0)")
+	fs.Float64Var(&o.beta, "entmin", 1, "weight β of the entropy term in vat+entmin runs (> 0)")
+	fs.Float64Var(&o.warm, "warm-up", 0, "fraction of the iterations over which α grows from 0, in [0, 1)")
+	fs.BoolVar(&o.vatOnLabeled, "vat-on-labeled", false, "measure LDS on the labeled batch too")
+	fs.Float64Var(&o.lr, "lr", 0.002, "Adam's learning rate (> 0)")
+	fs.Float64Var(&o.decayStart, "decay-start", 2.0/3, "fraction of the iterations after which the learning rate decays linearly to 0, in (0, 1]")
+	fs.IntVar(&o.evalEvery, "eval-every", 500, "steps between test evaluations (>= 1)")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initial weights, batch order and VAT noise")
+	fs.IntVar(&o.testLimit, "test-limit", 0, "use the first N test images (0 = all 10,000)")
+	fs.StringVar(&o.data, "data", "", "folder with the four MNIST IDX files (default: the GoMNIST module's copy)")
+	fs.StringVar(&o.out, "out", "out/semisup", "folder for results.json and test_error.png")
+	fs.BoolVar(&o.progress, "progress", true, "show progress on stderr")
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "usage: semisup [flags]\n\nSemi-supervised VAT on MNIST with few labels.\n\n")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	for _, r := range strings.Split(*runs, ",") {
+		r = strings.TrimSpace(r)
+		switch {
+		case !contains(runNames, r):
+			return nil, fmt.Errorf("-runs: unknown run %q (want a comma list of %s)", r, strings.Join(runNames, ", "))
+		case contains(o.runs, r):
+			return nil, fmt.Errorf("-runs: %q given twice", r)
+		}
+		o.runs = append(o.runs, r)
+	}
+	for _, f := range strings.Split(*seeds, ",") {
+		s, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("-label-seed: %q is not an unsigned integer", f)
+		}
+		for _, x := range o.labelSeeds {
+			if x == s {
+				return nil, fmt.Errorf("-label-seed: %d given twice", s)
+			}
+		}
+		o.labelSeeds = append(o.labelSeeds, s)
+	}
+	switch *probe {
+	case "exact":
+		o.probe = vat.Exact
+	case "finite-difference":
+		o.probe = vat.FiniteDifference
+	default:
+		return nil, fmt.Errorf("-probe %q: want exact or finite-difference", *probe)
+	}
+	switch {
+	case o.labels < vat.Classes || o.labels%vat.Classes != 0:
+		return nil, fmt.Errorf("-labels %d: want a positive multiple of %d (the same number per class)", o.labels, vat.Classes)
+	case o.iterations < 1:
+		return nil, fmt.Errorf("-iterations %d: want >= 1", o.iterations)
+	case o.batch < 1 || o.batch > 65536:
+		return nil, fmt.Errorf("-batch %d: want 1 to 65536", o.batch)
+	case o.unlabeledBatch < 1 || o.unlabeledBatch > 65536:
+		return nil, fmt.Errorf("-unlabeled-batch %d: want 1 to 65536", o.unlabeledBatch)
+	case !(o.xi > 0) || math.IsInf(o.xi, 0):
+		return nil, fmt.Errorf("-xi %v: want a finite number > 0", o.xi)
+	case !(o.eps > 0) || math.IsInf(o.eps, 0):
+		return nil, fmt.Errorf("-eps %v: want a finite number > 0", o.eps)
+	case o.ip < 1 || o.ip > 100:
+		return nil, fmt.Errorf("-ip %d: want 1 to 100", o.ip)
+	case !(o.alpha > 0) || math.IsInf(o.alpha, 0):
+		return nil, fmt.Errorf("-alpha %v: want a finite number > 0", o.alpha)
+	case !(o.beta > 0) || math.IsInf(o.beta, 0):
+		return nil, fmt.Errorf("-entmin %v: want a finite number > 0", o.beta)
+	case !(o.warm >= 0 && o.warm < 1):
+		return nil, fmt.Errorf("-warm-up %v: want a fraction in [0, 1)", o.warm)
+	case !(o.lr > 0) || math.IsInf(o.lr, 0):
+		return nil, fmt.Errorf("-lr %v: want a finite number > 0", o.lr)
+	case !(o.decayStart > 0 && o.decayStart <= 1):
+		return nil, fmt.Errorf("-decay-start %v: want a fraction in (0, 1]", o.decayStart)
+	case o.evalEvery < 1:
+		return nil, fmt.Errorf("-eval-every %d: want >= 1", o.evalEvery)
+	case o.testLimit < 0:
+		return nil, fmt.Errorf("-test-limit %d: want >= 0 (0 = all)", o.testLimit)
+	case o.out == "":
+		return nil, fmt.Errorf("-out: want a folder")
+	}
+	return o, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// network is the paper's semi-supervised MNIST classifier: an MLP
+// 784-1200-1200-10 with batch normalization after each hidden layer.
+func network(seed uint64) (*vat.Model, error) {
+	return vat.Sequential([]int{1, vat.ImageRows, vat.ImageCols}, seed,
+		vat.Flatten(), vat.Dense(1200), vat.BatchNorm(), vat.ReLU(),
+		vat.Dense(1200), vat.BatchNorm(), vat.ReLU(), vat.Dense(vat.Classes))
+}
+
+const networkName = "MLP 784-1200-1200-10, batch norm after each hidden layer"
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitError
+	}
+	train, test, err := vat.LoadMNIST(o.data)
+	if err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitError
+	}
+	if o.labels >= train.Len() {
+		fmt.Fprintf(stderr, "error: -labels %d: want fewer than the %d training images\n", o.labels, train.Len())
+		return exitError
+	}
+	test = test.Head(o.testLimit)
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		fmt.Fprintf(stderr, "error: -out: %v\n", err)
+		return exitError
+	}
+	res := results.New(train.Len(), test.Len())
+	fmt.Fprintf(stderr, "backend: %s\n", res.Machine.Backend)
+	status := exitOK
+runs:
+	for _, ls := range o.labelSeeds {
+		split, err := vat.SplitLabeled(train, o.labels, vat.Classes, ls)
+		if err != nil {
+			fmt.Fprintf(stderr, "error: %v\n", err)
+			return exitError
+		}
+		for _, name := range o.runs {
+			rr, err := trainRun(ctx, o, name, split, test, stderr)
+			if rr != nil && len(rr.Evaluations) > 0 {
+				res.Runs = append(res.Runs, *rr)
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					fmt.Fprintf(stderr, "interrupted: writing the %d finished run(s) and evaluations\n", len(res.Runs))
+					status = exitInterrupted
+					break runs
+				}
+				fmt.Fprintf(stderr, "error: %v\n", err)
+				return exitError
+			}
+		}
+	}
+	printTable(stdout, res)
+	if err := res.Write(o.out); err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitError
+	}
+	return status
+}
+
+// trainRun trains one run on one split and returns its record (with the
+// evaluations that finished, also when it fails).
+func trainRun(ctx context.Context, o *options, name string, split *vat.Split, test *vat.Dataset, stderr io.Writer) (*results.Run, error) {
+	model, err := network(o.seed)
+	if err != nil {
+		return nil, err
+	}
+	cfg := vat.SemiSupervisedConfig{Iterations: o.iterations, LabeledBatch: o.batch, UnlabeledBatch: o.unlabeledBatch,
+		Adam: vat.Adam{LR: o.lr, DecayStart: o.decayStart}, EvalEvery: o.evalEvery, Seed: o.seed}
+	if name != "supervised" {
+		cfg.VAT = &vat.VATConfig{Xi: o.xi, Eps: o.eps, Ip: o.ip, Alpha: o.alpha, Probe: o.probe}
+		cfg.WarmUp, cfg.VATOnLabeled = o.warm, o.vatOnLabeled
+	}
+	if name == "vat+entmin" {
+		cfg.EntMin = o.beta
+	}
+	label := fmt.Sprintf("%s/%d", name, split.Seed)
+	bar := cli.NewProgress(stderr, label, o.progress)
+	cfg.OnStep = func(s vat.SemiStep) {
+		bar.Update(float64(s.Iteration), float64(s.Iterations), fmt.Sprintf("iteration %d/%d  loss %.4f", s.Iteration, s.Iterations, s.Loss))
+	}
+	cfg.OnEval = func(e vat.SemiEval) {
+		bar.Line("iteration %d: CE %.4f, LDS %.4f, entropy %.4f, test error %.2f %%, %.1f s",
+			e.Iteration, e.TrainCE, e.TrainLDS, e.TrainEntropy, 100*(1-e.TestAccuracy), e.Seconds)
+	}
+	tr, err := vat.NewSemiTrainer(model, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c := tr.Config()
+	seed := split.Seed
+	rr := &results.Run{Name: label, Options: results.RunOptions{VAT: c.VAT != nil, Batch: c.LabeledBatch, Seed: c.Seed,
+		Optimizer: fmt.Sprintf("adam(lr=%g, decay_start=%g, beta1=%g→%g, beta2=%g, epsilon=%g)", c.Adam.LR, c.Adam.DecayStart,
+			c.Adam.Beta1, c.Adam.DecayBeta1, c.Adam.Beta2, c.Adam.Epsilon),
+		Labels: split.Labeled.Len(), LabelSeed: &seed, SplitHash: split.Hash, Iterations: c.Iterations,
+		LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch, Network: networkName}}
+	if v := c.VAT; v != nil {
+		rr.Options.Xi, rr.Options.Eps, rr.Options.Ip, rr.Options.Alpha = &v.Xi, &v.Eps, &v.Ip, &v.Alpha
+		rr.Options.Probe, rr.Options.WarmUp, rr.Options.VATOnLabeled = v.Probe.String(), &c.WarmUp, c.VATOnLabeled
+	}
+	if c.EntMin > 0 {
+		rr.Options.EntMin = &c.EntMin
+	}
+	evals, err := tr.Fit(ctx, split.Labeled, split.Unlabeled, test)
+	bar.Done()
+	rr.Evaluations = evals
+	if len(evals) > 0 {
+		last := evals[len(evals)-1]
+		rr.TestAccuracy, rr.TestLoss = last.TestAccuracy, last.TestLoss
+	}
+	rr.Interrupted = err != nil && ctx.Err() != nil
+	return rr, err
+}
+
+// printTable writes each run's final test error, then per kind of run the
+// mean and the spread over the label splits.
+func printTable(w io.Writer, res *results.Results) {
+	fmt.Fprintf(w, "\n%-22s %10s %10s %12s %s\n", "run/label seed", "iterations", "test error", "split hash", "")
+	byKind := map[string][]float64{}
+	var kinds []string
+	for _, r := range res.Runs {
+		note := ""
+		if r.Interrupted {
+			note = "(interrupted)"
+		}
+		e := 100 * (1 - r.TestAccuracy)
+		fmt.Fprintf(w, "%-22s %10d %9.2f%% %17s %s\n", r.Name, r.Evaluations[len(r.Evaluations)-1].Iteration, e, r.Options.SplitHash, note)
+		if r.Interrupted {
+			continue
+		}
+		kind := r.Name[:strings.LastIndex(r.Name, "/")]
+		if _, ok := byKind[kind]; !ok {
+			kinds = append(kinds, kind)
+		}
+		byKind[kind] = append(byKind[kind], e)
+	}
+	sort.SliceStable(kinds, func(i, j int) bool { return indexOf(runNames, kinds[i]) < indexOf(runNames, kinds[j]) })
+	fmt.Fprintf(w, "\n%-12s %7s %10s %10s %16s\n", "run", "splits", "mean", "std", "min-max")
+	for _, k := range kinds {
+		v := byKind[k]
+		mean, sd := meanStd(v)
+		lo, hi := v[0], v[0]
+		for _, x := range v {
+			lo, hi = math.Min(lo, x), math.Max(hi, x)
+		}
+		fmt.Fprintf(w, "%-12s %7d %9.2f%% %9.2f%% %7.2f-%.2f%%\n", k, len(v), mean, sd, lo, hi)
+	}
+	fmt.Fprintf(w, "(test error on %d test images)\n", res.Test)
+}
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return len(list)
+}
+
+// meanStd returns the mean and the sample standard deviation (0 for one
+// value).
+func meanStd(v []float64) (mean, sd float64) {
+	for _, x := range v {
+		mean += x
+	}
+	mean /= float64(len(v))
+	if len(v) < 2 {
+		return mean, 0
+	}
+	for _, x := range v {
+		sd += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(sd / float64(len(v)-1))
+}
