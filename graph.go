@@ -52,8 +52,10 @@ func buildTrainGraph(m *Model, n int, vat *VATConfig, seed uint64, dropout, upda
 	wrt := clean.nodes
 
 	s.batchStats, s.updateStats = true, updateStats // the clean pass alone updates running averages
+	var trace []layerTrace
+	s.trace = &trace // the exact probe linearizes the network at the clean pass
 	logits := m.forward(s, clean, x)
-	s.updateStats = false
+	s.trace, s.updateStats = nil, false
 	tg.ce = s.apply(ops.NewCrossEntropy(), logits, y)
 	tg.loss = tg.ce
 	if vat != nil {
@@ -75,9 +77,11 @@ func buildTrainGraph(m *Model, n int, vat *VATConfig, seed uint64, dropout, upda
 		adv := m.weightNodes(s, "@adv")
 		inputs = append(inputs, adv.nodes...)
 		wrt = append(wrt, adv.nodes...)
-		probe := func(in *G.Node) *G.Node { return m.forward(s, clean, in) }
-		adversarial := func(in *G.Node) *G.Node { return m.forward(s, adv, in) }
-		tg.loss, tg.lds, tg.rAdv = vatObjective(s, *vat, vin, probe, adversarial, x, y, logits, tg.ce)
+		ps := passes{probe: func(in *G.Node) *G.Node { return m.forward(s, clean, in) },
+			tangent:     func(in *G.Node) *G.Node { return m.tangent(s, clean, trace, in) },
+			adversarial: func(in *G.Node) *G.Node { return m.forward(s, adv, in) }}
+		tg.loss, tg.lds, tg.rAdv = vatObjective(s, *vat, vin, ps, x, y, logits, tg.ce)
+		inputs = append(inputs, s.consts...)
 	}
 	if s.err != nil {
 		return nil, s.err

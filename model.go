@@ -287,7 +287,17 @@ type scope struct {
 	// running mean and variance, set by Model.forward.
 	batchStats, updateStats bool
 	stats                   *[2][]float32
+
+	// The exact probe: trace, when set, records each layer's input and
+	// output as forward builds them; consts are the constant inputs (zero
+	// biases) that tangent adds, which the graph's compiler must be given.
+	trace  *[]layerTrace
+	consts []*G.Node
 }
+
+// layerTrace is one layer's input and output in a recorded pass (for a
+// layer whose ReLU is fused, the output after the ReLU).
+type layerTrace struct{ in, out *G.Node }
 
 func newScope(dropout bool, seed uint64) *scope {
 	return &scope{g: G.NewGraph(), dropout: dropout, seed: seed}
@@ -328,8 +338,15 @@ func (m *Model) forward(s *scope, w weights, x *G.Node) *G.Node {
 			ws[j] = w.nodes[k]
 		}
 		s.stats = m.stats[i]
+		in := h
 		if h = l.build(s, h, ws, m.fused[i]); s.err != nil {
 			return nil
+		}
+		if s.trace != nil {
+			*s.trace = append(*s.trace, layerTrace{in, h})
+			if m.fused[i] {
+				*s.trace = append(*s.trace, layerTrace{h, h}) // the fused ReLU
+			}
 		}
 	}
 	s.assertShape(h, x.Shape()[0], m.classes)

@@ -327,9 +327,16 @@ func newDirGraph(m *Model, n int, vc VATConfig) (*dirGraph, error) {
 		}
 		inputs = append(inputs, p)
 	}
+	var trace []layerTrace
+	s.trace = &trace
 	pConst := stopGradient(s, m.forward(s, w, x))
-	probe := func(in *G.Node) *G.Node { return m.forward(s, w, in) }
-	dg.vadv = adversarialPerturbation(s, vc, vin, probe, x, pConst)
+	s.trace = nil
+	if vc.Probe == Exact {
+		dg.vadv = exactPerturbation(s, vc, vin, func(in *G.Node) *G.Node { return m.tangent(s, w, trace, in) }, pConst)
+	} else {
+		dg.vadv = adversarialPerturbation(s, vc, vin, func(in *G.Node) *G.Node { return m.forward(s, w, in) }, x, pConst)
+	}
+	inputs = append(inputs, s.consts...)
 	if s.err != nil {
 		return nil, s.err
 	}

@@ -333,14 +333,16 @@ func newSemiGraph(m *Model, nl, nu int, vat *VATConfig, vatOnLabeled bool, beta 
 	sets := [][]*G.Node{L.nodes}
 
 	s.batchStats, s.updateStats = true, true
+	var traceL, traceU []layerTrace // the clean passes, which the exact probe linearizes
+	s.trace = &traceL
 	logitsL := m.forward(s, L, xl)
-	s.updateStats = false
+	s.trace, s.updateStats = nil, false
 	g.ce = s.apply(ops.NewCrossEntropy(), logitsL, yl)
 	terms, coefs := []*G.Node{g.ce}, []float64{1}
 
 	// vatOn adds the VAT term on batch x (clean logits from weights w) and
 	// returns LDS.
-	vatOn := func(x, logits *G.Node, w weights, tag string) *G.Node {
+	vatOn := func(x, logits *G.Node, w weights, trace []layerTrace, tag string) *G.Node {
 		shape := x.Shape().Clone()
 		vin := newVATInputs(s.g, vat.Ip, shape...)
 		nz := tensorOf(shape...)
@@ -358,9 +360,10 @@ func newSemiGraph(m *Model, nl, nu int, vat *VATConfig, vatOnLabeled bool, beta 
 		adv := m.weightNodes(s, "@adv"+tag)
 		inputs = append(inputs, adv.nodes...)
 		sets = append(sets, adv.nodes)
-		probe := func(in *G.Node) *G.Node { return m.forward(s, w, in) }
-		adversarial := func(in *G.Node) *G.Node { return m.forward(s, adv, in) }
-		lds, _, _ := vatTerm(s, *vat, vin, probe, adversarial, x, logits, vat.CleanGrad)
+		ps := passes{probe: func(in *G.Node) *G.Node { return m.forward(s, w, in) },
+			tangent:     func(in *G.Node) *G.Node { return m.tangent(s, w, trace, in) },
+			adversarial: func(in *G.Node) *G.Node { return m.forward(s, adv, in) }}
+		lds, _, _ := vatTerm(s, *vat, vin, ps, x, logits, vat.CleanGrad)
 		return lds
 	}
 	if vat != nil || beta > 0 {
@@ -370,14 +373,16 @@ func newSemiGraph(m *Model, nl, nu int, vat *VATConfig, vatOnLabeled bool, beta 
 		U := m.weightNodes(s, "@u")
 		inputs = append(inputs, xu)
 		inputs = append(inputs, U.nodes...)
+		s.trace = &traceU
 		logitsU := m.forward(s, U, xu)
+		s.trace = nil
 		if beta > 0 || (vat != nil && vat.CleanGrad) {
 			sets = append(sets, U.nodes) // the entropy's gradient flows through the unlabeled clean pass
 		}
 		if vat != nil {
-			g.lds = vatOn(xu, logitsU, U, "u")
+			g.lds = vatOn(xu, logitsU, U, traceU, "u")
 			if vatOnLabeled {
-				ldsL := vatOn(xl, logitsL, L, "l")
+				ldsL := vatOn(xl, logitsL, L, traceL, "l")
 				n := float64(nl + nu)
 				g.lds = weightedSum(s, []float64{float64(nu) / n, float64(nl) / n}, g.lds, ldsL)
 			}
@@ -392,6 +397,7 @@ func newSemiGraph(m *Model, nl, nu int, vat *VATConfig, vatOnLabeled bool, beta 
 	if s.err != nil {
 		return nil, s.err
 	}
+	inputs = append(inputs, s.consts...)
 	sum := ops.NewWeightedSum(coefs...)
 	g.sum = sum
 	g.loss = s.apply(sum, terms...)

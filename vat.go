@@ -124,8 +124,8 @@ func newVATInputs(g *G.ExprGraph, ip int, shape ...int) vatInputs {
 // whose weight gradient counts). θ̂ means p(y|x) is a constant in LDS, as in
 // the paper's code; with cfg.CleanGrad the gradient also flows through it,
 // as in the seed. It returns the loss, LDS's value and r_adv.
-func vatObjective(s *scope, cfg VATConfig, in vatInputs, probe, adversarial func(*G.Node) *G.Node, x, labels, logits, ce *G.Node) (loss, lds, rAdv *G.Node) {
-	lds, rAdv, advLogits := vatTerm(s, cfg, in, probe, adversarial, x, logits, false)
+func vatObjective(s *scope, cfg VATConfig, in vatInputs, probe passes, x, labels, logits, ce *G.Node) (loss, lds, rAdv *G.Node) {
+	lds, rAdv, advLogits := vatTerm(s, cfg, in, probe, x, logits, false)
 	if cfg.CleanGrad {
 		// CE and KL share the clean logits: one op (see jointLossOp); lds
 		// then only reports the value.
@@ -134,14 +134,25 @@ func vatObjective(s *scope, cfg VATConfig, in vatInputs, probe, adversarial func
 	return weightedSum(s, []float64{1, cfg.Alpha}, ce, lds), lds, rAdv
 }
 
-// vatTerm builds r_adv by power iteration (probe applies the model in it)
-// and LDS = KL(p(y|x) ‖ p(y|x + r_adv)) with adversarial applying the
-// model at x + r_adv. p(y|x) is a constant in the power iteration, and in
-// LDS unless cleanGrad. It returns LDS, r_adv and the adversarial logits.
-func vatTerm(s *scope, cfg VATConfig, in vatInputs, probe, adversarial func(*G.Node) *G.Node, x, logits *G.Node, cleanGrad bool) (lds, rAdv, advLogits *G.Node) {
+// passes are the ways VAT applies the model besides the clean pass: probe
+// (the finite-difference power iteration, at x + ξ·d), tangent (the exact
+// one: J·d at the clean pass; nil where the model is not the package's) and
+// adversarial (at x + r_adv, the pass whose weight gradient counts).
+type passes struct {
+	probe, tangent, adversarial func(*G.Node) *G.Node
+}
+
+// vatTerm builds r_adv by power iteration and LDS = KL(p(y|x) ‖ p(y|x +
+// r_adv)). p(y|x) is a constant in the power iteration, and in LDS unless
+// cleanGrad. It returns LDS, r_adv and the adversarial logits.
+func vatTerm(s *scope, cfg VATConfig, in vatInputs, ps passes, x, logits *G.Node, cleanGrad bool) (lds, rAdv, advLogits *G.Node) {
 	pConst := stopGradient(s, logits)
-	rAdv = adversarialPerturbation(s, cfg, in, probe, x, pConst)
-	advLogits = adversarial(add(s, x, rAdv))
+	if cfg.Probe == Exact {
+		rAdv = exactPerturbation(s, cfg, in, ps.tangent, pConst)
+	} else {
+		rAdv = adversarialPerturbation(s, cfg, in, ps.probe, x, pConst)
+	}
+	advLogits = ps.adversarial(add(s, x, rAdv))
 	p := pConst
 	if cleanGrad {
 		p = logits
@@ -177,6 +188,31 @@ func adversarialPerturbation(s *scope, cfg VATConfig, in vatInputs, forward func
 		r := l2Normalize(s, d, cfg.Xi)
 		dist := klDivergence(s, pConst, forward(add(s, x, r)), Sum)
 		d = stopGradient(s, gradient(s, dist, z))
+	}
+	return l2Normalize(s, d, cfg.Eps)
+}
+
+// exactPerturbation approximates r_adv by power iteration on H, the KL's
+// Hessian at r = 0, computed exactly (the Exact probe):
+//
+//	d ← N(0, I) / ‖·‖
+//	repeat ip times:
+//	    d ← H·d / ‖H·d‖,   H·d = ∇_u ½ (J·u)ᵀ F (J·u) at u = d
+//	r_adv = ε·d
+//
+// with J·u the network's tangent map at the clean pass (tangent) and F the
+// softmax's Fisher matrix at the clean prediction (see ops.NewFisherQuadratic).
+// As with the finite-difference probe, u is written d + z with z an all-zero
+// input, and each new d passes through StopGradient.
+func exactPerturbation(s *scope, cfg VATConfig, in vatInputs, tangent func(*G.Node) *G.Node, pConst *G.Node) *G.Node {
+	if s.err == nil && tangent == nil {
+		s.err = fmt.Errorf("vat: VATConfig.Probe = Exact needs a network of the package's layers (Sequential or NewModel)")
+	}
+	d := l2Normalize(s, in.noise, 1)
+	for _, z := range in.probes {
+		u := add(s, d, z)
+		q := s.apply(ops.NewFisherQuadratic(), pConst, tangent(u))
+		d = l2Normalize(s, stopGradient(s, gradient(s, q, z)), 1)
 	}
 	return l2Normalize(s, d, cfg.Eps)
 }
@@ -307,7 +343,7 @@ func NewVATTerm(x, logits *G.Node, forward func(in *G.Node) (*G.Node, error), cf
 		in.probes = append(in.probes, z)
 		v.inputs = append(v.inputs, z)
 	}
-	v.LDS, v.RAdv, _ = vatTerm(s, cfg, in, apply, apply, x, logits, cfg.CleanGrad)
+	v.LDS, v.RAdv, _ = vatTerm(s, cfg, in, passes{probe: apply, adversarial: apply}, x, logits, cfg.CleanGrad)
 	if s.err != nil {
 		return nil, s.err
 	}

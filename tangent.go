@@ -1,0 +1,83 @@
+package vat
+
+import (
+	"fmt"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/ops"
+)
+
+// tangent builds J·d, the network's linear map at the pass recorded in
+// trace applied to d (shaped like that pass's input), for the Exact probe
+// (see exactPerturbation and internal/ops/tangent.go): each layer without
+// its bias, each ReLU as the recorded pass's mask, each max-pool as the
+// recorded pass's choice, each batch normalization with the recorded
+// pass's statistics held fixed. Dropout has no tangent here: a network that
+// drops while training cannot use the exact probe.
+func (m *Model) tangent(s *scope, w weights, trace []layerTrace, d *G.Node) *G.Node {
+	if s.err != nil {
+		return nil
+	}
+	if len(trace) != len(m.layers) {
+		s.err = fmt.Errorf("vat: internal error: a trace of %d layers for a network of %d", len(trace), len(m.layers))
+		return nil
+	}
+	h := d
+	for i, l := range m.layers {
+		if i > 0 && m.fused[i-1] {
+			continue // this ReLU was fused into the layer before: masked below
+		}
+		ws := make([]*G.Node, len(m.weights[i]))
+		for j, k := range m.weights[i] {
+			ws[j] = w.nodes[k]
+		}
+		switch l := l.(type) {
+		case *conv2D:
+			if l.padding == Same && l.kernel > 1 {
+				h = s.apply(ops.NewPad(l.kernel/2, l.kernel/2), h)
+			}
+			h = s.apply(ops.NewConv2d(false), h, ws[0], s.zeros(ws[1]))
+		case *dense:
+			if s.err == nil {
+				h = s.apply(ops.NewDense(false, h.Dims()), h, ws[0], s.zeros(ws[1]))
+			}
+		case relu:
+			h = s.apply(ops.NewMask(), h, trace[i].out)
+		case *maxPool2D:
+			h = s.apply(ops.NewPoolSelect(), h, trace[i].in, trace[i].out)
+		case *batchNorm:
+			op, err := ops.NewBatchNormTangent(trace[i].out.Op())
+			if err != nil && s.err == nil {
+				s.err = fmt.Errorf("vat: internal error: %w", err)
+			}
+			h = s.apply(op, h, ws[0])
+		case *dropoutLayer:
+			if s.dropout && l.rate > 0 && s.err == nil {
+				s.err = fmt.Errorf("vat: VATConfig.Probe = Exact: the network has Dropout(%g), which the exact probe does not linearize; use FiniteDifference", l.rate)
+			}
+		case flatten:
+		}
+		if m.fused[i] {
+			h = s.apply(ops.NewMask(), h, trace[i].out)
+		}
+		if s.err != nil {
+			return nil
+		}
+	}
+	return h
+}
+
+// zeros returns a constant all-zero input shaped like x (a bias the
+// tangent map leaves out), registered in s.consts.
+func (s *scope) zeros(x *G.Node) *G.Node {
+	if s.err != nil {
+		return nil
+	}
+	z := G.NewTensor(s.g, G.Float32, x.Dims(), G.WithShape(x.Shape()...),
+		G.WithValue(tensor.New(tensor.WithShape(x.Shape()...), tensor.Of(tensor.Float32))),
+		G.WithName(fmt.Sprintf("zeros#%d", len(s.consts))))
+	s.consts = append(s.consts, z)
+	return z
+}
