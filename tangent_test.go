@@ -228,4 +228,3 @@ func TestExactProbeRejectsDropout(t *testing.T) {
 		t.Fatalf("training with dropout and the exact probe: %v", err)
 	}
 }
-

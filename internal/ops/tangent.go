@@ -304,7 +304,7 @@ type fisherVecOp struct {
 	out buffer
 }
 
-func (op *fisherVecOp) Arity() int { return 3 }
+func (op *fisherVecOp) Arity() int    { return 3 }
 func (op *fisherVecOp) Type() hm.Type { return lossGradType(2) }
 func (op *fisherVecOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, ok := in[1].(tensor.Shape)
