@@ -31,6 +31,13 @@
 // LoadIDX or NewDataset; every file is validated before anything is
 // allocated.
 //
+// SemiTrainer learns from a few labeled samples (SplitLabeled chooses
+// them) and many unlabeled ones: cross-entropy on the labeled batch, VAT
+// on the unlabeled batch, optionally entropy minimization, with Adam and
+// the official code's schedule. VATConfig.Probe = Exact computes the power
+// iteration's Hessian-vector product through the network's tangent map,
+// free of the finite-difference probe's float32 cancellation.
+//
 // Model.Save writes the weights as safetensors under PyTorch's state_dict
 // names (Load and LoadModel read them back, or a file PyTorch wrote);
 // Trainer.Checkpoint and Resume stop and continue a run bit for bit; and
