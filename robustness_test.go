@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/org/vat/internal/ref64"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -17,14 +18,7 @@ type mlp64 struct {
 
 func newMLP64(m *Model) mlp64 {
 	ps := m.Params()
-	f := func(i int) []float64 {
-		d := ps[i].Value.Data().([]float32)
-		o := make([]float64, len(d))
-		for j, v := range d {
-			o[j] = float64(v)
-		}
-		return o
-	}
+	f := func(i int) []float64 { return ref64.Of(ps[i].Value.Data().([]float32)) }
 	s1, s2 := ps[0].Value.Shape(), ps[2].Value.Shape()
 	return mlp64{w1: f(0), b1: f(1), w2: f(2), b2: f(3), in: s1[0], hid: s1[1], out: s2[1]}
 }
@@ -71,16 +65,6 @@ func numGrad(f func([]float64) float64, x []float64, h float64) []float64 {
 		g[i] = (fp - fm) / (2 * h)
 	}
 	return g
-}
-
-func cosine(a []float64, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		ab += a[i] * float64(b[i])
-		aa += a[i] * a[i]
-		bb += float64(b[i]) * float64(b[i])
-	}
-	return ab / math.Sqrt(aa*bb)
 }
 
 func scaled(x []float64, k float64) []float64 {
@@ -134,7 +118,7 @@ func TestDirectionsMatchFloat64(t *testing.T) {
 			xi64[j], d[j] = float64(x[i*in+j]), float64(noise[i*in+j])
 		}
 		ce := func(v []float64) float64 { return -net.logProbs(v)[labels[i]] }
-		if c := cosine(numGrad(ce, xi64, 1e-6), adv[i*in:(i+1)*in]); c < 0.999 {
+		if c := ref64.Cosine(numGrad(ce, xi64, 1e-6), adv[i*in:(i+1)*in]); c < 0.999 {
 			t.Errorf("sample %d: adversarial direction's cosine with float64 %.6f, want >= 0.999", i, c)
 		}
 		lp := net.logProbs(xi64)
@@ -151,7 +135,7 @@ func TestDirectionsMatchFloat64(t *testing.T) {
 			}
 			return s
 		}
-		if c := cosine(numGrad(kl, d, 1e-6), vadv[i*in:(i+1)*in]); c < 0.999 {
+		if c := ref64.Cosine(numGrad(kl, d, 1e-6), vadv[i*in:(i+1)*in]); c < 0.999 {
 			t.Errorf("sample %d: virtual adversarial direction's cosine with float64 %.6f, want >= 0.999", i, c)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/org/vat/internal/ref64"
 )
 
 // net64 is the network conv 3×3 (ReLU) → max-pool 2×2 → dense → batch
@@ -19,14 +21,7 @@ type net64 struct {
 
 func newNet64(m *Model) *net64 {
 	ps := m.Params()
-	f := func(i int) []float64 {
-		d := ps[i].Value.Data().([]float32)
-		o := make([]float64, len(d))
-		for j, v := range d {
-			o[j] = float64(v)
-		}
-		return o
-	}
+	f := func(i int) []float64 { return ref64.Of(ps[i].Value.Data().([]float32)) }
 	return &net64{ck: f(0), cb: f(1), d1: f(2), b1: f(3), gamma: f(4), beta: f(5), d2: f(6), b2: f(7),
 		c: ps[0].Value.Shape()[0], side: m.inShape[1], hid: ps[3].Value.Shape()[0], classes: ps[7].Value.Shape()[0]}
 }
@@ -102,23 +97,6 @@ func (n *net64) logits(x []float64) []float64 {
 	return z
 }
 
-func softmaxF64(z []float64) []float64 {
-	mx := math.Inf(-1)
-	for _, v := range z {
-		mx = math.Max(mx, v)
-	}
-	p := make([]float64, len(z))
-	var s float64
-	for i, v := range z {
-		p[i] = math.Exp(v - mx)
-		s += p[i]
-	}
-	for i := range p {
-		p[i] /= s
-	}
-	return p
-}
-
 // TestExactProbeMatchesFloat64: the exact probe's r_adv is the power
 // iteration on H = JᵀFJ computed in float64, with J by central differences
 // of the float64 network, from the same start; on fresh random weights and
@@ -172,7 +150,7 @@ func TestExactProbeMatchesFloat64(t *testing.T) {
 					jac[j][c] = (zp[c] - zm[c]) / (2 * h)
 				}
 			}
-			p := softmaxF64(net.logits(xs[i]))
+			p := ref64.Softmax(net.logits(xs[i]))
 			d := make([]float64, px)
 			for j := range d {
 				d[j] = float64(noise[i*px+j])
@@ -198,7 +176,7 @@ func TestExactProbeMatchesFloat64(t *testing.T) {
 					}
 				}
 			}
-			if c := cosine(d, g.RAdv[i*px:(i+1)*px]); c < 0.999 {
+			if c := ref64.Cosine(d, g.RAdv[i*px:(i+1)*px]); c < 0.999 {
 				t.Errorf("%d iteration(s), sample %d: cosine with the float64 power iteration %.6f, want >= 0.999", ip, i, c)
 			}
 			var norm float64
