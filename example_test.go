@@ -8,9 +8,10 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/org/vat"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat"
 )
 
 // Train the Keras MNIST CNN with VAT on a slice of MNIST and evaluate it.
