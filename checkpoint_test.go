@@ -2,14 +2,18 @@ package vat
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/binary"
 	"errors"
 	"hash/fnv"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/org/vat/internal/safetensors"
 )
 
 // syntheticData returns n random 1×10×10 images with labels of 5 classes.
@@ -161,6 +165,44 @@ func TestResumeRejects(t *testing.T) {
 			}
 		})
 	}
+	// Broken checkpoint entries: each an error naming the file.
+	f, err := safetensors.ReadFile(ckpt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(map[string]any)
+		want string
+	}{
+		{"unknown field", func(c map[string]any) { c["extra"] = 1 }, "checkpoint entry"},
+		{"history too short", func(c map[string]any) { c["epoch"] = 1 }, "epochs of history"},
+		{"negative step", func(c map[string]any) { c["step"] = -1 }, "step -1"},
+		{"no shuffling state", func(c map[string]any) { c["shuffle"] = "AAAA" }, "shuffling state"},
+		{"bad batch size", func(c map[string]any) { c["config"].(map[string]any)["batch_size"] = 100000 }, "BatchSize"},
+		{"bad VAT", func(c map[string]any) { c["config"].(map[string]any)["vat"] = map[string]any{"Eps": -1} }, "Eps"},
+		{"finished", func(c map[string]any) { c["config"].(map[string]any)["epochs"] = 0 }, "zero or negative"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c map[string]any
+			if err := json.Unmarshal([]byte(f.Metadata[metaCheckpoint]), &c); err != nil {
+				t.Fatal(err)
+			}
+			tc.edit(c)
+			b, _ := json.Marshal(c)
+			meta := maps.Clone(f.Metadata)
+			meta[metaCheckpoint] = string(b)
+			path := filepath.Join(t.TempDir(), "broken.ckpt")
+			if err := safetensors.WriteFile(path, &safetensors.File{Metadata: meta, Tensors: f.Tensors}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Resume(path, TrainConfig{})
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("Resume: %v, want one line naming the file and containing %q", err, tc.want)
+			}
+		})
+	}
+
 	// Another training set for the unfinished epoch.
 	res, err := Resume(ckpt, TrainConfig{})
 	if err != nil {
