@@ -2,8 +2,8 @@ package vat
 
 import (
 	"context"
-	"encoding/json"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"hash/fnv"
 	"maps"
