@@ -52,7 +52,7 @@ func (m *Model) tangent(s *scope, w weights, trace []layerTrace, d *G.Node) *G.N
 			if err != nil && s.err == nil {
 				s.err = fmt.Errorf("vat: internal error: %w", err)
 			}
-			h = s.apply(op, h, ws[0])
+			h = s.apply(op, h, ws[0], trace[i].out) // runs after the recorded pass's batch norm
 		case *dropoutLayer:
 			if s.dropout && l.rate > 0 && s.err == nil {
 				s.err = fmt.Errorf("vat: VATConfig.Probe = Exact: the network has Dropout(%g), which the exact probe does not linearize; use FiniteDifference", l.rate)

@@ -160,7 +160,8 @@ func (op *poolSelectOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error
 // NewBatchNormTangent returns batch normalization's tangent with the
 // statistics held fixed: t·γ/√(σ²+ε) per channel, with the 1/√(σ²+ε) that
 // the batch-normalization op fwd (made by NewBatchNorm) used in its last
-// run. Its inputs are t and γ.
+// run. Its inputs are t, γ and fwd's output: that input is not read, but
+// makes the graph run fwd first.
 func NewBatchNormTangent(fwd G.Op) (G.Op, error) {
 	bn, ok := fwd.(*batchNormOp)
 	if !ok {
@@ -176,10 +177,10 @@ type bnTangentOp struct {
 	out  buffer
 }
 
-func (op *bnTangentOp) Arity() int { return 2 }
+func (op *bnTangentOp) Arity() int { return 3 }
 func (op *bnTangentOp) Type() hm.Type {
 	x := tensorType(op.fwd.rank)
-	return fnType(x, tensorType(1), x)
+	return fnType(x, tensorType(1), x, x)
 }
 func (op *bnTangentOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	s, ok := in[0].(tensor.Shape)
@@ -190,7 +191,7 @@ func (op *bnTangentOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *bnTangentOp) Do(inputs ...G.Value) (G.Value, error) {
-	if err := checkArity(op.name, 2, len(inputs)); err != nil {
+	if err := checkArity(op.name, 3, len(inputs)); err != nil {
 		return nil, err
 	}
 	t, ts, err := f32s(op.name, 0, inputs[0])
@@ -220,17 +221,17 @@ func (op *bnTangentOp) Do(inputs ...G.Value) (G.Value, error) {
 
 func (op *bnTangentOp) DiffWRT(int) []bool {
 	if op.grad {
-		return []bool{false, false}
+		return []bool{false, false, false}
 	}
-	return []bool{true, false}
+	return []bool{true, false, false}
 }
 
 func (op *bnTangentOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	if op.grad {
 		return nil, fmt.Errorf("vat: %s is not differentiable", op.name)
 	}
-	g, err := G.ApplyOp(&bnTangentOp{opBase: newOpBase("BatchNormTangentGrad"), fwd: op.fwd, grad: true}, grad, inputs[1])
-	return G.Nodes{g, nil}, err
+	g, err := G.ApplyOp(&bnTangentOp{opBase: newOpBase("BatchNormTangentGrad"), fwd: op.fwd, grad: true}, grad, inputs[1], inputs[2])
+	return G.Nodes{g, nil, nil}, err
 }
 
 // NewFisherQuadratic returns the op ½ Σ_i a_iᵀ F_i a_i over the rows of a

@@ -69,14 +69,15 @@ func TestBatchNormTangentMatchesDefinition(t *testing.T) {
 		x, tt := gradcheck.RandTensor(r, -2, 2, shape...), gradcheck.RandTensor(r, -1, 1, shape...)
 		gamma, beta := gradcheck.RandTensor(r, 0.5, 1.5, c), gradcheck.RandTensor(r, -1, 1, c)
 		fwd := NewBatchNorm(len(shape), true, false, 1e-3, 0.99, make([]float32, c), make([]float32, c))
-		if _, err := fwd.Do(x, gamma, beta); err != nil {
+		fwdOut, err := fwd.Do(x, gamma, beta)
+		if err != nil {
 			t.Fatal(err)
 		}
 		op, err := NewBatchNormTangent(fwd)
 		if err != nil {
 			t.Fatal(err)
 		}
-		y, err := op.Do(tt, gamma)
+		y, err := op.Do(tt, gamma, fwdOut)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,10 +107,10 @@ func TestBatchNormTangentMatchesDefinition(t *testing.T) {
 				}
 			}
 		}
-		gradcheck.Check(t, 53, gradcheck.Case{Name: "BatchNormTangent", Inputs: []*tensor.Dense{tt, gamma}, Wrt: []int{0},
+		gradcheck.Check(t, 53, gradcheck.Case{Name: "BatchNormTangent", Inputs: []*tensor.Dense{tt, gamma, fwdOut.(*tensor.Dense).Clone().(*tensor.Dense)}, Wrt: []int{0},
 			Build: func(in []*G.Node) (*G.Node, error) {
 				op, _ := NewBatchNormTangent(fwd)
-				return G.ApplyOp(op, in[0], in[1])
+				return G.ApplyOp(op, in[0], in[1], in[2])
 			}})
 	}
 	if _, err := NewBatchNormTangent(NewMask()); err == nil {
