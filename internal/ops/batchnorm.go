@@ -7,6 +7,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/kernels"
 )
 
 // batchNormOp is batch normalization (Ioffe & Szegedy, 2015) of x (N×C×H×W
@@ -62,6 +64,17 @@ func (op *batchNormOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return s.Clone(), nil
 }
 
+// bnBlock is the number of channels a worker of bnBlocks handles: for flat
+// N×F inputs, one cache line of each row.
+const bnBlock = 16
+
+// bnBlocks calls fn for consecutive blocks of bnBlock channels on all
+// cores. Each channel's sums run in the same order as on one core, so the
+// results do not depend on the number of cores.
+func bnBlocks(c int, fn func(lo, hi int)) {
+	kernels.ParallelFor((c+bnBlock-1)/bnBlock, func(_, b int) { fn(b*bnBlock, min(c, (b+1)*bnBlock)) })
+}
+
 // layout returns the batch size n, channels c and positions p per channel
 // of a sample (1 for N×F).
 func bnLayout(s tensor.Shape) (n, c, p int) {
@@ -97,44 +110,57 @@ func (op *batchNormOp) Do(inputs ...G.Value) (G.Value, error) {
 		op.xhat, op.invStd = make([]float32, len(x)), make([]float64, c)
 	}
 	m := float64(n * p)
-	for ch := 0; ch < c; ch++ {
-		mean, variance := float64(op.runMean[ch]), float64(op.runVar[ch])
+	bnBlocks(c, func(lo, hi int) {
+		var mean, variance, s, s2 [bnBlock]float64
+		for ch := lo; ch < hi; ch++ {
+			mean[ch-lo], variance[ch-lo] = float64(op.runMean[ch]), float64(op.runVar[ch])
+		}
 		if op.train {
-			var s, s2 float64
 			for i := 0; i < n; i++ {
-				for _, v := range x[(i*c+ch)*p : (i*c+ch+1)*p] {
-					s += float64(v)
+				for ch := lo; ch < hi; ch++ {
+					for _, v := range x[(i*c+ch)*p : (i*c+ch+1)*p] {
+						s[ch-lo] += float64(v)
+					}
 				}
 			}
-			mean = s / m
+			for k := range hi - lo {
+				mean[k] = s[k] / m
+			}
 			for i := 0; i < n; i++ {
-				for _, v := range x[(i*c+ch)*p : (i*c+ch+1)*p] {
-					d := float64(v) - mean
-					s2 += d * d
+				for ch := lo; ch < hi; ch++ {
+					for _, v := range x[(i*c+ch)*p : (i*c+ch+1)*p] {
+						d := float64(v) - mean[ch-lo]
+						s2[ch-lo] += d * d
+					}
 				}
 			}
-			variance = s2 / m
-			if op.update {
-				unbiased := variance
-				if m > 1 {
-					unbiased = s2 / (m - 1)
+			for ch := lo; ch < hi; ch++ {
+				k := ch - lo
+				variance[k] = s2[k] / m
+				if op.update {
+					unbiased := variance[k]
+					if m > 1 {
+						unbiased = s2[k] / (m - 1)
+					}
+					op.runMean[ch] = float32(op.momentum*float64(op.runMean[ch]) + (1-op.momentum)*mean[k])
+					op.runVar[ch] = float32(op.momentum*float64(op.runVar[ch]) + (1-op.momentum)*unbiased)
 				}
-				op.runMean[ch] = float32(op.momentum*float64(op.runMean[ch]) + (1-op.momentum)*mean)
-				op.runVar[ch] = float32(op.momentum*float64(op.runVar[ch]) + (1-op.momentum)*unbiased)
 			}
 		}
-		inv := 1 / math.Sqrt(variance+op.eps)
-		op.invStd[ch] = inv
-		g, b := float64(gamma[ch]), float64(beta[ch])
+		for ch := lo; ch < hi; ch++ {
+			op.invStd[ch] = 1 / math.Sqrt(variance[ch-lo]+op.eps)
+		}
 		for i := 0; i < n; i++ {
-			lo, hi := (i*c+ch)*p, (i*c+ch+1)*p
-			for j := lo; j < hi; j++ {
-				xh := (float64(x[j]) - mean) * inv
-				op.xhat[j] = float32(xh)
-				y[j] = float32(g*xh + b)
+			for ch := lo; ch < hi; ch++ {
+				inv, mu, g, b := op.invStd[ch], mean[ch-lo], float64(gamma[ch]), float64(beta[ch])
+				for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
+					xh := (float64(x[j]) - mu) * inv
+					op.xhat[j] = float32(xh)
+					y[j] = float32(g*xh + b)
+				}
 			}
 		}
-	}
+	})
 	return out, nil
 }
 
@@ -206,14 +232,16 @@ func (op *batchNormGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	// Per channel: Σ g and Σ g·x̂.
 	sumG, sumGX := make([]float64, c), make([]float64, c)
-	for i := 0; i < n; i++ {
-		for ch := 0; ch < c; ch++ {
-			for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
-				sumG[ch] += float64(g[j])
-				sumGX[ch] += float64(g[j]) * float64(xh[j])
+	bnBlocks(c, func(lo, hi int) {
+		for i := 0; i < n; i++ {
+			for ch := lo; ch < hi; ch++ {
+				for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
+					sumG[ch] += float64(g[j])
+					sumGX[ch] += float64(g[j]) * float64(xh[j])
+				}
 			}
 		}
-	}
+	})
 	if op.wrt > 0 {
 		out := op.out.get(gs...)
 		o := out.Data().([]float32)
@@ -228,25 +256,23 @@ func (op *batchNormGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(xs...)
 	o := out.Data().([]float32)
-	if !op.fwd.train { // fixed statistics: ∂x = g·γ/√(σ²+ε)
+	m := float64(n * p)
+	bnBlocks(c, func(lo, hi int) {
 		for i := 0; i < n; i++ {
-			for ch := 0; ch < c; ch++ {
+			for ch := lo; ch < hi; ch++ {
 				k := float64(gamma[ch]) * op.fwd.invStd[ch]
+				if !op.fwd.train { // fixed statistics: ∂x = g·γ/√(σ²+ε)
+					for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
+						o[j] = float32(k * float64(g[j]))
+					}
+					continue
+				}
+				k /= m
 				for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
-					o[j] = float32(k * float64(g[j]))
+					o[j] = float32(k * (m*float64(g[j]) - sumG[ch] - float64(xh[j])*sumGX[ch]))
 				}
 			}
 		}
-		return out, nil
-	}
-	m := float64(n * p)
-	for i := 0; i < n; i++ {
-		for ch := 0; ch < c; ch++ {
-			k := float64(gamma[ch]) * op.fwd.invStd[ch] / m
-			for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
-				o[j] = float32(k * (m*float64(g[j]) - sumG[ch] - float64(xh[j])*sumGX[ch]))
-			}
-		}
-	}
+	})
 	return out, nil
 }
