@@ -118,7 +118,7 @@ func TestDirectionsMatchFloat64(t *testing.T) {
 			xi64[j], d[j] = float64(x[i*in+j]), float64(noise[i*in+j])
 		}
 		ce := func(v []float64) float64 { return -net.logProbs(v)[labels[i]] }
-		if c := ref64.Cosine(numGrad(ce, xi64, 1e-6), adv[i*in:(i+1)*in]); c < 0.999 {
+		if c := ref64.Cosine(numGrad(ce, xi64, 1e-6), adv[i*in:(i+1)*in]); !(c >= 0.999) {
 			t.Errorf("sample %d: adversarial direction's cosine with float64 %.6f, want >= 0.999", i, c)
 		}
 		lp := net.logProbs(xi64)
@@ -135,7 +135,7 @@ func TestDirectionsMatchFloat64(t *testing.T) {
 			}
 			return s
 		}
-		if c := ref64.Cosine(numGrad(kl, d, 1e-6), vadv[i*in:(i+1)*in]); c < 0.999 {
+		if c := ref64.Cosine(numGrad(kl, d, 1e-6), vadv[i*in:(i+1)*in]); !(c >= 0.999) {
 			t.Errorf("sample %d: virtual adversarial direction's cosine with float64 %.6f, want >= 0.999", i, c)
 		}
 	}

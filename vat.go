@@ -201,7 +201,9 @@ func adversarialPerturbation(s *scope, cfg VATConfig, in vatInputs, forward func
 //	r_adv = ε·d
 //
 // with J·u the network's tangent map at the clean pass (tangent) and F the
-// softmax's Fisher matrix at the clean prediction (see ops.NewFisherQuadratic).
+// softmax's Fisher matrix at the clean prediction (see ops.NewFisherQuadratic;
+// ops.NewFisherDirection scales F·J·u per sample so that a confident
+// prediction's tiny curvature does not underflow float32).
 // As with the finite-difference probe, u is written d + z with z an all-zero
 // input, and each new d passes through StopGradient.
 func exactPerturbation(s *scope, cfg VATConfig, in vatInputs, tangent func(*G.Node) *G.Node, pConst *G.Node) *G.Node {
@@ -211,7 +213,7 @@ func exactPerturbation(s *scope, cfg VATConfig, in vatInputs, tangent func(*G.No
 	d := l2Normalize(s, in.noise, 1)
 	for _, z := range in.probes {
 		u := add(s, d, z)
-		q := s.apply(ops.NewFisherQuadratic(), pConst, tangent(u))
+		q := s.apply(ops.NewFisherDirection(), pConst, tangent(u))
 		d = l2Normalize(s, stopGradient(s, gradient(s, q, z)), 1)
 	}
 	return l2Normalize(s, d, cfg.Eps)

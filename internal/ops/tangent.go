@@ -244,7 +244,10 @@ func (op *bnTangentOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error)
 // respect to a is F_i a_i per row.
 func NewFisherQuadratic() G.Op { return &fisherOp{opBase: newOpBase("FisherQuadratic")} }
 
-type fisherOp struct{ opBase }
+type fisherOp struct {
+	opBase
+	scaled bool // NewFisherDirection
+}
 
 func (op *fisherOp) Arity() int    { return 2 }
 func (op *fisherOp) Type() hm.Type { return lossType(2) }
@@ -276,7 +279,7 @@ func (op *fisherOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("vat: %s: shapes %v and %v, want equal N×K", op.name, zs, as)
 	}
 	n, k := zs[0], zs[1]
-	p := make([]float64, k)
+	p, v := make([]float64, k), make([]float64, k)
 	var q float64
 	for i := 0; i < n; i++ {
 		softmaxRow(p, z[i*k:(i+1)*k])
@@ -286,23 +289,57 @@ func (op *fisherOp) Do(inputs ...G.Value) (G.Value, error) {
 			s1 += pj * v * v
 			s2 += pj * v
 		}
-		q += 0.5 * (s1 - s2*s2)
+		qi := 0.5 * (s1 - s2*s2)
+		if op.scaled {
+			qi /= fisherRow(v, p, a[i*k:(i+1)*k])
+		}
+		q += qi
 	}
 	return G.NewF32(float32(q)), nil
+}
+
+// fisherRow sets v = F·a = p ⊙ a − p (pᵀa) for one row and returns
+// max_k |v_k| (1 when v is zero).
+func fisherRow(v, p []float64, a []float32) float64 {
+	var pa float64
+	for j, pj := range p {
+		pa += pj * float64(a[j])
+	}
+	top := 0.0
+	for j, pj := range p {
+		v[j] = pj * (float64(a[j]) - pa)
+		top = math.Max(top, math.Abs(v[j]))
+	}
+	if top == 0 {
+		return 1
+	}
+	return top
 }
 
 func (op *fisherOp) DiffWRT(int) []bool { return []bool{false, true} }
 
 func (op *fisherOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	g, err := G.ApplyOp(&fisherVecOp{opBase: newOpBase("FisherVec")}, inputs[0], inputs[1], grad)
+	g, err := G.ApplyOp(&fisherVecOp{opBase: newOpBase("FisherVec"), scaled: op.scaled}, inputs[0], inputs[1], grad)
 	return G.Nodes{nil, g}, err
 }
 
-// fisherVecOp computes g·F_i a_i = g·(p_i ⊙ a_i − p_i (p_iᵀ a_i)) per row.
+// NewFisherDirection is NewFisherQuadratic for the power iteration, which
+// needs only the direction of F_i a_i: its gradient is F_i a_i scaled per
+// row by 1/max_k |(F_i a_i)_k| (computed in float64), so that a confident
+// prediction, whose F_i has entries far below float32's range, still
+// gives a direction instead of underflowing to zero. Its value is the
+// quadratic form with the same scaling.
+func NewFisherDirection() G.Op {
+	return &fisherOp{opBase: newOpBase("FisherDirection"), scaled: true}
+}
+
+// fisherVecOp computes g·F_i a_i = g·(p_i ⊙ a_i − p_i (p_iᵀ a_i)) per row
+// (scaled to a largest magnitude of g when scaled is set).
 type fisherVecOp struct {
 	opBase
 	gradOnly
-	out buffer
+	scaled bool
+	out    buffer
 }
 
 func (op *fisherVecOp) Arity() int    { return 3 }
@@ -334,15 +371,15 @@ func (op *fisherVecOp) Do(inputs ...G.Value) (G.Value, error) {
 	n, k := zs[0], zs[1]
 	out := op.out.get(n, k)
 	y := out.Data().([]float32)
-	p := make([]float64, k)
+	p, v := make([]float64, k), make([]float64, k)
 	for i := 0; i < n; i++ {
 		softmaxRow(p, z[i*k:(i+1)*k])
-		var pa float64
-		for j, pj := range p {
-			pa += pj * float64(a[i*k+j])
+		scale := float64(g)
+		if top := fisherRow(v, p, a[i*k:(i+1)*k]); op.scaled {
+			scale /= top
 		}
-		for j, pj := range p {
-			y[i*k+j] = float32(float64(g) * pj * (float64(a[i*k+j]) - pa))
+		for j := range v {
+			y[i*k+j] = float32(scale * v[j])
 		}
 	}
 	return out, nil
