@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/org/vat/internal/backend"
@@ -176,7 +175,7 @@ func Resume(path string, cfg TrainConfig) (*Trainer, error) {
 	dec := json.NewDecoder(bytes.NewReader([]byte(f.Metadata[metaCheckpoint])))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
-		return nil, bad("the checkpoint entry: %s", clip(oneLine(err)))
+		return nil, bad("the checkpoint entry: %q", clip(err.Error()))
 	}
 	m, err := modelFromHeader(f, path)
 	if err != nil {
@@ -268,8 +267,4 @@ func (t *Trainer) loadOptimizer(f *safetensors.File, bad func(string, ...any) er
 	t.opt.accGrad, t.opt.accUpdate = acc, upd
 	backend.MarkHostWritten(append(slices.Clone(acc), upd...)...)
 	return nil
-}
-
-func oneLine(err error) string {
-	return strconv.Quote(err.Error())
 }

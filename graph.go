@@ -59,28 +59,16 @@ func buildTrainGraph(m *Model, n int, vat *VATConfig, seed uint64, dropout, upda
 	tg.ce = s.apply(ops.NewCrossEntropy(), logits, y)
 	tg.loss = tg.ce
 	if vat != nil {
-		vin := newVATInputs(s.g, vat.Ip, tg.x.Shape()...)
-		tg.noise = tensor.New(tensor.WithShape(tg.x.Shape()...), tensor.Of(tensor.Float32))
-		if err := G.Let(vin.noise, tg.noise); err != nil {
-			return nil, err
-		}
-		inputs = append(inputs, vin.noise)
-		for _, z := range vin.probes {
-			if err := G.Let(z, tensor.New(tensor.WithShape(tg.x.Shape()...), tensor.Of(tensor.Float32))); err != nil {
-				return nil, err
-			}
-			inputs = append(inputs, z)
-		}
+		vin, noise, vnodes := bindVATInputs(s, vat.Ip, tg.x.Shape())
+		tg.noise = noise
+		inputs = append(inputs, vnodes...)
 		// The power iteration needs no weight gradient and reuses the clean
 		// set; the adversarial pass, whose gradient is part of the loss's,
 		// gets its own.
 		adv := m.weightNodes(s, "@adv")
 		inputs = append(inputs, adv.nodes...)
 		wrt = append(wrt, adv.nodes...)
-		ps := passes{probe: func(in *G.Node) *G.Node { return m.forward(s, clean, in) },
-			tangent:     func(in *G.Node) *G.Node { return m.tangent(s, clean, trace, in) },
-			adversarial: func(in *G.Node) *G.Node { return m.forward(s, adv, in) }}
-		tg.loss, tg.lds, tg.rAdv = vatObjective(s, *vat, vin, ps, x, y, logits, tg.ce)
+		tg.loss, tg.lds, tg.rAdv = vatObjective(s, *vat, vin, m.vatPasses(s, clean, trace, adv), x, y, logits, tg.ce)
 		inputs = append(inputs, s.consts...)
 	}
 	if s.err != nil {

@@ -299,8 +299,7 @@ func newDirGraph(m *Model, n int, vc VATConfig) (*dirGraph, error) {
 	s := newScope(false, 0) // no dropout; batch normalization with its running averages
 	shape := append([]int{n}, m.inShape...)
 	dg := &dirGraph{x: tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32)),
-		y:     tensor.New(tensor.WithShape(n, m.classes), tensor.Of(tensor.Float32)),
-		noise: tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))}
+		y: tensor.New(tensor.WithShape(n, m.classes), tensor.Of(tensor.Float32))}
 	x := G.NewTensor(s.g, G.Float32, len(shape), G.WithShape(shape...), G.WithValue(dg.x), G.WithName("x"))
 	y := G.NewMatrix(s.g, G.Float32, G.WithShape(n, m.classes), G.WithValue(dg.y), G.WithName("labels"))
 	z := G.NewTensor(s.g, G.Float32, len(shape), G.WithShape(shape...),
@@ -316,26 +315,14 @@ func newDirGraph(m *Model, n int, vc VATConfig) (*dirGraph, error) {
 	// VAT's direction, as training finds it.
 	w := m.weightNodes(s, "")
 	inputs = append(inputs, w.nodes...)
-	vin := newVATInputs(s.g, vc.Ip, shape...)
-	if err := G.Let(vin.noise, dg.noise); err != nil {
-		return nil, err
-	}
-	inputs = append(inputs, vin.noise)
-	for _, p := range vin.probes {
-		if err := G.Let(p, tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))); err != nil {
-			return nil, err
-		}
-		inputs = append(inputs, p)
-	}
+	vin, noise, vnodes := bindVATInputs(s, vc.Ip, shape)
+	dg.noise = noise
+	inputs = append(inputs, vnodes...)
 	var trace []layerTrace
 	s.trace = &trace
 	pConst := stopGradient(s, m.forward(s, w, x))
 	s.trace = nil
-	if vc.Probe == Exact {
-		dg.vadv = exactPerturbation(s, vc, vin, func(in *G.Node) *G.Node { return m.tangent(s, w, trace, in) }, pConst)
-	} else {
-		dg.vadv = adversarialPerturbation(s, vc, vin, func(in *G.Node) *G.Node { return m.forward(s, w, in) }, x, pConst)
-	}
+	dg.vadv = perturbation(s, vc, vin, m.vatPasses(s, w, trace, w), x, pConst) // no adversarial pass here
 	inputs = append(inputs, s.consts...)
 	if s.err != nil {
 		return nil, s.err

@@ -11,7 +11,6 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/backend"
-	"github.com/org/vat/internal/kernels"
 	"github.com/org/vat/internal/ops"
 	"github.com/org/vat/internal/rng"
 )
@@ -192,6 +191,7 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 	}
 	var evals []SemiEval
 	var sum SemiEval
+	grads := make([]*tensor.Dense, len(g.grads)) // the step's gradients, handed to Adam
 	var steps int
 	start := time.Now()
 	px := size(m.inShape)
@@ -200,11 +200,7 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 			return evals, fmt.Errorf("vat: training stopped after %d of %d iterations: %w", it, cfg.Iterations, err)
 		}
 		xl, yl := g.xl.Data().([]float32), g.yl.Data().([]float32)
-		kernels.Zero(yl)
-		for i, j := range lab.next(cfg.LabeledBatch) {
-			copy(xl[i*px:(i+1)*px], labeled.Images[j*px:(j+1)*px])
-			yl[i*m.classes+int(labeled.Labels[j])] = 1
-		}
+		labeled.fill(xl, yl, lab.next(cfg.LabeledBatch), m.classes)
 		backend.MarkHostWritten(xl, yl)
 		if unl != nil {
 			xu := g.xu.Data().([]float32)
@@ -233,18 +229,13 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
 			return evals, fmt.Errorf("vat: the loss became %v at iteration %d; lower the learning rate or VAT's alpha/eps", st.Loss, it+1)
 		}
-		grads := make([]*tensor.Dense, len(g.grads))
 		for i, n := range g.grads {
 			grads[i] = n.Value().(*tensor.Dense)
 		}
 		if err := t.cfg.Adam.step(m.params, grads, lr, b1); err != nil {
 			return evals, err
 		}
-		for i, l := range m.layers {
-			if _, ok := l.(*batchNorm); ok {
-				m.bnBatches[i]++
-			}
-		}
+		m.countStatUpdate()
 		sum.TrainLoss += st.Loss
 		sum.TrainCE += st.CE
 		sum.TrainLDS += st.LDS
@@ -344,26 +335,13 @@ func newSemiGraph(m *Model, nl, nu int, vat *VATConfig, vatOnLabeled bool, beta 
 	// returns LDS.
 	vatOn := func(x, logits *G.Node, w weights, trace []layerTrace, tag string) *G.Node {
 		shape := x.Shape().Clone()
-		vin := newVATInputs(s.g, vat.Ip, shape...)
-		nz := tensorOf(shape...)
+		vin, nz, vnodes := bindVATInputs(s, vat.Ip, shape)
 		g.noise = append(g.noise, nz)
-		if err := G.Let(vin.noise, nz); err != nil && s.err == nil {
-			s.err = err
-		}
-		inputs = append(inputs, vin.noise)
-		for _, z := range vin.probes {
-			if err := G.Let(z, tensorOf(shape...)); err != nil && s.err == nil {
-				s.err = err
-			}
-			inputs = append(inputs, z)
-		}
+		inputs = append(inputs, vnodes...)
 		adv := m.weightNodes(s, "@adv"+tag)
 		inputs = append(inputs, adv.nodes...)
 		sets = append(sets, adv.nodes)
-		ps := passes{probe: func(in *G.Node) *G.Node { return m.forward(s, w, in) },
-			tangent:     func(in *G.Node) *G.Node { return m.tangent(s, w, trace, in) },
-			adversarial: func(in *G.Node) *G.Node { return m.forward(s, adv, in) }}
-		lds, _, _ := vatTerm(s, *vat, vin, ps, x, logits, vat.CleanGrad)
+		lds, _, _ := vatTerm(s, *vat, vin, m.vatPasses(s, w, trace, adv), x, logits, vat.CleanGrad)
 		return lds
 	}
 	if vat != nil || beta > 0 {

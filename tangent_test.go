@@ -172,26 +172,8 @@ func exactProbeCase(t *testing.T, seed uint64) {
 			for j := range d {
 				d[j] = float64(noise[i*px+j])
 			}
-			for k := 0; k < ip; k++ { // d ← JᵀFJ d
-				a := make([]float64, net.classes)
-				for j, v := range d {
-					for c := range a {
-						a[c] += jac[j][c] * v
-					}
-				}
-				var pa float64
-				for c := range a {
-					pa += p[c] * a[c]
-				}
-				for c := range a {
-					a[c] = p[c] * (a[c] - pa)
-				}
-				for j := range d {
-					d[j] = 0
-					for c := range a {
-						d[j] += jac[j][c] * a[c]
-					}
-				}
+			for k := 0; k < ip; k++ {
+				d = ref64.HessVec(jac, p, d)
 			}
 			var norm, ref float64
 			for j, v := range g.RAdv[i*px : (i+1)*px] {

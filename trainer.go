@@ -259,13 +259,8 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	px := size(d.shape())
 	x, y := tg.x.Data().([]float32), tg.y.Data().([]float32)
-	kernels.Zero(y)
-	for i, j := range idx {
-		copy(x[i*px:(i+1)*px], d.Images[j*px:(j+1)*px])
-		y[i*t.model.classes+int(d.Labels[j])] = 1
-	}
+	d.fill(x, y, idx, t.model.classes)
 	if tg.noise != nil {
 		noise := tg.noise.Data().([]float32) // Data() allocates: call it once
 		t.noise.Normals(noise)
@@ -287,12 +282,29 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	if err := t.opt.step(t.model.params, t.grads); err != nil {
 		return 0, 0, 0, err
 	}
-	for i, l := range t.model.layers { // the clean pass updated the running averages
+	t.model.countStatUpdate()
+	return loss, ce, lds, nil
+}
+
+// fill copies the samples idx of d into x and their one-hot labels (of
+// classes) into y: a batch for a training graph.
+func (d *Dataset) fill(x, y []float32, idx []int, classes int) {
+	px := size(d.shape())
+	kernels.Zero(y)
+	for i, j := range idx {
+		copy(x[i*px:(i+1)*px], d.Images[j*px:(j+1)*px])
+		y[i*classes+int(d.Labels[j])] = 1
+	}
+}
+
+// countStatUpdate records that a training step's clean pass updated every
+// BatchNorm layer's running averages (PyTorch's num_batches_tracked).
+func (m *Model) countStatUpdate() {
+	for i, l := range m.layers {
 		if _, ok := l.(*batchNorm); ok {
-			t.model.bnBatches[i]++
+			m.bnBatches[i]++
 		}
 	}
-	return loss, ce, lds, nil
 }
 
 // graph returns the compiled training graph for batches of n, building it

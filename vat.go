@@ -114,6 +114,27 @@ func newVATInputs(g *G.ExprGraph, ip int, shape ...int) vatInputs {
 	return in
 }
 
+// bindVATInputs adds VAT's inputs for a batch of the given shape to s's
+// graph: the start direction, bound to a fresh tensor that the caller
+// fills every step (returned), and the all-zero probes. It also returns
+// the input nodes to hand to the compiler.
+func bindVATInputs(s *scope, ip int, shape []int) (vatInputs, *tensor.Dense, G.Nodes) {
+	in := newVATInputs(s.g, ip, shape...)
+	noise := tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+	bind := func(n *G.Node, v *tensor.Dense) {
+		if err := G.Let(n, v); err != nil && s.err == nil {
+			s.err = fmt.Errorf("vat: binding %v: %w", n.Name(), err)
+		}
+	}
+	bind(in.noise, noise)
+	nodes := G.Nodes{in.noise}
+	for _, z := range in.probes {
+		bind(z, tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32)))
+		nodes = append(nodes, z)
+	}
+	return in, noise, nodes
+}
+
 // vatObjective builds the training loss CE + α·LDS from the clean logits of
 // x and their cross-entropy ce, with
 //
@@ -142,22 +163,39 @@ type passes struct {
 	probe, tangent, adversarial func(*G.Node) *G.Node
 }
 
+// vatPasses returns the passes of a model: probe and tangent with the
+// weights w of the clean pass recorded in trace, adversarial with the
+// weights adv.
+func (m *Model) vatPasses(s *scope, w weights, trace []layerTrace, adv weights) passes {
+	return passes{
+		probe:       func(in *G.Node) *G.Node { return m.forward(s, w, in) },
+		tangent:     func(in *G.Node) *G.Node { return m.tangent(s, w, trace, in) },
+		adversarial: func(in *G.Node) *G.Node { return m.forward(s, adv, in) },
+	}
+}
+
 // vatTerm builds r_adv by power iteration and LDS = KL(p(y|x) ‖ p(y|x +
 // r_adv)). p(y|x) is a constant in the power iteration, and in LDS unless
 // cleanGrad. It returns LDS, r_adv and the adversarial logits.
 func vatTerm(s *scope, cfg VATConfig, in vatInputs, ps passes, x, logits *G.Node, cleanGrad bool) (lds, rAdv, advLogits *G.Node) {
 	pConst := stopGradient(s, logits)
-	if cfg.Probe == Exact {
-		rAdv = exactPerturbation(s, cfg, in, ps.tangent, pConst)
-	} else {
-		rAdv = adversarialPerturbation(s, cfg, in, ps.probe, x, pConst)
-	}
+	rAdv = perturbation(s, cfg, in, ps, x, pConst)
 	advLogits = ps.adversarial(add(s, x, rAdv))
 	p := pConst
 	if cleanGrad {
 		p = logits
 	}
 	return klDivergence(s, p, advLogits, Mean), rAdv, advLogits
+}
+
+// perturbation returns r_adv by the power iteration cfg.Probe chooses:
+// exactPerturbation with ps.tangent, or adversarialPerturbation with
+// ps.probe.
+func perturbation(s *scope, cfg VATConfig, in vatInputs, ps passes, x, pConst *G.Node) *G.Node {
+	if cfg.Probe == Exact {
+		return exactPerturbation(s, cfg, in, ps.tangent, pConst)
+	}
+	return adversarialPerturbation(s, cfg, in, ps.probe, x, pConst)
 }
 
 // adversarialPerturbation approximates r_adv = argmax_{‖r‖≤ε} KL(p(y|x) ‖

@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -137,10 +138,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	for _, r := range strings.Split(*runs, ",") {
 		r = strings.TrimSpace(r)
-		if !contains(runNames, r) {
+		if !slices.Contains(runNames, r) {
 			return nil, fmt.Errorf("-runs: unknown run %q (want a comma list of %s)", r, strings.Join(runNames, ", "))
 		}
-		if contains(o.runs, r) {
+		if slices.Contains(o.runs, r) {
 			return nil, fmt.Errorf("-runs: %q given twice", r)
 		}
 		o.runs = append(o.runs, r)
@@ -168,15 +169,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-digits-eps %v: want a finite number > 0", o.digitsEps)
 	}
 	return o, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // run is the whole program; it returns the exit status.

@@ -22,6 +22,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -104,9 +105,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	for _, r := range strings.Split(*runs, ",") {
 		r = strings.TrimSpace(r)
 		switch {
-		case !contains(runNames, r):
+		case !slices.Contains(runNames, r):
 			return nil, fmt.Errorf("-runs: unknown run %q (want a comma list of %s)", r, strings.Join(runNames, ", "))
-		case contains(o.runs, r):
+		case slices.Contains(o.runs, r):
 			return nil, fmt.Errorf("-runs: %q given twice", r)
 		}
 		o.runs = append(o.runs, r)
@@ -116,10 +117,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		if err != nil {
 			return nil, fmt.Errorf("-label-seed: %q is not an unsigned integer", f)
 		}
-		for _, x := range o.labelSeeds {
-			if x == s {
-				return nil, fmt.Errorf("-label-seed: %d given twice", s)
-			}
+		if slices.Contains(o.labelSeeds, s) {
+			return nil, fmt.Errorf("-label-seed: %d given twice", s)
 		}
 		o.labelSeeds = append(o.labelSeeds, s)
 	}
@@ -164,15 +163,6 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-out: want a folder")
 	}
 	return o, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // network is the paper's semi-supervised MNIST classifier: an MLP
@@ -318,7 +308,7 @@ func printTable(w io.Writer, res *results.Results) {
 		}
 		byKind[kind] = append(byKind[kind], e)
 	}
-	sort.SliceStable(kinds, func(i, j int) bool { return indexOf(runNames, kinds[i]) < indexOf(runNames, kinds[j]) })
+	sort.SliceStable(kinds, func(i, j int) bool { return slices.Index(runNames, kinds[i]) < slices.Index(runNames, kinds[j]) })
 	fmt.Fprintf(w, "\n%-12s %7s %10s %10s %16s\n", "run", "splits", "mean", "std", "min-max")
 	for _, k := range kinds {
 		v := byKind[k]
@@ -330,15 +320,6 @@ func printTable(w io.Writer, res *results.Results) {
 		fmt.Fprintf(w, "%-12s %7d %9.2f%% %9.2f%% %7.2f-%.2f%%\n", k, len(v), mean, sd, lo, hi)
 	}
 	fmt.Fprintf(w, "(test error on %d test images)\n", res.Test)
-}
-
-func indexOf(list []string, s string) int {
-	for i, x := range list {
-		if x == s {
-			return i
-		}
-	}
-	return len(list)
 }
 
 // meanStd returns the mean and the sample standard deviation (0 for one

@@ -52,3 +52,29 @@ func Normalize(v []float64) {
 		v[i] /= math.Sqrt(s)
 	}
 }
+
+// HessVec returns JᵀFJ·d, the Hessian of r ↦ KL(p ‖ softmax(z + J·r)) at
+// r = 0 applied to d, with jac the Jacobian ∂z/∂x (one row of len(p) per
+// input) and F = diag(p) − ppᵀ the softmax's Fisher matrix.
+func HessVec(jac [][]float64, p, d []float64) []float64 {
+	a := make([]float64, len(p))
+	for j, v := range d {
+		for c := range a {
+			a[c] += jac[j][c] * v
+		}
+	}
+	var pa float64
+	for c := range a {
+		pa += p[c] * a[c]
+	}
+	for c := range a {
+		a[c] = p[c] * (a[c] - pa)
+	}
+	out := make([]float64, len(d))
+	for j := range out {
+		for c := range a {
+			out[j] += jac[j][c] * a[c]
+		}
+	}
+	return out
+}

@@ -88,14 +88,19 @@ type RunOptions struct {
 // with this machine and command.
 func New(train, test int) *Results {
 	return &Results{
-		Runs: []Run{},
-		Machine: Machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(), Backend: vat.Backend(),
-			Kernel: kernels.Kernel()},
+		Runs:    []Run{},
+		Machine: ThisMachine(),
 		Command: os.Args,
 		Date:    time.Now().UTC().Format(time.RFC3339),
 		Train:   train,
 		Test:    test,
 	}
+}
+
+// ThisMachine describes the machine the program runs on.
+func ThisMachine() Machine {
+	return Machine{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(), Go: runtime.Version(),
+		Backend: vat.Backend(), Kernel: kernels.Kernel()}
 }
 
 // SetEpochs records the finished epochs and the run's summary figures: the

@@ -76,7 +76,7 @@ func PrintRobustness(w io.Writer, r *Robustness) {
 
 // Write stores robustness.json and robustness.png in dir.
 func (r *Robustness) Write(dir string) error {
-	r.Machine, r.Command = New(0, 0).Machine, os.Args
+	r.Machine, r.Command = ThisMachine(), os.Args
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the robustness report: %w", err)

@@ -77,7 +77,7 @@ func run(path string, n int, seed uint64) error {
 		ref64.Normalize(d)
 		jac := net.jacobian(xi)
 		p := ref64.Softmax(net.logits(xi))
-		hd := hessVec(jac, p, d)
+		hd := ref64.HessVec(jac, p, d)
 		// The finite-difference probe differentiates through d's
 		// normalization, which removes the component along d.
 		proj := append([]float64(nil), hd...)
@@ -190,30 +190,6 @@ func (n *net) jacobian(x []float64) [][]float64 {
 		}
 	}
 	return jac
-}
-
-// hessVec returns JᵀFJd, F = diag(p) − ppᵀ.
-func hessVec(jac [][]float64, p, d []float64) []float64 {
-	a := make([]float64, len(p))
-	for j, v := range d {
-		for c := range a {
-			a[c] += jac[j][c] * v
-		}
-	}
-	var pa float64
-	for c := range a {
-		pa += p[c] * a[c]
-	}
-	for c := range a {
-		a[c] = p[c] * (a[c] - pa)
-	}
-	out := make([]float64, len(d))
-	for j := range out {
-		for c := range a {
-			out[j] += jac[j][c] * a[c]
-		}
-	}
-	return out
 }
 
 func maxOf(p []float64) float64 {
