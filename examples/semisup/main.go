@@ -212,6 +212,12 @@ runs:
 			rr, err := trainRun(ctx, o, name, split, test, stderr)
 			if rr != nil && len(rr.Evaluations) > 0 {
 				res.Runs = append(res.Runs, *rr)
+				// Written after every run, so a long experiment stopped
+				// from outside keeps what it finished.
+				if err := res.Write(o.out); err != nil {
+					fmt.Fprintf(stderr, "error: %v\n", err)
+					return exitError
+				}
 			}
 			if err != nil {
 				if ctx.Err() != nil {

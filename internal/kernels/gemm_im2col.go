@@ -73,11 +73,13 @@ func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
 		s.runs = runs
 		switch {
 		case len(runs) == 1 && cols == gemmNR:
-			// One run of a whole panel row: a 64-byte array copy.
-			c0 := colOff[0]
-			for p, ro := range rowOff {
-				*(*[gemmNR]float32)(panel[p*gemmNR:]) = *(*[gemmNR]float32)(x[ro+c0:])
-			}
+			// One run of a whole panel row: a 64-byte copy per row.
+			gather16(panel, x, rowOff, colOff[0])
+		case len(runs) == 2 && cols == gemmNR:
+			// The end of one image row and the start of the next: two
+			// loads and a blend per row (vec.go).
+			l := runs[1][0]
+			gather16Split(panel, x, rowOff, colOff[0], colOff[l], l)
 		case len(runs) <= cols/4:
 			for p, ro := range rowOff {
 				row := panel[p*gemmNR : p*gemmNR+cols]

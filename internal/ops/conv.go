@@ -99,14 +99,11 @@ func conv2dForward(y, x, w, b []float32, xs, ws tensor.Shape, relu bool) {
 	kernels.ParallelFor(n, func(_, i int) {
 		yi := y[i*f*p : (i+1)*f*p]
 		for fi := 0; fi < f; fi++ {
-			row := yi[fi*p : (fi+1)*p]
-			for j := range row {
-				row[j] = b[fi]
-			}
+			kernels.Fill(yi[fi*p:(fi+1)*p], b[fi])
 		}
 		kernels.ConvGemm(false, false, f, p, k, w, k, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, 1, yi, p)
 		if relu {
-			reluInPlace(yi)
+			kernels.ReLU(yi)
 		}
 	})
 }
@@ -121,12 +118,7 @@ func col2im(x, col []float32, c, h, w, kh, kw int) {
 			for q := 0; q < kw; q++ {
 				src := col[r*oh*ow : (r+1)*oh*ow]
 				for i := 0; i < oh; i++ {
-					dst := x[(ci*h+i+p)*w+q:]
-					dst = dst[:ow]
-					s := src[i*ow : (i+1)*ow]
-					for j := range dst {
-						dst[j] += s[j]
-					}
+					kernels.AddTo(x[(ci*h+i+p)*w+q:][:ow], src[i*ow:(i+1)*ow])
 				}
 				r++
 			}

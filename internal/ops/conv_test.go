@@ -120,33 +120,3 @@ func TestConv2dRejectsBadShapes(t *testing.T) {
 		t.Fatal("channel mismatch accepted")
 	}
 }
-
-// The branch-free ReLU helpers against their definitions, signed zeros,
-// infinities and denormals included.
-func TestReluHelpers(t *testing.T) {
-	vals := []float32{0, float32(math.Copysign(0, -1)), 1, -1, 1e-40, -1e-40, float32(math.Inf(1)), float32(math.Inf(-1)), 3.5, -2.25, math.MaxFloat32, -math.MaxFloat32}
-	x := append([]float32(nil), vals...)
-	reluInPlace(x)
-	g := make([]float32, len(vals))
-	for i := range g {
-		g[i] = float32(i + 1)
-	}
-	out := make([]float32, len(vals))
-	reluMask(out, vals, g)
-	for i, v := range vals {
-		want := float32(0)
-		if v > 0 {
-			want = v
-		}
-		if x[i] != want || math.Signbit(float64(x[i])) {
-			t.Errorf("relu(%v) = %v, want +%v", v, x[i], want)
-		}
-		wantG := float32(0)
-		if v > 0 {
-			wantG = g[i]
-		}
-		if out[i] != wantG {
-			t.Errorf("mask(%v) passes %v, want %v", v, out[i], wantG)
-		}
-	}
-}

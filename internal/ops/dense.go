@@ -88,7 +88,7 @@ func (op *denseOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	kernels.SgemmParallel(false, false, n, m, k, x, k, w, m, 1, y, m)
 	if op.relu {
-		reluInPlace(y)
+		kernels.ReLU(y)
 	}
 	return out, nil
 }

@@ -2,13 +2,13 @@ package ops
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/kernels"
 )
 
 // This file holds the two backward-only ops that the layer ops share.
@@ -62,31 +62,8 @@ func (op *reluGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.ReluGrad(o, y, g))
 	}
-	reluMask(o, y, g)
+	kernels.ReLUMask(o, y, g)
 	return out, nil
-}
-
-// reluInPlace sets the negative entries of x (and -0) to +0. It works on the
-// bits, without branches: the signs of activations are random, and a branch
-// per element mispredicts half the time.
-func reluInPlace(x []float32) {
-	for i, v := range x {
-		u := math.Float32bits(v)
-		x[i] = math.Float32frombits(u &^ uint32(int32(u)>>31))
-	}
-}
-
-// reluMask sets out[i] = g[i] where y[i] > 0 and 0 elsewhere, branch-free:
-// for float32 bits s read as int32, y > 0 exactly when s > 0, and
-// ^((s−1)>>31) & ^(s>>31) is all ones then and zero otherwise.
-func reluMask(out, y, g []float32) {
-	g = g[:len(y)]
-	out = out[:len(y)]
-	for i, v := range y {
-		s := int32(math.Float32bits(v))
-		m := uint32(^((s - 1) >> 31) & ^(s >> 31))
-		out[i] = math.Float32frombits(math.Float32bits(g[i]) & m)
-	}
 }
 
 // biasGradOp sums a gradient over every axis but axis 1, the feature axis:

@@ -6,6 +6,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/kernels"
 )
 
 // reluOp is a standalone ReLU, y = max(0, x), for a ReLU that follows a
@@ -44,7 +46,7 @@ func (op *reluOp) Do(inputs ...G.Value) (G.Value, error) {
 	out := op.out.get(xs...)
 	y := out.Data().([]float32)
 	copy(y, x)
-	reluInPlace(y)
+	kernels.ReLU(y)
 	return out, nil
 }
 

@@ -1,0 +1,128 @@
+package kernels
+
+import "math"
+
+// Elementwise loops of the training step (ReLU, its gradient mask, the
+// adds of col2im, fills) and the im2col row gathers. On amd64 with AVX2
+// they run eight floats per instruction (vec_amd64.s); the portable loops
+// below are the definition, and both give bit-identical results: each
+// element sees the same IEEE operation, or a copy.
+
+// AddTo sets dst[i] += src[i] for i < len(dst); src must be at least as
+// long.
+func AddTo(dst, src []float32) {
+	src = src[:len(dst)]
+	n := 0
+	if useAVX2 {
+		n = len(dst) &^ 7
+		if n > 0 {
+			addToAVX2(&dst[0], &src[0], n)
+		}
+	}
+	for i := n; i < len(dst); i++ {
+		dst[i] += src[i]
+	}
+}
+
+// ReLU sets x[i] = max(0, x[i]) in place, branch-free on the bits: every
+// value with its sign bit set (negatives, −0, negative NaNs) becomes +0.
+func ReLU(x []float32) {
+	n := 0
+	if useAVX2 {
+		n = len(x) &^ 7
+		if n > 0 {
+			reluAVX2(&x[0], n)
+		}
+	}
+	for i := n; i < len(x); i++ {
+		u := math.Float32bits(x[i])
+		x[i] = math.Float32frombits(u &^ uint32(int32(u)>>31))
+	}
+}
+
+// ReLUMask sets out[i] = g[i] where y[i] > 0 and +0 elsewhere, for
+// i < len(y): the gradient of a ReLU written in terms of its output y. For
+// float32 bits s read as int32, y > 0 exactly when s > 0 (a positive NaN
+// counts as positive). out and g must be at least as long as y.
+func ReLUMask(out, y, g []float32) {
+	g = g[:len(y)]
+	out = out[:len(y)]
+	n := 0
+	if useAVX2 {
+		n = len(y) &^ 7
+		if n > 0 {
+			reluMaskAVX2(&out[0], &y[0], &g[0], n)
+		}
+	}
+	for i := n; i < len(y); i++ {
+		s := int32(math.Float32bits(y[i]))
+		m := uint32(^((s - 1) >> 31) & ^(s >> 31))
+		out[i] = math.Float32frombits(math.Float32bits(g[i]) & m)
+	}
+}
+
+// Fill sets every element of dst to v.
+func Fill(dst []float32, v float32) {
+	if len(dst) == 0 {
+		return
+	}
+	dst[0] = v
+	for n := 1; n < len(dst); n *= 2 {
+		copy(dst[n:], dst[:n])
+	}
+}
+
+// gather16 sets dst[p*16 : p*16+16] = x[off[p]+c0 : off[p]+c0+16] for every
+// p < len(off). off must be increasing.
+func gather16(dst, x []float32, off []int, c0 int) {
+	if len(off) == 0 {
+		return
+	}
+	if useAVX2 {
+		// One bounds check for the whole panel: the offsets increase.
+		_ = dst[len(off)*16-1]
+		_ = x[off[0]+c0]
+		_ = x[off[len(off)-1]+c0+15]
+		gather16AVX2(&dst[0], &x[0], &off[0], len(off), c0)
+		return
+	}
+	for p, o := range off {
+		*(*[16]float32)(dst[p*16:]) = *(*[16]float32)(x[o+c0:])
+	}
+}
+
+// splitMasks[l] selects lanes l..15 (all ones) for gather16Split.
+var splitMasks = func() (m [17][16]int32) {
+	for l := range m {
+		for t := l; t < 16; t++ {
+			m[l][t] = -1
+		}
+	}
+	return m
+}()
+
+// gather16Split is gather16 for rows made of two runs of consecutive
+// floats: lanes t < l come from x[off[p]+c0+t], lanes t >= l from
+// x[off[p]+c1+t−l], with 0 < l < 16 and c0+l <= c1.
+func gather16Split(dst, x []float32, off []int, c0, c1, l int) {
+	if len(off) == 0 {
+		return
+	}
+	if useAVX2 {
+		// The two 16-float loads of a row read x[o+c0 : o+c0+16] and
+		// x[o+c1−l : o+c1−l+16], both inside [o+c0, o+c1+16−l).
+		_ = dst[len(off)*16-1]
+		_ = x[off[0]+c0]
+		_ = x[off[len(off)-1]+c1+15-l]
+		if c0+l > c1 {
+			panic("kernels: gather16Split: runs overlap")
+		}
+		gather16SplitAVX2(&dst[0], &x[0], &off[0], len(off), c0, c1-l, &splitMasks[l][0])
+		return
+	}
+	for p, o := range off {
+		row := dst[p*16 : p*16+16]
+		copy(row[:l], x[o+c0:o+c0+l])
+		copy(row[l:], x[o+c1:o+c1+16-l])
+	}
+}

@@ -1,0 +1,21 @@
+package kernels
+
+import "golang.org/x/sys/cpu"
+
+// useAVX2 selects the AVX2 elementwise loops and gathers of vec_amd64.s.
+var useAVX2 = cpu.X86.HasAVX2
+
+//go:noescape
+func addToAVX2(dst, src *float32, n int)
+
+//go:noescape
+func reluAVX2(x *float32, n int)
+
+//go:noescape
+func reluMaskAVX2(out, y, grad *float32, n int)
+
+//go:noescape
+func gather16AVX2(dst, x *float32, off *int, n, c0 int)
+
+//go:noescape
+func gather16SplitAVX2(dst, x *float32, off *int, n, c0, c1 int, mask *int32)

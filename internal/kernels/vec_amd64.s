@@ -1,0 +1,134 @@
+#include "textflag.h"
+
+// Elementwise float32 loops and the im2col row gathers with AVX2, eight
+// floats per instruction. Every routine computes exactly what its Go
+// counterpart in vec.go computes (the same IEEE operation per element, or a
+// copy), so results are bit-identical whichever runs. Lengths are multiples
+// of 8; the Go wrappers handle the tails.
+
+// func addToAVX2(dst, src *float32, n int)
+// dst[i] += src[i] for i < n.
+TEXT ·addToAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   addDone
+addLoop:
+	VMOVUPS (DI), Y0
+	VADDPS  (SI), Y0, Y0 // dst first, as Go's scalar add: the same NaN wins
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     addLoop
+addDone:
+	VZEROUPPER
+	RET
+
+// func reluAVX2(x *float32, n int)
+// x[i] = +0 where the sign bit of x[i] is set (negatives, -0, negative NaNs):
+// x &^ (x >> 31) on the bits, as reluInPlace in Go.
+TEXT ·reluAVX2(SB), NOSPLIT, $0-16
+	MOVQ x+0(FP), DI
+	MOVQ n+8(FP), CX
+	SHRQ $3, CX
+	JZ   reluDone
+reluLoop:
+	VMOVDQU (DI), Y0
+	VPSRAD  $31, Y0, Y1
+	VPANDN  Y0, Y1, Y0
+	VMOVDQU Y0, (DI)
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     reluLoop
+reluDone:
+	VZEROUPPER
+	RET
+
+// func reluMaskAVX2(out, y, grad *float32, n int)
+// out[i] = grad[i] where the bits of y[i], read as int32, are > 0 (y > 0,
+// or a positive NaN), else +0.
+TEXT ·reluMaskAVX2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), DI
+	MOVQ y+8(FP), SI
+	MOVQ grad+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   maskDone
+	VPXOR Y2, Y2, Y2
+maskLoop:
+	VMOVDQU (SI), Y0
+	VPCMPGTD Y2, Y0, Y0 // y > 0 as int32: all ones
+	VPAND   (DX), Y0, Y0
+	VMOVDQU Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     maskLoop
+maskDone:
+	VZEROUPPER
+	RET
+
+// func gather16AVX2(dst, x *float32, off *int, n, c0 int)
+// dst[p*16 : p*16+16] = x[off[p]+c0 : off[p]+c0+16] for p < n.
+TEXT ·gather16AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ off+16(FP), BX
+	MOVQ n+24(FP), CX
+	MOVQ c0+32(FP), AX
+	LEAQ (SI)(AX*4), SI
+	TESTQ CX, CX
+	JZ   gatherDone
+gatherLoop:
+	MOVQ    (BX), AX
+	VMOVUPS (SI)(AX*4), Y0
+	VMOVUPS 32(SI)(AX*4), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    $8, BX
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     gatherLoop
+gatherDone:
+	VZEROUPPER
+	RET
+
+// func gather16SplitAVX2(dst, x *float32, off *int, n, c0, c1 int, mask *int32)
+// Like gather16AVX2 for a row made of two runs: lanes t < len1 come from
+// x[off[p]+c0+t], lanes t >= len1 from x[off[p]+c1+t-len1]. The second run
+// is loaded from c1-len1 so that its first float lands in lane len1, and
+// mask (16 int32, all ones from lane len1 on) selects it lane by lane.
+TEXT ·gather16SplitAVX2(SB), NOSPLIT, $0-56
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ off+16(FP), BX
+	MOVQ n+24(FP), CX
+	MOVQ c0+32(FP), AX
+	MOVQ c1+40(FP), DX
+	MOVQ mask+48(FP), R8
+	VMOVDQU (R8), Y4
+	VMOVDQU 32(R8), Y5
+	LEAQ (SI)(AX*4), R9  // run 1
+	LEAQ (SI)(DX*4), R10 // run 2, already shifted by the caller
+	TESTQ CX, CX
+	JZ   splitDone
+splitLoop:
+	MOVQ      (BX), AX
+	VMOVUPS   (R9)(AX*4), Y0
+	VMOVUPS   32(R9)(AX*4), Y1
+	VMOVUPS   (R10)(AX*4), Y2
+	VMOVUPS   32(R10)(AX*4), Y3
+	VBLENDVPS Y4, Y2, Y0, Y0
+	VBLENDVPS Y5, Y3, Y1, Y1
+	VMOVUPS   Y0, (DI)
+	VMOVUPS   Y1, 32(DI)
+	ADDQ      $8, BX
+	ADDQ      $64, DI
+	DECQ      CX
+	JNZ       splitLoop
+splitDone:
+	VZEROUPPER
+	RET

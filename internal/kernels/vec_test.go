@@ -1,0 +1,144 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"golang.org/x/sys/cpu"
+)
+
+// vecPaths runs f once per implementation this machine has: the portable
+// loops, and the AVX2 ones where the CPU supports them.
+func vecPaths(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	saved := useAVX2
+	defer func() { useAVX2 = saved }()
+	paths := []struct {
+		name string
+		on   bool
+	}{{"go", false}, {"avx2", true}}
+	for _, p := range paths {
+		if p.on && !cpu.X86.HasAVX2 {
+			continue
+		}
+		useAVX2 = p.on
+		t.Run(p.name, f)
+	}
+}
+
+// specialFloats fills s with random values and, often, the values where a
+// ReLU's sign tests differ: ±0, ±Inf, NaNs of both signs, subnormals.
+func specialFloats(r *rand.Rand, s []float32) {
+	special := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.Float32frombits(0x7fc00000), math.Float32frombits(0xffc00001), math.Float32frombits(1), -math.Float32frombits(1)}
+	for i := range s {
+		if r.IntN(4) == 0 {
+			s[i] = special[r.IntN(len(special))]
+		} else {
+			s[i] = float32(r.NormFloat64())
+		}
+	}
+}
+
+func sameBits(a, b []float32) int {
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// The elementwise loops against their definitions, element by element and
+// bit for bit, at every length from 0 to 70 (so every tail after the
+// eight-float blocks), on fresh random inputs.
+func TestVecLoops(t *testing.T) {
+	vecPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 1))
+		for n := 0; n <= 70; n++ {
+			x, y, g := make([]float32, n+3), make([]float32, n+3), make([]float32, n+3)
+			specialFloats(r, x)
+			specialFloats(r, y)
+			specialFloats(r, g)
+
+			want := make([]float32, len(x))
+			for i := range want {
+				want[i] = x[i]
+				if i < n {
+					want[i] = x[i] + y[i]
+				}
+			}
+			got := append([]float32(nil), x...)
+			AddTo(got[:n], y)
+			if i := sameBits(got, want); i >= 0 {
+				t.Fatalf("AddTo n=%d: element %d = %v, want %v", n, i, got[i], want[i])
+			}
+
+			for i := range want {
+				want[i] = x[i]
+				if i < n && (math.Signbit(float64(x[i]))) {
+					want[i] = 0 // +0
+				}
+			}
+			got = append(got[:0], x...)
+			ReLU(got[:n])
+			if i := sameBits(got, want); i >= 0 {
+				t.Fatalf("ReLU n=%d: element %d = %v, want %v", n, i, got[i], want[i])
+			}
+
+			for i := range want {
+				want[i] = -1
+				if i < n {
+					pos := y[i] > 0 || (math.IsNaN(float64(y[i])) && !math.Signbit(float64(y[i])))
+					want[i] = 0
+					if pos {
+						want[i] = g[i]
+					}
+				}
+			}
+			Fill(got, -1)
+			ReLUMask(got, y[:n], g)
+			if i := sameBits(got, want); i >= 0 {
+				t.Fatalf("ReLUMask n=%d: element %d = %v (y %v, g %v), want %v", n, i, got[i], y[i], g[i], want[i])
+			}
+		}
+	})
+}
+
+// The im2col gathers against a direct copy, for every split point of a
+// row and both whole-row and two-run rows.
+func TestGather16(t *testing.T) {
+	vecPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 2))
+		x := make([]float32, 500)
+		specialFloats(r, x)
+		off := []int{0, 3, 40, 41, 200, 300}
+		for _, c0 := range []int{0, 5, 100} {
+			dst := make([]float32, 16*len(off))
+			gather16(dst, x, off, c0)
+			for p, o := range off {
+				if i := sameBits(dst[p*16:p*16+16], x[o+c0:o+c0+16]); i >= 0 {
+					t.Fatalf("gather16 c0=%d row %d lane %d", c0, p, i)
+				}
+			}
+			for l := 1; l < 16; l++ {
+				for _, gap := range []int{0, 1, 2, 30} {
+					c1 := c0 + l + gap
+					gather16Split(dst, x, off, c0, c1, l)
+					for p, o := range off {
+						for tt := 0; tt < 16; tt++ {
+							want := x[o+c0+tt]
+							if tt >= l {
+								want = x[o+c1+tt-l]
+							}
+							if math.Float32bits(dst[p*16+tt]) != math.Float32bits(want) {
+								t.Fatalf("gather16Split c0=%d c1=%d l=%d row %d lane %d", c0, c1, l, p, tt)
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}
