@@ -65,7 +65,7 @@ func (s *gemmScratch) bufs() (a, b []float32) {
 func Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	s := gemmPool.Get().(*gemmScratch)
 	s.dense = denseB{b: b, ldb: ldb, trans: transB}
-	gemmBlock(s, transA, m, 0, n, k, a, lda, &s.dense, beta, c, ldc)
+	gemmBlock(s, nil, transA, m, 0, n, k, a, lda, &s.dense, beta, c, ldc)
 	s.dense = denseB{}
 	gemmPool.Put(s)
 }
@@ -89,7 +89,7 @@ func SgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 		j0 := p * per * gemmNR
 		j1 := min(n, j0+per*gemmNR)
 		s.dense = denseB{b: b, ldb: ldb, trans: transB}
-		gemmBlock(s, transA, m, j0, j1, k, a, lda, &s.dense, beta, c, ldc)
+		gemmBlock(s, nil, transA, m, j0, j1, k, a, lda, &s.dense, beta, c, ldc)
 		s.dense = denseB{}
 		gemmPool.Put(s)
 	})
@@ -97,7 +97,8 @@ func SgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 
 // gemmBlock computes columns [j0, j1) of C = op(A)·B + beta·C, with B
 // packed by src.
-func gemmBlock(s *gemmScratch, transA bool, m, j0, j1, k int, a []float32, lda int, src bSource, beta float32, c []float32, ldc int) {
+// A non-nil pre holds op(A) already packed (PackA), and then a is unused.
+func gemmBlock(s *gemmScratch, pre *PackedA, transA bool, m, j0, j1, k int, a []float32, lda int, src bSource, beta float32, c []float32, ldc int) {
 	if beta == 0 {
 		for i := 0; i < m; i++ {
 			Zero(c[i*ldc+j0 : i*ldc+j1])
@@ -116,14 +117,19 @@ func gemmBlock(s *gemmScratch, transA bool, m, j0, j1, k int, a []float32, lda i
 	// A's panel when A is small enough to pack whole (the convolutions' A,
 	// at most 288 rows). Each C entry still sums its depth panels in order,
 	// so the result does not depend on the loop order.
-	whole := m <= gemmWholeA
+	whole := m <= gemmWholeA && pre == nil
 	if whole && cap(s.aWhole) < ceilDiv(m, gemmMR)*gemmMR*kstep {
 		s.aWhole = make([]float32, ceilDiv(m, gemmMR)*gemmMR*kstep)
 	}
 	for pc := 0; pc < k; pc += kstep {
 		kc := min(kstep, k-pc)
-		if whole {
+		var aPanel []float32 // op(A)[:, pc:pc+kc], packed
+		switch {
+		case pre != nil:
+			aPanel = pre.data[ceilDiv(m, gemmMR)*gemmMR*pc:]
+		case whole:
 			packA(s.aWhole, transA, a, lda, 0, m, pc, kc)
+			aPanel = s.aWhole
 		}
 		for jc := j0; jc < j1; jc += nstep {
 			nc := min(nstep, j1-jc)
@@ -131,8 +137,8 @@ func gemmBlock(s *gemmScratch, transA bool, m, j0, j1, k int, a []float32, lda i
 			for ic := 0; ic < m; ic += gemmMC {
 				mc := min(gemmMC, m-ic)
 				ap := pa
-				if whole {
-					ap = s.aWhole[(ic/gemmMR)*kc*gemmMR:]
+				if aPanel != nil {
+					ap = aPanel[(ic/gemmMR)*kc*gemmMR:]
 				} else {
 					packA(pa, transA, a, lda, ic, mc, pc, kc)
 				}
@@ -140,6 +146,40 @@ func gemmBlock(s *gemmScratch, transA bool, m, j0, j1, k int, a []float32, lda i
 			}
 		}
 	}
+}
+
+// PackedA is the A operand of many products packed once: a product's
+// packing of A is a copy into micro-kernel order, the same for every B, so
+// a convolution that multiplies its filters with every image of a batch
+// packs them once per batch instead of once per image.
+type PackedA struct {
+	m, k int
+	data []float32
+}
+
+// PackA packs op(A), m×k (A is m×k with stride lda, or k×m if transA),
+// into p, reusing p's memory. The products that take p compute exactly
+// what the same product with A unpacked computes.
+func PackA(p *PackedA, transA bool, m, k int, a []float32, lda int) {
+	rows := ceilDiv(m, gemmMR) * gemmMR
+	if cap(p.data) < rows*k {
+		p.data = make([]float32, rows*k)
+	}
+	p.m, p.k, p.data = m, k, p.data[:rows*k]
+	kstep := ceilDiv(k, ceilDiv(k, gemmKC)) // gemmBlock's depth panels
+	for pc := 0; pc < k; pc += kstep {
+		kc := min(kstep, k-pc)
+		packA(p.data[rows*pc:], transA, a, lda, 0, m, pc, kc)
+	}
+}
+
+// SgemmPacked is Sgemm with op(A) packed by PackA (m×k).
+func SgemmPacked(a *PackedA, transB bool, n int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	s := gemmPool.Get().(*gemmScratch)
+	s.dense = denseB{b: b, ldb: ldb, trans: transB}
+	gemmBlock(s, a, false, a.m, 0, n, a.k, nil, 0, &s.dense, beta, c, ldc)
+	s.dense = denseB{}
+	gemmPool.Put(s)
 }
 
 // packB copies op(B)[pc:pc+kc, jc:jc+nc] into panels of gemmNR columns:

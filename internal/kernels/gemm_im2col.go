@@ -104,7 +104,16 @@ func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
 func ConvGemm(transA, transB bool, m, n, k int, a []float32, lda int, x []float32, c_, h, w, kh, kw int, beta float32, c []float32, ldc int) {
 	s := gemmPool.Get().(*gemmScratch)
 	s.conv = im2colB{x: x, c: c_, h: h, w: w, kh: kh, kw: kw, trans: transB}
-	gemmBlock(s, transA, m, 0, n, k, a, lda, &s.conv, beta, c, ldc)
+	gemmBlock(s, nil, transA, m, 0, n, k, a, lda, &s.conv, beta, c, ldc)
+	s.conv = im2colB{}
+	gemmPool.Put(s)
+}
+
+// ConvGemmPacked is ConvGemm with op(A) packed by PackA.
+func ConvGemmPacked(a *PackedA, transB bool, n int, x []float32, c_, h, w, kh, kw int, beta float32, c []float32, ldc int) {
+	s := gemmPool.Get().(*gemmScratch)
+	s.conv = im2colB{x: x, c: c_, h: h, w: w, kh: kh, kw: kw, trans: transB}
+	gemmBlock(s, a, false, a.m, 0, n, a.k, nil, 0, &s.conv, beta, c, ldc)
 	s.conv = im2colB{}
 	gemmPool.Put(s)
 }

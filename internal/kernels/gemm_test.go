@@ -114,12 +114,19 @@ func TestConvGemm(t *testing.T) {
 		a := randSlice(rng, m*k)
 		got, want := randSlice(rng, m*p), make([]float32, m*p)
 		copy(want, got)
+		packed := append([]float32(nil), got...)
 		ConvGemm(false, false, m, p, k, a, k, x, c, h, w, kh, kw, 1, got, p)
 		Sgemm(false, false, m, p, k, a, k, col, p, 1, want, p)
 		for i := range want {
 			if math.Abs(float64(got[i]-want[i])) > 1e-6*float64(k) {
 				t.Fatalf("%v forward: [%d] %v, want %v", sh, i, got[i], want[i])
 			}
+		}
+		var pa PackedA
+		PackA(&pa, false, m, k, a, k)
+		ConvGemmPacked(&pa, false, p, x, c, h, w, kh, kw, 1, packed, p)
+		if i := sameBits(packed, got); i >= 0 {
+			t.Fatalf("%v forward with A packed: [%d] %v, unpacked %v", sh, i, packed[i], got[i])
 		}
 		// filter gradient: C (m×k) = G (m×p) · colᵀ
 		g := randSlice(rng, m*p)
@@ -129,6 +136,34 @@ func TestConvGemm(t *testing.T) {
 		for i := range want {
 			if math.Abs(float64(got[i]-want[i])) > 1e-6*float64(p) {
 				t.Fatalf("%v transposed: [%d] %v, want %v", sh, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// A packed once gives bit for bit the product that packs it on the fly:
+// shapes with several row blocks (m > 96), several depth panels (k > 256),
+// edge tiles, and both orientations of A.
+func TestSgemmPacked(t *testing.T) {
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 22))
+	for _, sh := range [][3]int{{288, 576, 32}, {32, 576, 288}, {200, 37, 600}, {5, 17, 3}, {97, 300, 513}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		for _, transA := range []bool{false, true} {
+			a, b := randSlice(rng, m*k), randSlice(rng, k*n)
+			lda := k
+			if transA {
+				lda = m
+			}
+			for _, beta := range []float32{0, 1} {
+				want := randSlice(rng, m*n)
+				got := append([]float32(nil), want...)
+				Sgemm(transA, false, m, n, k, a, lda, b, n, beta, want, n)
+				var pa PackedA
+				PackA(&pa, transA, m, k, a, lda)
+				SgemmPacked(&pa, false, n, b, n, beta, got, n)
+				if i := sameBits(got, want); i >= 0 {
+					t.Fatalf("%v transA=%v beta=%v: [%d] %v, unpacked %v", sh, transA, beta, i, got[i], want[i])
+				}
 			}
 		}
 	}

@@ -25,8 +25,9 @@ import (
 // CPU cores.
 type conv2dOp struct {
 	opBase
-	relu bool
-	out  buffer
+	relu   bool
+	out    buffer
+	packed kernels.PackedA
 }
 
 // NewConv2d returns the "valid" stride-1 convolution op with a bias, and a
@@ -86,22 +87,24 @@ func (op *conv2dOp) Do(inputs ...G.Value) (G.Value, error) {
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.Conv2d(out.Data().([]float32), x, w, b, xs, ws, op.relu))
 	}
-	conv2dForward(out.Data().([]float32), x, w, b, xs, ws, op.relu)
+	conv2dForward(&op.packed, out.Data().([]float32), x, w, b, xs, ws, op.relu)
 	return out, nil
 }
 
 // conv2dForward computes the convolution into y (see conv2dOp).
-func conv2dForward(y, x, w, b []float32, xs, ws tensor.Shape, relu bool) {
+// packed is scratch for the filters, packed once for all images.
+func conv2dForward(packed *kernels.PackedA, y, x, w, b []float32, xs, ws tensor.Shape, relu bool) {
 	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
 	f, kh, kw := ws[0], ws[2], ws[3]
 	oh, ow := h-kh+1, wd-kw+1
 	k, p := c*kh*kw, oh*ow
+	kernels.PackA(packed, false, f, k, w, k)
 	kernels.ParallelFor(n, func(_, i int) {
 		yi := y[i*f*p : (i+1)*f*p]
 		for fi := 0; fi < f; fi++ {
 			kernels.Fill(yi[fi*p:(fi+1)*p], b[fi])
 		}
-		kernels.ConvGemm(false, false, f, p, k, w, k, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, 1, yi, p)
+		kernels.ConvGemmPacked(packed, false, p, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, 1, yi, p)
 		if relu {
 			kernels.ReLU(yi)
 		}
@@ -162,6 +165,7 @@ type convGradInputOp struct {
 	xshape tensor.Shape
 	out    buffer
 	cols   kernels.Scratch
+	packed kernels.PackedA
 }
 
 func (op *convGradInputOp) Arity() int { return 2 }
@@ -198,9 +202,10 @@ func (op *convGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 	f, kh, kw := ws[0], ws[2], ws[3]
 	k, p := c*kh*kw, gys[2]*gys[3]
 	op.cols.Ensure(kernels.Workers(), k*p)
+	kernels.PackA(&op.packed, true, k, f, w, k) // Wᵀ, once for all images
 	kernels.ParallelFor(n, func(wk, i int) {
 		col := op.cols.Get(wk, k*p)
-		kernels.Sgemm(true, false, k, p, f, w, k, gy[i*f*p:(i+1)*f*p], p, 0, col, p)
+		kernels.SgemmPacked(&op.packed, false, p, gy[i*f*p:(i+1)*f*p], p, 0, col, p)
 		gxi := gx[i*c*h*wd : (i+1)*c*h*wd]
 		kernels.Zero(gxi)
 		col2im(gxi, col, c, h, wd, kh, kw)
