@@ -88,6 +88,10 @@ func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
 					copy(row[r[0]:r[1]], x[o:o+r[1]-r[0]])
 				}
 			}
+		case cols == gemmNR:
+			// Scattered columns (the filter gradient's kernel taps): one
+			// indexed gather per half row.
+			gatherIdx16(panel, x, rowOff, (*[gemmNR]int)(colOff))
 		default:
 			for p, ro := range rowOff {
 				row := panel[p*gemmNR : p*gemmNR+cols]

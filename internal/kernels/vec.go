@@ -126,3 +126,33 @@ func gather16Split(dst, x []float32, off []int, c0, c1, l int) {
 		copy(row[l:], x[o+c1:o+c1+16-l])
 	}
 }
+
+// gatherIdx16 sets dst[p*16+t] = x[off[p]+idx[t]] for every p < len(off)
+// and t < 16. off must be increasing and idx non-negative.
+func gatherIdx16(dst, x []float32, off []int, idx *[16]int) {
+	if len(off) == 0 {
+		return
+	}
+	if useAVX2 {
+		var idx32 [16]int32
+		hi := 0
+		for t, v := range idx {
+			if v < 0 || v > 1<<31-1 {
+				panic("kernels: gatherIdx16: index out of range")
+			}
+			idx32[t] = int32(v)
+			hi = max(hi, v)
+		}
+		_ = dst[len(off)*16-1]
+		_ = x[off[0]]
+		_ = x[off[len(off)-1]+hi]
+		gatherIdx16AVX2(&dst[0], &x[0], &off[0], len(off), &idx32[0])
+		return
+	}
+	for p, o := range off {
+		row := dst[p*16 : p*16+16]
+		for t, v := range idx {
+			row[t] = x[o+v]
+		}
+	}
+}

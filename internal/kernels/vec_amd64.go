@@ -19,3 +19,6 @@ func gather16AVX2(dst, x *float32, off *int, n, c0 int)
 
 //go:noescape
 func gather16SplitAVX2(dst, x *float32, off *int, n, c0, c1 int, mask *int32)
+
+//go:noescape
+func gatherIdx16AVX2(dst, x *float32, off *int, n int, idx *int32)

@@ -132,3 +132,35 @@ splitLoop:
 splitDone:
 	VZEROUPPER
 	RET
+
+// func gatherIdx16AVX2(dst, x *float32, off *int, n int, idx *int32)
+// dst[p*16+t] = x[off[p]+idx[t]] for p < n, t < 16: two VGATHERDPS per
+// row (the filter gradient's im2col panels, whose 16 columns are kernel
+// taps scattered over the image).
+TEXT ·gatherIdx16AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ off+16(FP), BX
+	MOVQ n+24(FP), CX
+	MOVQ idx+32(FP), R8
+	VMOVDQU (R8), Y4
+	VMOVDQU 32(R8), Y5
+	VPCMPEQD Y6, Y6, Y6 // all lanes on; a gather clears its mask
+	TESTQ CX, CX
+	JZ   idxDone
+idxLoop:
+	MOVQ       (BX), AX
+	LEAQ       (SI)(AX*4), R9
+	VMOVDQU    Y6, Y7
+	VGATHERDPS Y7, (R9)(Y4*4), Y0
+	VMOVDQU    Y6, Y8
+	VGATHERDPS Y8, (R9)(Y5*4), Y1
+	VMOVUPS    Y0, (DI)
+	VMOVUPS    Y1, 32(DI)
+	ADDQ       $8, BX
+	ADDQ       $64, DI
+	DECQ       CX
+	JNZ        idxLoop
+idxDone:
+	VZEROUPPER
+	RET

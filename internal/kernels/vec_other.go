@@ -9,3 +9,5 @@ func reluAVX2(x *float32, n int)                                              {}
 func reluMaskAVX2(out, y, grad *float32, n int)                               {}
 func gather16AVX2(dst, x *float32, off *int, n, c0 int)                       {}
 func gather16SplitAVX2(dst, x *float32, off *int, n, c0, c1 int, mask *int32) {}
+
+func gatherIdx16AVX2(dst, x *float32, off *int, n int, idx *int32) {}

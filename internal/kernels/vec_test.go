@@ -142,3 +142,28 @@ func TestGather16(t *testing.T) {
 		}
 	})
 }
+
+// The indexed gather against direct indexing, with scattered indices.
+func TestGatherIdx16(t *testing.T) {
+	vecPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 3))
+		x := make([]float32, 1000)
+		specialFloats(r, x)
+		off := []int{0, 1, 2, 50, 51, 400}
+		for range 20 {
+			var idx [16]int
+			for i := range idx {
+				idx[i] = r.IntN(600)
+			}
+			dst := make([]float32, 16*len(off))
+			gatherIdx16(dst, x, off, &idx)
+			for p, o := range off {
+				for tt, v := range idx {
+					if math.Float32bits(dst[p*16+tt]) != math.Float32bits(x[o+v]) {
+						t.Fatalf("row %d lane %d: %v, want x[%d] = %v", p, tt, dst[p*16+tt], o+v, x[o+v])
+					}
+				}
+			}
+		}
+	})
+}
