@@ -156,3 +156,41 @@ func gatherIdx16(dst, x []float32, off []int, idx *[16]int) {
 		}
 	}
 }
+
+// MaxPool2Rows sets out[j], for j < len(out), to the maximum of r0[2j],
+// r0[2j+1], r1[2j] and r1[2j+1] (one output row of a 2×2, stride-2 max
+// pool), taken in that order as "m = v if v > m": where values tie, or
+// NaNs meet numbers, the result is the first candidate that no later one
+// exceeds, and the gradient (the pool's backward pass) looks for it in the
+// same order.
+func MaxPool2Rows(out, r0, r1 []float32) {
+	n := len(out)
+	if n == 0 {
+		return
+	}
+	r0, r1 = r0[:2*n], r1[:2*n]
+	j := 0
+	if useAVX2 && n >= 8 {
+		blocks := n / 8
+		maxPool2AVX2(&out[0], &r0[0], &r1[0], blocks)
+		if blocks*8 < n {
+			// The last eight outputs again, overlapping the blocks: the
+			// same inputs give the same values.
+			maxPool2AVX2(&out[n-8], &r0[2*n-16], &r1[2*n-16], 1)
+		}
+		j = n
+	}
+	for ; j < n; j++ {
+		m := r0[2*j]
+		if v := r0[2*j+1]; v > m {
+			m = v
+		}
+		if v := r1[2*j]; v > m {
+			m = v
+		}
+		if v := r1[2*j+1]; v > m {
+			m = v
+		}
+		out[j] = m
+	}
+}

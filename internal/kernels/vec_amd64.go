@@ -22,3 +22,6 @@ func gather16SplitAVX2(dst, x *float32, off *int, n, c0, c1 int, mask *int32)
 
 //go:noescape
 func gatherIdx16AVX2(dst, x *float32, off *int, n int, idx *int32)
+
+//go:noescape
+func maxPool2AVX2(out, r0, r1 *float32, n int)

@@ -164,3 +164,40 @@ idxLoop:
 idxDone:
 	VZEROUPPER
 	RET
+
+// func maxPool2AVX2(out, r0, r1 *float32, n int)
+// out[j] for j < 8n: the maximum of r0[2j], r0[2j+1], r1[2j], r1[2j+1],
+// taken in that order as "m = v if v > m" (VMAXPS returns its first source
+// when it is greater, else its second, so NaNs and signed zeros resolve as
+// in the Go loop). Sixteen inputs of each row per block: VSHUFPS splits
+// even and odd columns (in the order 0 2 8 10 4 6 12 14 within the block),
+// and VPERMPD restores the order after the maxima.
+TEXT ·maxPool2AVX2(SB), NOSPLIT, $0-32
+	MOVQ out+0(FP), DI
+	MOVQ r0+8(FP), SI
+	MOVQ r1+16(FP), DX
+	MOVQ n+24(FP), CX
+	TESTQ CX, CX
+	JZ   poolDone
+poolLoop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS (DX), Y2
+	VMOVUPS 32(DX), Y3
+	VSHUFPS $0x88, Y1, Y0, Y4 // row 0, even columns
+	VSHUFPS $0xDD, Y1, Y0, Y5 // row 0, odd columns
+	VSHUFPS $0x88, Y3, Y2, Y6 // row 1, even
+	VSHUFPS $0xDD, Y3, Y2, Y7 // row 1, odd
+	VMAXPS  Y4, Y5, Y8        // odd0 > even0 ? odd0 : even0
+	VMAXPS  Y8, Y6, Y8        // even1 > m ? even1 : m
+	VMAXPS  Y8, Y7, Y8        // odd1 > m ? odd1 : m
+	VPERMPD $0xD8, Y8, Y8
+	VMOVUPS Y8, (DI)
+	ADDQ    $64, SI
+	ADDQ    $64, DX
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     poolLoop
+poolDone:
+	VZEROUPPER
+	RET

@@ -11,3 +11,5 @@ func gather16AVX2(dst, x *float32, off *int, n, c0 int)                       {}
 func gather16SplitAVX2(dst, x *float32, off *int, n, c0, c1 int, mask *int32) {}
 
 func gatherIdx16AVX2(dst, x *float32, off *int, n int, idx *int32) {}
+
+func maxPool2AVX2(out, r0, r1 *float32, n int) {}

@@ -167,3 +167,36 @@ func TestGatherIdx16(t *testing.T) {
 		}
 	})
 }
+
+// The pooled row against the definition, at every width up to 40 (blocks,
+// the overlapping last block, and the scalar path below eight outputs),
+// with ties, signed zeros and NaNs planted among the candidates.
+func TestMaxPool2Rows(t *testing.T) {
+	vecPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 4))
+		for n := 0; n <= 40; n++ {
+			r0, r1 := make([]float32, 2*n+1), make([]float32, 2*n+1)
+			specialFloats(r, r0)
+			specialFloats(r, r1)
+			for i := range r0 { // ties
+				if r.IntN(8) == 0 {
+					r1[i] = r0[i]
+				}
+			}
+			out := make([]float32, n)
+			MaxPool2Rows(out, r0, r1)
+			for j := range out {
+				c := []float32{r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1]}
+				m := c[0]
+				for _, v := range c[1:] {
+					if v > m {
+						m = v
+					}
+				}
+				if math.Float32bits(out[j]) != math.Float32bits(m) {
+					t.Fatalf("n=%d: out[%d] = %v, want %v of %v", n, j, out[j], m, c)
+				}
+			}
+		}
+	})
+}

@@ -62,20 +62,7 @@ func (op *maxPoolOp) Do(inputs ...G.Value) (G.Value, error) {
 	kernels.ParallelFor(xs[0]*xs[1], func(_, p int) {
 		xp, yp := x[p*h*w:], y[p*oh*ow:]
 		for i := 0; i < oh; i++ {
-			r0, r1 := xp[2*i*w:], xp[(2*i+1)*w:]
-			for j := 0; j < ow; j++ {
-				m := r0[2*j]
-				if v := r0[2*j+1]; v > m {
-					m = v
-				}
-				if v := r1[2*j]; v > m {
-					m = v
-				}
-				if v := r1[2*j+1]; v > m {
-					m = v
-				}
-				yp[i*ow+j] = m
-			}
+			kernels.MaxPool2Rows(yp[i*ow:(i+1)*ow], xp[2*i*w:], xp[(2*i+1)*w:])
 		}
 	})
 	return out, nil
