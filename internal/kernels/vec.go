@@ -194,3 +194,39 @@ func MaxPool2Rows(out, r0, r1 []float32) {
 		out[j] = m
 	}
 }
+
+// MaxPool2GradRows is MaxPool2Rows' backward pass for one output row: for
+// j < len(y), it sets gx0[2j], gx0[2j+1], gx1[2j], gx1[2j+1] to g[j] at the
+// first of r0[2j], r0[2j+1], r1[2j], r1[2j+1] that equals the pooled y[j]
+// (the last if none does, as for a NaN) and to +0 at the other three.
+func MaxPool2GradRows(gx0, gx1, r0, r1, y, g []float32) {
+	n := len(y)
+	if n == 0 {
+		return
+	}
+	gx0, gx1, r0, r1, g = gx0[:2*n], gx1[:2*n], r0[:2*n], r1[:2*n], g[:n]
+	j := 0
+	if useAVX2 && n >= 8 {
+		blocks := n / 8
+		maxPool2GradAVX2(&gx0[0], &gx1[0], &r0[0], &r1[0], &y[0], &g[0], blocks)
+		if blocks*8 < n { // the last eight again, as in MaxPool2Rows
+			o := 2*n - 16
+			maxPool2GradAVX2(&gx0[o], &gx1[o], &r0[o], &r1[o], &y[n-8], &g[n-8], 1)
+		}
+		j = n
+	}
+	for ; j < n; j++ {
+		m, v := y[j], g[j]
+		gx0[2*j], gx0[2*j+1], gx1[2*j], gx1[2*j+1] = 0, 0, 0, 0
+		switch {
+		case r0[2*j] == m:
+			gx0[2*j] = v
+		case r0[2*j+1] == m:
+			gx0[2*j+1] = v
+		case r1[2*j] == m:
+			gx1[2*j] = v
+		default:
+			gx1[2*j+1] = v
+		}
+	}
+}

@@ -201,3 +201,63 @@ poolLoop:
 poolDone:
 	VZEROUPPER
 	RET
+
+// func maxPool2GradAVX2(gx0, gx1, r0, r1, y, grad *float32, n int)
+// The max pool's gradient for 8n outputs: output j's gradient grad[j] goes to
+// the first of r0[2j], r0[2j+1], r1[2j], r1[2j+1] equal to y[j] (the last
+// if none is, as for a NaN), and the three others get +0. Masks are built
+// in the shuffled column order of maxPool2AVX2 (y and g permuted to match
+// by VPERMPD), and VUNPCKLPS/VUNPCKHPS interleave them back.
+TEXT ·maxPool2GradAVX2(SB), NOSPLIT, $0-56
+	MOVQ gx0+0(FP), DI
+	MOVQ gx1+8(FP), R8
+	MOVQ r0+16(FP), SI
+	MOVQ r1+24(FP), DX
+	MOVQ y+32(FP), R9
+	MOVQ grad+40(FP), R10
+	MOVQ n+48(FP), CX
+	TESTQ CX, CX
+	JZ   pgDone
+pgLoop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS (DX), Y2
+	VMOVUPS 32(DX), Y3
+	VSHUFPS $0x88, Y1, Y0, Y4 // e0
+	VSHUFPS $0xDD, Y1, Y0, Y5 // o0
+	VSHUFPS $0x88, Y3, Y2, Y6 // e1
+	VSHUFPS $0xDD, Y3, Y2, Y7 // o1
+	VMOVUPS (R9), Y8
+	VPERMPD $0xD8, Y8, Y8     // y, shuffled
+	VMOVUPS (R10), Y9
+	VPERMPD $0xD8, Y9, Y9     // g, shuffled
+	VCMPPS  $0, Y8, Y4, Y10   // s0 = e0 == y
+	VCMPPS  $0, Y8, Y5, Y11   // o0 == y
+	VANDNPS Y11, Y10, Y11     // s1 = (o0 == y) &^ s0
+	VORPS   Y10, Y11, Y12     // taken = s0 | s1
+	VCMPPS  $0, Y8, Y6, Y13   // e1 == y
+	VANDNPS Y13, Y12, Y13     // s2 = (e1 == y) &^ taken
+	VORPS   Y12, Y13, Y12     // taken |= s2
+	VANDNPS Y9, Y12, Y14      // row 1 odd: g &^ taken
+	VANDPS  Y9, Y10, Y10      // row 0 even: g & s0
+	VANDPS  Y9, Y11, Y11      // row 0 odd
+	VANDPS  Y9, Y13, Y13      // row 1 even
+	VUNPCKLPS Y11, Y10, Y0
+	VUNPCKHPS Y11, Y10, Y1
+	VUNPCKLPS Y14, Y13, Y2
+	VUNPCKHPS Y14, Y13, Y3
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, (R8)
+	VMOVUPS Y3, 32(R8)
+	ADDQ    $64, SI
+	ADDQ    $64, DX
+	ADDQ    $64, DI
+	ADDQ    $64, R8
+	ADDQ    $32, R9
+	ADDQ    $32, R10
+	DECQ    CX
+	JNZ     pgLoop
+pgDone:
+	VZEROUPPER
+	RET

@@ -200,3 +200,50 @@ func TestMaxPool2Rows(t *testing.T) {
 		}
 	})
 }
+
+// The pool's gradient row against the definition (the first candidate equal
+// to the pooled value takes the gradient, the rest get +0), at every width
+// up to 40, with ties, NaNs, and pooled values that match no candidate.
+func TestMaxPool2GradRows(t *testing.T) {
+	vecPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 5))
+		for n := 0; n <= 40; n++ {
+			r0, r1 := make([]float32, 2*n), make([]float32, 2*n)
+			specialFloats(r, r0)
+			specialFloats(r, r1)
+			for i := range r0 {
+				if r.IntN(6) == 0 {
+					r1[i] = r0[i]
+				}
+			}
+			y, g := make([]float32, n), make([]float32, n)
+			MaxPool2Rows(y, r0, r1)
+			specialFloats(r, g)
+			for j := range y {
+				if r.IntN(10) == 0 {
+					y[j] = 1234 // equal to no candidate
+				}
+			}
+			gx0, gx1 := make([]float32, 2*n), make([]float32, 2*n)
+			Fill(gx0, -7)
+			Fill(gx1, -7)
+			MaxPool2GradRows(gx0, gx1, r0, r1, y, g)
+			for j := range y {
+				want := [4]float32{}
+				c := [4]float32{r0[2*j], r0[2*j+1], r1[2*j], r1[2*j+1]}
+				k := 3
+				for i, v := range c {
+					if v == y[j] {
+						k = i
+						break
+					}
+				}
+				want[k] = g[j]
+				got := [4]float32{gx0[2*j], gx0[2*j+1], gx1[2*j], gx1[2*j+1]}
+				if sameBits(got[:], want[:]) >= 0 {
+					t.Fatalf("n=%d j=%d: %v, want %v (candidates %v, pooled %v)", n, j, got, want, c, y[j])
+				}
+			}
+		}
+	})
+}

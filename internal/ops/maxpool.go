@@ -130,23 +130,13 @@ func (op *maxPoolGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	h, w, oh, ow := xs[2], xs[3], ys[2], ys[3]
 	kernels.ParallelFor(xs[0]*xs[1], func(_, p int) {
 		xp, gp := x[p*h*w:(p+1)*h*w], gx[p*h*w:(p+1)*h*w]
-		kernels.Zero(gp)
+		if h%2 != 0 || w%2 != 0 {
+			kernels.Zero(gp) // the last row or column pools into nothing
+		}
 		yp, gyp := y[p*oh*ow:], gy[p*oh*ow:]
 		for i := 0; i < oh; i++ {
-			for j := 0; j < ow; j++ {
-				m, g := yp[i*ow+j], gyp[i*ow+j]
-				k := 2*i*w + 2*j
-				switch {
-				case xp[k] == m:
-				case xp[k+1] == m:
-					k++
-				case xp[k+w] == m:
-					k += w
-				default:
-					k += w + 1
-				}
-				gp[k] = g
-			}
+			r0, r1 := 2*i*w, (2*i+1)*w
+			kernels.MaxPool2GradRows(gp[r0:], gp[r1:], xp[r0:], xp[r1:], yp[i*ow:(i+1)*ow], gyp[i*ow:])
 		}
 	})
 	return out, nil
