@@ -31,6 +31,7 @@ type gemmScratch struct {
 	runs  [][2]int // runs of consecutive columns in an im2colB panel
 
 	aWhole []float32 // all of A's rows for one depth panel (gemmWholeA)
+	col    []float32 // ConvInputGrad's block of the im2col gradient
 }
 
 // bSource packs op(B)[pc:pc+kc, jc:jc+nc] into dst in panels of gemmNR

@@ -188,3 +188,39 @@ func im2col(col, x []float32, c, h, w, kh, kw int) {
 		}
 	}
 }
+
+// The fused input gradient against the product stored whole and a direct
+// col2im, bit for bit: the MNIST network's two convolutions, odd shapes,
+// outputs narrower than a tile, and more than 256 filters (the unfused
+// path).
+func TestConvInputGrad(t *testing.T) {
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 23))
+	for _, sh := range [][6]int{{32, 26, 26, 3, 3, 32}, {1, 28, 28, 3, 3, 32}, {3, 9, 8, 3, 2, 7}, {2, 5, 6, 2, 2, 300}, {5, 4, 4, 3, 3, 4}} {
+		c, h, w, kh, kw, f := sh[0], sh[1], sh[2], sh[3], sh[4], sh[5]
+		k, oh, ow := c*kh*kw, h-kh+1, w-kw+1
+		p := oh * ow
+		wt, gy := randSlice(rng, f*k), randSlice(rng, f*p)
+		var pa PackedA
+		PackA(&pa, true, k, f, wt, k)
+		col := make([]float32, k*p)
+		Sgemm(true, false, k, p, f, wt, k, gy, p, 0, col, p)
+		want := make([]float32, c*h*w)
+		for r := 0; r < k; r++ { // col2im, written out
+			ci, pp, q := r/(kh*kw), (r/kw)%kh, r%kw
+			for i := 0; i < oh; i++ {
+				for j := 0; j < ow; j++ {
+					want[(ci*h+i+pp)*w+j+q] += col[r*p+i*ow+j]
+				}
+			}
+		}
+		got := randSlice(rng, c*h*w+5) // stale contents, and a tail it must not touch
+		tail := append([]float32(nil), got[c*h*w:]...)
+		ConvInputGrad(&pa, gy, got, c, h, w, kh, kw)
+		if i := sameBits(got[:c*h*w], want); i >= 0 {
+			t.Fatalf("%v: gx[%d] = %v, want %v", sh, i, got[i], want[i])
+		}
+		if sameBits(got[c*h*w:], tail) >= 0 {
+			t.Fatalf("%v: wrote past the image", sh)
+		}
+	}
+}

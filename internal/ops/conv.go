@@ -111,24 +111,6 @@ func conv2dForward(packed *kernels.PackedA, y, x, w, b []float32, xs, ws tensor.
 	})
 }
 
-// col2im is the adjoint of im2col: it adds every entry of col back onto the
-// pixel it was copied from. x must be zeroed by the caller.
-func col2im(x, col []float32, c, h, w, kh, kw int) {
-	oh, ow := h-kh+1, w-kw+1
-	r := 0
-	for ci := 0; ci < c; ci++ {
-		for p := 0; p < kh; p++ {
-			for q := 0; q < kw; q++ {
-				src := col[r*oh*ow : (r+1)*oh*ow]
-				for i := 0; i < oh; i++ {
-					kernels.AddTo(x[(ci*h+i+p)*w+q:][:ow], src[i*ow:(i+1)*ow])
-				}
-				r++
-			}
-		}
-	}
-}
-
 func (op *conv2dOp) DiffWRT(int) []bool { return []bool{true, true, true} }
 
 // SymDiff returns the gradients with respect to x, w and b. With a ReLU, the
@@ -158,13 +140,12 @@ func (op *conv2dOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 
 // convGradInputOp computes dL/dx from w and dL/dy (already ReLU-masked):
 // per image, Wᵀ·dY gives the gradient of its im2col matrix, and col2im sums it
-// back onto the pixels.
+// back onto the pixels, a block of rows at a time (kernels.ConvInputGrad).
 type convGradInputOp struct {
 	opBase
 	gradOnly
 	xshape tensor.Shape
 	out    buffer
-	cols   kernels.Scratch
 	packed kernels.PackedA
 }
 
@@ -201,14 +182,9 @@ func (op *convGradInputOp) Do(inputs ...G.Value) (G.Value, error) {
 	n, c, h, wd := xs[0], xs[1], xs[2], xs[3]
 	f, kh, kw := ws[0], ws[2], ws[3]
 	k, p := c*kh*kw, gys[2]*gys[3]
-	op.cols.Ensure(kernels.Workers(), k*p)
 	kernels.PackA(&op.packed, true, k, f, w, k) // Wᵀ, once for all images
-	kernels.ParallelFor(n, func(wk, i int) {
-		col := op.cols.Get(wk, k*p)
-		kernels.SgemmPacked(&op.packed, false, p, gy[i*f*p:(i+1)*f*p], p, 0, col, p)
-		gxi := gx[i*c*h*wd : (i+1)*c*h*wd]
-		kernels.Zero(gxi)
-		col2im(gxi, col, c, h, wd, kh, kw)
+	kernels.ParallelFor(n, func(_, i int) {
+		kernels.ConvInputGrad(&op.packed, gy[i*f*p:(i+1)*f*p], gx[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw)
 	})
 	return out, nil
 }
