@@ -229,6 +229,16 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, mc, pc, kc int) {
 			}
 			continue
 		}
+		p0 := 0
+		if useAVX2 && rows == gemmMR && kc > 8 {
+			// Blocks of eight columns by transposes, leaving at least one
+			// column to the loop below, which overwrites the two floats
+			// the last block's stores run over (vec_amd64.s).
+			blocks := (kc - 1) / 8
+			_ = a[(i0+gemmMR-1)*lda+pc+8*blocks-1]
+			packA6AVX2(&panel[0], &a[i0*lda+pc], lda, blocks)
+			p0 = 8 * blocks
+		}
 		for i := 0; i < gemmMR; i++ {
 			if i >= rows {
 				for p := 0; p < kc; p++ {
@@ -237,8 +247,8 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, mc, pc, kc int) {
 				continue
 			}
 			src := a[(i0+i)*lda+pc : (i0+i)*lda+pc+kc]
-			for p, v := range src {
-				panel[p*gemmMR+i] = v
+			for p := p0; p < kc; p++ {
+				panel[p*gemmMR+i] = src[p]
 			}
 		}
 	}

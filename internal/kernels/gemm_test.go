@@ -224,3 +224,37 @@ func TestConvInputGrad(t *testing.T) {
 		}
 	}
 }
+
+// packA against its definition, on both paths of this machine, for panel
+// depths around the eight-column blocks and rows short of a whole panel.
+func TestPackA(t *testing.T) {
+	vecPaths(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(rand.Uint64(), 24))
+		for _, kc := range []int{1, 7, 8, 9, 16, 17, 31, 144, 288} {
+			for _, mc := range []int{6, 12, 5, 14} {
+				const lda, pc, ic = 300, 3, 2
+				a := randSlice(rng, (max(ic+mc, pc+kc)+1)*lda)
+				for _, transA := range []bool{false, true} {
+					dst := randSlice(rng, ceilDiv(mc, gemmMR)*gemmMR*kc)
+					packA(dst, transA, a, lda, ic, mc, pc, kc)
+					for r := 0; r*gemmMR < mc; r++ {
+						for p := 0; p < kc; p++ {
+							for i := 0; i < gemmMR; i++ {
+								var want float32
+								if row := ic + r*gemmMR + i; r*gemmMR+i < mc {
+									want = a[row*lda+pc+p]
+									if transA {
+										want = a[(pc+p)*lda+row]
+									}
+								}
+								if got := dst[r*kc*gemmMR+p*gemmMR+i]; got != want {
+									t.Fatalf("kc=%d mc=%d trans=%v: panel %d [%d][%d] = %v, want %v", kc, mc, transA, r, p, i, got, want)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	})
+}

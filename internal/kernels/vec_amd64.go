@@ -28,3 +28,6 @@ func maxPool2AVX2(out, r0, r1 *float32, n int)
 
 //go:noescape
 func maxPool2GradAVX2(gx0, gx1, r0, r1, y, grad *float32, n int)
+
+//go:noescape
+func packA6AVX2(dst, a *float32, lda, n int)

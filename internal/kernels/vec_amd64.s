@@ -261,3 +261,65 @@ pgLoop:
 pgDone:
 	VZEROUPPER
 	RET
+
+// func packA6AVX2(dst, a *float32, lda, n int)
+// dst[p*6+i] = a[i*lda+p] for i < 6 and p < 8n: six rows of A interleaved
+// into a micro-kernel panel, eight columns per block by an 8×8 transpose
+// (rows 6 and 7 unused). Each column's six floats are stored with an
+// eight-float store whose last two floats the next column's store
+// overwrites; the last block's overrun lands on the two floats after it,
+// which the caller must own and overwrite afterwards.
+TEXT ·packA6AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), BX
+	SHLQ $2, BX
+	MOVQ n+24(FP), CX
+	TESTQ CX, CX
+	JZ   packDone
+	LEAQ (SI)(BX*2), R8 // row 2
+	LEAQ (R8)(BX*2), R9 // row 4
+packLoop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (SI)(BX*1), Y1
+	VMOVUPS (R8), Y2
+	VMOVUPS (R8)(BX*1), Y3
+	VMOVUPS (R9), Y4
+	VMOVUPS (R9)(BX*1), Y5
+	VUNPCKLPS Y1, Y0, Y6 // r0_0 r1_0 r0_1 r1_1 | r0_4 r1_4 r0_5 r1_5
+	VUNPCKHPS Y1, Y0, Y7 // r0_2 r1_2 r0_3 r1_3 | r0_6 r1_6 r0_7 r1_7
+	VUNPCKLPS Y3, Y2, Y8
+	VUNPCKHPS Y3, Y2, Y9
+	VUNPCKLPS Y5, Y4, Y10 // r4_0 r5_0 r4_1 r5_1 | r4_4 r5_4 r4_5 r5_5
+	VUNPCKHPS Y5, Y4, Y11
+	VSHUFPS $0x44, Y8, Y6, Y0 // rows 0-3 of columns 0 | 4
+	VSHUFPS $0xEE, Y8, Y6, Y1 // columns 1 | 5
+	VSHUFPS $0x44, Y9, Y7, Y2 // columns 2 | 6
+	VSHUFPS $0xEE, Y9, Y7, Y3 // columns 3 | 7
+	VSHUFPS $0xEE, Y10, Y10, Y12 // rows 4-5 of columns 1 | 5 first
+	VSHUFPS $0xEE, Y11, Y11, Y13 // columns 3 | 7
+	VPERM2F128 $0x20, Y10, Y0, Y4
+	VMOVUPS Y4, (DI)
+	VPERM2F128 $0x20, Y12, Y1, Y4
+	VMOVUPS Y4, 24(DI)
+	VPERM2F128 $0x20, Y11, Y2, Y4
+	VMOVUPS Y4, 48(DI)
+	VPERM2F128 $0x20, Y13, Y3, Y4
+	VMOVUPS Y4, 72(DI)
+	VPERM2F128 $0x31, Y10, Y0, Y4
+	VMOVUPS Y4, 96(DI)
+	VPERM2F128 $0x31, Y12, Y1, Y4
+	VMOVUPS Y4, 120(DI)
+	VPERM2F128 $0x31, Y11, Y2, Y4
+	VMOVUPS Y4, 144(DI)
+	VPERM2F128 $0x31, Y13, Y3, Y4
+	VMOVUPS Y4, 168(DI)
+	ADDQ $32, SI
+	ADDQ $32, R8
+	ADDQ $32, R9
+	ADDQ $192, DI
+	DECQ CX
+	JNZ  packLoop
+packDone:
+	VZEROUPPER
+	RET

@@ -15,3 +15,5 @@ func gatherIdx16AVX2(dst, x *float32, off *int, n int, idx *int32) {}
 func maxPool2AVX2(out, r0, r1 *float32, n int) {}
 
 func maxPool2GradAVX2(gx0, gx1, r0, r1, y, grad *float32, n int) {}
+
+func packA6AVX2(dst, a *float32, lda, n int) {}
