@@ -25,10 +25,10 @@ const (
 type gemmScratch struct {
 	a, b  []float32
 	tile  [gemmMR * gemmNR]float32
-	dense denseB   // the B source of Sgemm, kept here so it needs no allocation
-	conv  im2colB  // the B source of the convolution products
-	off   []int    // offset tables of im2colB
-	runs  [][2]int // runs of consecutive columns in an im2colB panel
+	dense denseB                    // the B source of Sgemm, kept here so it needs no allocation
+	conv  im2colB                   // the B source of the convolution products
+	plans map[im2colKey]*im2colPlan // offset tables of im2colB blocks
+	runs  [][2]int                  // runs of consecutive columns in an im2colB panel
 
 	aWhole []float32 // all of A's rows for one depth panel (gemmWholeA)
 	col    []float32 // ConvInputGrad's block of the im2col gradient

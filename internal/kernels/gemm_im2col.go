@@ -26,36 +26,62 @@ func (g *im2colB) rowOffset(r int) int {
 	return ci*g.h*g.w + p*g.w + q
 }
 
-func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
-	if cap(s.off) < gemmNR+kc {
-		s.off = make([]int, gemmNR+kc)
+// im2colPlan holds the offset tables of one block of an im2col matrix:
+// x[rowOff[p] + colOff[t]] is the entry at row pc+p and column jc+t. They
+// depend on the shapes and the block only, so each goroutine computes them
+// once (divisions included) and reuses them for every image of a batch.
+type im2colPlan struct {
+	rowOff, colOff []int
+}
+
+type im2colKey struct {
+	c, h, w, kh, kw int
+	trans           bool
+	pc, kc, jc, nc  int
+}
+
+// plan returns the offset tables of block (pc, kc, jc, nc) of g, from the
+// goroutine's cache when it has them.
+func (s *gemmScratch) plan(g *im2colB, pc, kc, jc, nc int) *im2colPlan {
+	key := im2colKey{g.c, g.h, g.w, g.kh, g.kw, g.trans, pc, kc, jc, nc}
+	if p, ok := s.plans[key]; ok {
+		return p
 	}
-	// col(t): offset of column j+t; row(p): offset of row pc+p. The entry is
-	// x[col(t) + row(p)] either way round. The row table serves every panel.
-	colOff, rowOff := s.off[:gemmNR], s.off[gemmNR:gemmNR+kc]
-	for p := range rowOff {
+	if s.plans == nil || len(s.plans) >= 256 { // many shapes: start over
+		s.plans = make(map[im2colKey]*im2colPlan)
+	}
+	p := &im2colPlan{rowOff: make([]int, kc), colOff: make([]int, nc)}
+	// The entry is x[col(t) + row(p)] either way round; transposed, rows
+	// are output pixels and columns kernel taps.
+	for i := range p.rowOff {
 		if g.trans {
-			rowOff[p] = g.pixelOffset(pc + p)
+			p.rowOff[i] = g.pixelOffset(pc + i)
 		} else {
-			rowOff[p] = g.rowOffset(pc + p)
+			p.rowOff[i] = g.rowOffset(pc + i)
 		}
 	}
+	for t := range p.colOff {
+		if g.trans {
+			p.colOff[t] = g.rowOffset(jc + t)
+		} else {
+			p.colOff[t] = g.pixelOffset(jc + t)
+		}
+	}
+	s.plans[key] = p
+	return p
+}
+
+func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
+	plan := s.plan(g, pc, kc, jc, nc)
+	rowOff := plan.rowOff
 	x := g.x
 	for q := 0; q*gemmNR < nc; q++ {
 		panel := dst[q*kc*gemmNR : (q+1)*kc*gemmNR]
 		cols := min(gemmNR, nc-q*gemmNR)
-		j := jc + q*gemmNR
 		if cols < gemmNR {
 			Zero(panel)
 		}
-		colOff := colOff[:cols]
-		for t := range colOff {
-			if g.trans {
-				colOff[t] = g.rowOffset(j + t)
-			} else {
-				colOff[t] = g.pixelOffset(j + t)
-			}
-		}
+		colOff := plan.colOff[q*gemmNR : q*gemmNR+cols]
 		// Columns whose offsets are consecutive read consecutive pixels: in
 		// the forward product, output positions along a row (a panel's 16
 		// columns span one or two rows), so each panel row is one or two

@@ -63,12 +63,15 @@ func ReLUMask(out, y, g []float32) {
 
 // Fill sets every element of dst to v.
 func Fill(dst []float32, v float32) {
-	if len(dst) == 0 {
-		return
+	n := 0
+	if useAVX2 {
+		n = len(dst) &^ 7
+		if n > 0 {
+			fillAVX2(&dst[0], v, n)
+		}
 	}
-	dst[0] = v
-	for n := 1; n < len(dst); n *= 2 {
-		copy(dst[n:], dst[:n])
+	for i := n; i < len(dst); i++ {
+		dst[i] = v
 	}
 }
 

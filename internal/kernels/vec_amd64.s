@@ -323,3 +323,20 @@ packLoop:
 packDone:
 	VZEROUPPER
 	RET
+
+// func fillAVX2(dst *float32, v float32, n int)
+// dst[i] = v for i < n.
+TEXT ·fillAVX2(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	VBROADCASTSS v+8(FP), Y0
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JZ   fillDone
+fillLoop:
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     fillLoop
+fillDone:
+	VZEROUPPER
+	RET

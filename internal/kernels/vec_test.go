@@ -97,7 +97,15 @@ func TestVecLoops(t *testing.T) {
 					}
 				}
 			}
-			Fill(got, -1)
+			Fill(got[:n], x[0])
+			for i, v := range got[:n] {
+				if math.Float32bits(v) != math.Float32bits(x[0]) {
+					t.Fatalf("Fill n=%d: element %d = %v, want %v", n, i, v, x[0])
+				}
+			}
+			for i := range got {
+				got[i] = -1
+			}
 			ReLUMask(got, y[:n], g)
 			if i := sameBits(got, want); i >= 0 {
 				t.Fatalf("ReLUMask n=%d: element %d = %v (y %v, g %v), want %v", n, i, got[i], y[i], g[i], want[i])
