@@ -117,7 +117,11 @@ func (g *im2colB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
 		case cols == gemmNR:
 			// Scattered columns (the filter gradient's kernel taps): one
 			// indexed gather per half row.
-			gatherIdx16(panel, x, rowOff, (*[gemmNR]int)(colOff))
+			if g.trans { // rows are output pixels, often consecutive
+				gatherT16(panel, x, rowOff, (*[gemmNR]int)(colOff))
+			} else {
+				gatherIdx16(panel, x, rowOff, (*[gemmNR]int)(colOff))
+			}
 		default:
 			for p, ro := range rowOff {
 				row := panel[p*gemmNR : p*gemmNR+cols]

@@ -233,3 +233,38 @@ func MaxPool2GradRows(gx0, gx1, r0, r1, y, g []float32) {
 		}
 	}
 }
+
+// gatherT16 is gatherIdx16 for panels whose rows are output pixels, so that
+// rows p and p+1 often read neighbouring floats (off[p+1] = off[p]+1): eight
+// such rows are two 8×8 transposes of plain loads, faster than gathers.
+// Other rows are gathered.
+func gatherT16(dst, x []float32, off []int, idx *[16]int) {
+	if !useAVX2 || len(off) == 0 {
+		gatherIdx16(dst, x, off, idx)
+		return
+	}
+	hi := 0
+	for _, v := range idx {
+		if v < 0 {
+			panic("kernels: gatherT16: negative index")
+		}
+		hi = max(hi, v)
+	}
+	_ = dst[len(off)*16-1]
+	_ = x[off[0]]
+	_ = x[off[len(off)-1]+hi] // the offsets increase
+	consecutive := func(p int) bool { return p+8 <= len(off) && off[p+7]-off[p] == 7 }
+	for p := 0; p < len(off); {
+		b := p
+		for consecutive(b) {
+			b += 8
+		}
+		if b > p {
+			gatherT16x8AVX2(&dst[p*16], &x[0], &off[p], (b-p)/8, &idx[0])
+			p = b
+			continue
+		}
+		gatherIdx16(dst[p*16:(p+1)*16], x, off[p:p+1], idx)
+		p++
+	}
+}

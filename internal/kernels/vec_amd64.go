@@ -34,3 +34,6 @@ func packA6AVX2(dst, a *float32, lda, n int)
 
 //go:noescape
 func fillAVX2(dst *float32, v float32, n int)
+
+//go:noescape
+func gatherT16x8AVX2(dst, x *float32, base *int, n int, col *int)

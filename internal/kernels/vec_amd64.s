@@ -340,3 +340,94 @@ fillLoop:
 fillDone:
 	VZEROUPPER
 	RET
+
+// TRANSPOSE8 transposes the 8×8 block in Y0-Y7 (row i in Yi) into
+// Y8-Y15 (column j of the block in Y(8+j)), using Y8-Y15 as scratch.
+#define TRANSPOSE8 \
+	VUNPCKLPS Y1, Y0, Y8; \
+	VUNPCKHPS Y1, Y0, Y9; \
+	VUNPCKLPS Y3, Y2, Y10; \
+	VUNPCKHPS Y3, Y2, Y11; \
+	VUNPCKLPS Y5, Y4, Y12; \
+	VUNPCKHPS Y5, Y4, Y13; \
+	VUNPCKLPS Y7, Y6, Y14; \
+	VUNPCKHPS Y7, Y6, Y15; \
+	VSHUFPS $0x44, Y10, Y8, Y0; \
+	VSHUFPS $0xEE, Y10, Y8, Y1; \
+	VSHUFPS $0x44, Y11, Y9, Y2; \
+	VSHUFPS $0xEE, Y11, Y9, Y3; \
+	VSHUFPS $0x44, Y14, Y12, Y4; \
+	VSHUFPS $0xEE, Y14, Y12, Y5; \
+	VSHUFPS $0x44, Y15, Y13, Y6; \
+	VSHUFPS $0xEE, Y15, Y13, Y7; \
+	VPERM2F128 $0x20, Y4, Y0, Y8; \
+	VPERM2F128 $0x20, Y5, Y1, Y9; \
+	VPERM2F128 $0x20, Y6, Y2, Y10; \
+	VPERM2F128 $0x20, Y7, Y3, Y11; \
+	VPERM2F128 $0x31, Y4, Y0, Y12; \
+	VPERM2F128 $0x31, Y5, Y1, Y13; \
+	VPERM2F128 $0x31, Y6, Y2, Y14; \
+	VPERM2F128 $0x31, Y7, Y3, Y15
+
+// LOAD8 loads eight floats at SI + 4·(AX + col[o]) into Yr for the eight
+// offsets col[o..o+7] read from BX.
+#define LOAD8(o) \
+	MOVQ (o+0)*8(BX), R8; \
+	VMOVUPS (R9)(R8*4), Y0; \
+	MOVQ (o+1)*8(BX), R8; \
+	VMOVUPS (R9)(R8*4), Y1; \
+	MOVQ (o+2)*8(BX), R8; \
+	VMOVUPS (R9)(R8*4), Y2; \
+	MOVQ (o+3)*8(BX), R8; \
+	VMOVUPS (R9)(R8*4), Y3; \
+	MOVQ (o+4)*8(BX), R8; \
+	VMOVUPS (R9)(R8*4), Y4; \
+	MOVQ (o+5)*8(BX), R8; \
+	VMOVUPS (R9)(R8*4), Y5; \
+	MOVQ (o+6)*8(BX), R8; \
+	VMOVUPS (R9)(R8*4), Y6; \
+	MOVQ (o+7)*8(BX), R8; \
+	VMOVUPS (R9)(R8*4), Y7
+
+// STORE8 stores Y8-Y15 into the rows of eight floats at DI + o bytes,
+// rows 64 bytes apart.
+#define STORE8(o) \
+	VMOVUPS Y8, (o+0*64)(DI); \
+	VMOVUPS Y9, (o+1*64)(DI); \
+	VMOVUPS Y10, (o+2*64)(DI); \
+	VMOVUPS Y11, (o+3*64)(DI); \
+	VMOVUPS Y12, (o+4*64)(DI); \
+	VMOVUPS Y13, (o+5*64)(DI); \
+	VMOVUPS Y14, (o+6*64)(DI); \
+	VMOVUPS Y15, (o+7*64)(DI)
+
+// func gatherT16x8AVX2(dst, x *float32, base *int, n int, col *int)
+// For each block b < n, the eight rows p = 8b..8b+7 of a panel whose
+// entry (p, t) is x[base[8b] + (p − 8b) + col[t]], t < 16: each column t
+// is eight consecutive floats of x, so the block is two 8×8 transposes of
+// sixteen plain loads (the filter gradient's im2col panels, whose rows are
+// consecutive output pixels of one row).
+TEXT ·gatherT16x8AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ base+16(FP), DX
+	MOVQ n+24(FP), CX
+	MOVQ col+32(FP), BX
+	TESTQ CX, CX
+	JZ   gtDone
+gtLoop:
+	MOVQ (DX), AX
+	LEAQ (SI)(AX*4), R9
+	LOAD8(0)
+	TRANSPOSE8
+	STORE8(0)
+	LOAD8(8)
+	TRANSPOSE8
+	STORE8(32)
+	ADDQ $64, DX // base[b+1] is eight ints on
+	ADDQ $512, DI
+	DECQ CX
+	JNZ  gtLoop
+gtDone:
+	VZEROUPPER
+	RET

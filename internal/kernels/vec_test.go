@@ -165,15 +165,33 @@ func TestGatherIdx16(t *testing.T) {
 			}
 			dst := make([]float32, 16*len(off))
 			gatherIdx16(dst, x, off, &idx)
-			for p, o := range off {
-				for tt, v := range idx {
-					if math.Float32bits(dst[p*16+tt]) != math.Float32bits(x[o+v]) {
-						t.Fatalf("row %d lane %d: %v, want x[%d] = %v", p, tt, dst[p*16+tt], o+v, x[o+v])
-					}
+			check(t, dst, x, off, &idx)
+			// Runs of consecutive rows, as the transposing gather takes
+			// them, broken at places.
+			offT := make([]int, 0, 40)
+			for o := 0; len(offT) < cap(offT); o++ {
+				if r.IntN(10) != 0 {
+					offT = append(offT, o)
+				} else {
+					o += r.IntN(3)
 				}
 			}
+			dstT := make([]float32, 16*len(offT))
+			gatherT16(dstT, x, offT, &idx)
+			check(t, dstT, x, offT, &idx)
 		}
 	})
+}
+
+func check(t *testing.T, dst, x []float32, off []int, idx *[16]int) {
+	t.Helper()
+	for p, o := range off {
+		for tt, v := range idx {
+			if math.Float32bits(dst[p*16+tt]) != math.Float32bits(x[o+v]) {
+				t.Fatalf("row %d (offset %d) lane %d: %v, want x[%d] = %v", p, o, tt, dst[p*16+tt], o+v, x[o+v])
+			}
+		}
+	}
 }
 
 // The pooled row against the definition, at every width up to 40 (blocks,
