@@ -56,9 +56,6 @@ func col2imRows(x, col []float32, r0, rows, c_, h, w, kh, kw int) {
 		q := r % kw
 		p := (r / kw) % kh
 		ci := r / (kw * kh)
-		src := col[(r-r0)*oh*ow : (r-r0+1)*oh*ow]
-		for i := 0; i < oh; i++ {
-			AddTo(x[(ci*h+i+p)*w+q:][:ow], src[i*ow:(i+1)*ow])
-		}
+		AddRows(x[(ci*h+p)*w+q:], col[(r-r0)*oh*ow:(r-r0+1)*oh*ow], oh, ow, w, ow)
 	}
 }

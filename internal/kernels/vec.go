@@ -268,3 +268,27 @@ func gatherT16(dst, x []float32, off []int, idx *[16]int) {
 		p++
 	}
 }
+
+// AddRows sets dst[i*ldd+j] += src[i*lds+j] for i < rows and j < n: AddTo
+// on the rows of two strided matrices, in one call.
+func AddRows(dst, src []float32, rows, n, ldd, lds int) {
+	if rows == 0 || n == 0 {
+		return
+	}
+	_ = dst[(rows-1)*ldd+n-1]
+	_ = src[(rows-1)*lds+n-1]
+	j := 0
+	if useAVX2 && n >= 8 {
+		j = n &^ 7
+		addRowsAVX2(&dst[0], &src[0], rows, j, ldd, lds)
+	}
+	if j == n {
+		return
+	}
+	for i := 0; i < rows; i++ {
+		d, s := dst[i*ldd+j:i*ldd+n], src[i*lds+j:i*lds+n]
+		for t := range d {
+			d[t] += s[t]
+		}
+	}
+}

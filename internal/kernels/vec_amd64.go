@@ -37,3 +37,6 @@ func fillAVX2(dst *float32, v float32, n int)
 
 //go:noescape
 func gatherT16x8AVX2(dst, x *float32, base *int, n int, col *int)
+
+//go:noescape
+func addRowsAVX2(dst, src *float32, rows, n, ldd, lds int)

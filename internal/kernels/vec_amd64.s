@@ -431,3 +431,40 @@ gtLoop:
 gtDone:
 	VZEROUPPER
 	RET
+
+// func addRowsAVX2(dst, src *float32, rows, n, ldd, lds int)
+// dst[i*ldd+j] += src[i*lds+j] for i < rows, j < n (n a multiple of 8):
+// AddTo over the rows of two matrices in one call.
+TEXT ·addRowsAVX2(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ rows+16(FP), DX
+	MOVQ n+24(FP), R8
+	SHRQ $3, R8
+	MOVQ ldd+32(FP), R9
+	SHLQ $2, R9
+	MOVQ lds+40(FP), R10
+	SHLQ $2, R10
+	TESTQ DX, DX
+	JZ   arDone
+	TESTQ R8, R8
+	JZ   arDone
+arRow:
+	MOVQ DI, R11
+	MOVQ SI, R12
+	MOVQ R8, CX
+arCol:
+	VMOVUPS (R11), Y0
+	VADDPS  (R12), Y0, Y0 // dst first, as AddTo
+	VMOVUPS Y0, (R11)
+	ADDQ    $32, R11
+	ADDQ    $32, R12
+	DECQ    CX
+	JNZ     arCol
+	ADDQ R9, DI
+	ADDQ R10, SI
+	DECQ DX
+	JNZ  arRow
+arDone:
+	VZEROUPPER
+	RET

@@ -273,3 +273,29 @@ func TestMaxPool2GradRows(t *testing.T) {
 		}
 	})
 }
+
+// AddRows against AddTo row by row, for widths around the eight-float
+// blocks, strides wider than the rows, and nothing written between rows.
+func TestAddRows(t *testing.T) {
+	vecPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 6))
+		for _, n := range []int{0, 1, 7, 8, 9, 24, 26} {
+			for _, rows := range []int{0, 1, 5} {
+				ldd, lds := n+3, n+1
+				dst, src := make([]float32, rows*ldd+4), make([]float32, rows*lds+4)
+				specialFloats(r, dst)
+				specialFloats(r, src)
+				want := append([]float32(nil), dst...)
+				for i := 0; i < rows; i++ {
+					for j := 0; j < n; j++ {
+						want[i*ldd+j] = dst[i*ldd+j] + src[i*lds+j]
+					}
+				}
+				AddRows(dst, src, rows, n, ldd, lds)
+				if i := sameBits(dst, want); i >= 0 {
+					t.Fatalf("n=%d rows=%d: dst[%d] = %v, want %v", n, rows, i, dst[i], want[i])
+				}
+			}
+		}
+	})
+}
