@@ -42,6 +42,22 @@ func ParallelFor(n int, fn func(w, i int)) {
 	wg.Wait()
 }
 
+// parallelChunk is the size of ParallelChunks' pieces: large enough that
+// scheduling costs little, small enough that two cores share the work.
+const parallelChunk = 1 << 15
+
+// ParallelChunks runs fn(lo, hi) on consecutive pieces [lo, hi) of [0, n)
+// on the worker goroutines: for elementwise loops, whose results do not
+// depend on how they are split.
+func ParallelChunks(n int, fn func(lo, hi int)) {
+	pieces := (n + parallelChunk - 1) / parallelChunk
+	if pieces <= 1 {
+		fn(0, n)
+		return
+	}
+	ParallelFor(pieces, func(_, i int) { fn(i*parallelChunk, min(n, (i+1)*parallelChunk)) })
+}
+
 // Scratch is per-worker temporary memory.
 type Scratch struct{ bufs [][]float32 }
 

@@ -62,7 +62,7 @@ func (op *reluGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.ReluGrad(o, y, g))
 	}
-	kernels.ReLUMask(o, y, g)
+	kernels.ParallelChunks(len(o), func(lo, hi int) { kernels.ReLUMask(o[lo:hi], y[lo:hi], g[lo:hi]) })
 	return out, nil
 }
 
@@ -113,7 +113,8 @@ func (op *biasGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.BiasGrad(o, g, n, f, inner))
 	}
-	for j := 0; j < f; j++ {
+	// One feature per task: each sum keeps its order, whatever the cores.
+	kernels.ParallelFor(f, func(_, j int) {
 		var s float64
 		for i := 0; i < n; i++ {
 			for _, v := range g[(i*f+j)*inner : (i*f+j+1)*inner] {
@@ -121,6 +122,6 @@ func (op *biasGradOp) Do(inputs ...G.Value) (G.Value, error) {
 			}
 		}
 		o[j] = float32(s)
-	}
+	})
 	return out, nil
 }
