@@ -269,7 +269,11 @@ func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, 
 			}
 			t := s.tile[:]
 			Zero(t)
-			kernel6x16(kc, ap, bp, t, gemmNR)
+			if rows <= 4 {
+				kernel4x16(kc, ap, bp, t, gemmNR)
+			} else {
+				kernel6x16(kc, ap, bp, t, gemmNR)
+			}
 			for i := 0; i < rows; i++ {
 				dst := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+cols]
 				for j := range dst {

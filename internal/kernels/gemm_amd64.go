@@ -18,3 +18,18 @@ func kernel6x16(k int, a, b, c []float32, ldc int) {
 	}
 	kernel6x16Go(k, a, b, c, ldc)
 }
+
+//go:noescape
+func sgemmKernel4x16(k int, a, b, c *float32, ldc int)
+
+// kernel4x16 is kernel6x16 for rows 0-3 of the tile (a is still a six-row
+// panel), for edge tiles of four rows or fewer; c must still hold six rows,
+// which the portable fallback writes.
+func kernel4x16(k int, a, b, c []float32, ldc int) {
+	if useAsmKernel && k > 0 {
+		_ = c[3*ldc+15]
+		sgemmKernel4x16(k, &a[0], &b[0], &c[0], ldc)
+		return
+	}
+	kernel6x16Go(k, a, b, c, ldc)
+}

@@ -5,3 +5,5 @@ package kernels
 var useAsmKernel = false
 
 func kernel6x16(k int, a, b, c []float32, ldc int) { kernel6x16Go(k, a, b, c, ldc) }
+
+func kernel4x16(k int, a, b, c []float32, ldc int) { kernel6x16Go(k, a, b, c, ldc) }

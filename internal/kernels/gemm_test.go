@@ -258,3 +258,19 @@ func TestPackA(t *testing.T) {
 		}
 	})
 }
+
+// The four-row kernel gives bit for bit the first four rows of the six-row
+// one, at depths around the unrolling.
+func TestKernel4x16(t *testing.T) {
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 25))
+	for _, k := range []int{1, 2, 7, 32, 144, 288} {
+		a, b := randSlice(rng, gemmMR*k), randSlice(rng, k*gemmNR)
+		c6 := randSlice(rng, gemmMR*gemmNR)
+		c4 := append([]float32(nil), c6...)
+		kernel6x16(k, a, b, c6, gemmNR)
+		kernel4x16(k, a, b, c4, gemmNR)
+		if i := sameBits(c4[:4*gemmNR], c6[:4*gemmNR]); i >= 0 {
+			t.Fatalf("k=%d: [%d] %v, six-row kernel %v", k, i, c4[i], c6[i])
+		}
+	}
+}
