@@ -24,13 +24,18 @@ func cpuSeconds() float64 {
 // graph for batches of 128 is built, warmed up on the first 128 images,
 // and those images' indices.
 func benchTrainer(b *testing.B, train *Dataset, vat *VATConfig) (*Trainer, []int) {
+	return benchTrainerBatch(b, train, vat, 128)
+}
+
+// benchTrainerBatch is benchTrainer for batches of the given size.
+func benchTrainerBatch(b *testing.B, train *Dataset, vat *VATConfig, batch int) (*Trainer, []int) {
 	b.Helper()
 	m, _ := NewModel(ModelConfig{Seed: 1})
-	tr, err := NewTrainer(m, TrainConfig{VAT: vat, Seed: 1})
+	tr, err := NewTrainer(m, TrainConfig{VAT: vat, Seed: 1, BatchSize: batch})
 	if err != nil {
 		b.Fatal(err)
 	}
-	idx := make([]int, 128)
+	idx := make([]int, batch)
 	for i := range idx {
 		idx[i] = i
 	}
@@ -80,6 +85,47 @@ func BenchmarkTrainStep(b *testing.B) {
 				b.Log(fmt.Sprint("peak RSS unavailable: ", err))
 			}
 		})
+	}
+}
+
+// BenchmarkTrainStepBatch times training steps of 32, 128 and 512 images,
+// plain and with VAT, and reports the time per step, per 128 images (the
+// cost of the same work in batches of that size) and the peak RSS. Run
+// each configuration in its own process for the RSS (the Go runtime keeps
+// memory freed by an earlier one):
+//
+//	go test -run '^$' -bench '^BenchmarkTrainStepBatch/vat/512$' -benchtime 5x .
+func BenchmarkTrainStepBatch(b *testing.B) {
+	train, _ := loadMNIST(b)
+	for _, tc := range []struct {
+		name string
+		vat  *VATConfig
+	}{{"plain", nil}, {"vat", &VATConfig{}}} {
+		for _, batch := range []int{32, 128, 512} {
+			b.Run(fmt.Sprintf("%s/%d", tc.name, batch), func(b *testing.B) {
+				if err := resetPeakRSS(); err != nil {
+					b.Log("cannot reset the peak RSS: ", err)
+				}
+				tr, idx := benchTrainerBatch(b, train, tc.vat, batch)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					off := (i * batch) % (train.Len() - batch)
+					for j := range idx {
+						idx[j] = off + j
+					}
+					if _, _, _, err := tr.step(train, idx); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				ms := float64(b.Elapsed().Microseconds()) / 1e3 / float64(b.N)
+				b.ReportMetric(ms, "ms/step")
+				b.ReportMetric(ms*128/float64(batch), "ms/128-images")
+				if rss, err := peakRSS(); err == nil {
+					b.ReportMetric(float64(rss)/(1<<20), "peak-RSS-MB")
+				}
+			})
+		}
 	}
 }
 
