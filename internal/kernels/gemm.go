@@ -100,12 +100,12 @@ func SgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 // packed by src.
 // A non-nil pre holds op(A) already packed (PackA), and then a is unused.
 func gemmBlock(s *gemmScratch, pre *PackedA, transA bool, m, j0, j1, k int, a []float32, lda int, src bSource, beta float32, c []float32, ldc int) {
-	if beta == 0 {
-		for i := 0; i < m; i++ {
-			Zero(c[i*ldc+j0 : i*ldc+j1])
-		}
-	}
 	if k == 0 {
+		if beta == 0 {
+			for i := 0; i < m; i++ {
+				Zero(c[i*ldc+j0 : i*ldc+j1])
+			}
+		}
 		return
 	}
 	pa, pb := s.bufs()
@@ -143,7 +143,9 @@ func gemmBlock(s *gemmScratch, pre *PackedA, transA bool, m, j0, j1, k int, a []
 				} else {
 					packA(pa, transA, a, lda, ic, mc, pc, kc)
 				}
-				macroKernel(s, mc, nc, kc, ap, pb, c[ic*ldc+jc:], ldc)
+				// With beta = 0 the first depth panel overwrites C instead of
+				// adding to zeros.
+				macroKernel(s, mc, nc, kc, ap, pb, c[ic*ldc+jc:], ldc, beta == 0 && pc == 0)
 			}
 		}
 	}
@@ -255,8 +257,9 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, mc, pc, kc int) {
 }
 
 // macroKernel multiplies a packed mc×kc block of A by a packed kc×nc block
-// of B into C, tile by tile; edge tiles go through a scratch tile.
-func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, ldc int) {
+// of B into C, tile by tile; edge tiles go through a scratch tile. With set,
+// C is overwritten (C = A·B + 0, as if zeroed first) instead of added to.
+func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, ldc int, set bool) {
 	for jr := 0; jr < nc; jr += gemmNR {
 		bp := pb[(jr/gemmNR)*kc*gemmNR:]
 		cols := min(gemmNR, nc-jr)
@@ -264,7 +267,11 @@ func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, 
 			ap := pa[(ir/gemmMR)*kc*gemmMR:]
 			rows := min(gemmMR, mc-ir)
 			if rows == gemmMR && cols == gemmNR {
-				kernel6x16(kc, ap, bp, c[ir*ldc+jr:], ldc)
+				if set {
+					kernel6x16Set(kc, ap, bp, c[ir*ldc+jr:], ldc)
+				} else {
+					kernel6x16(kc, ap, bp, c[ir*ldc+jr:], ldc)
+				}
 				continue
 			}
 			t := s.tile[:]
@@ -276,11 +283,25 @@ func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, 
 			}
 			for i := 0; i < rows; i++ {
 				dst := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+cols]
+				src := t[i*gemmNR : i*gemmNR+cols]
+				if set {
+					// t = A·B + 0 is never −0, so +0 + t, what zeroing and
+					// adding gave, is t itself.
+					copy(dst, src)
+					continue
+				}
 				for j := range dst {
-					dst[j] += t[i*gemmNR+j]
+					dst[j] += src[j]
 				}
 			}
 		}
+	}
+}
+
+// zeroTile zeroes a 6×16 tile of c (row stride ldc).
+func zeroTile(c []float32, ldc int) {
+	for i := 0; i < gemmMR; i++ {
+		Zero(c[i*ldc : i*ldc+gemmNR])
 	}
 }
 

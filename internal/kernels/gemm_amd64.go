@@ -33,3 +33,18 @@ func kernel4x16(k int, a, b, c []float32, ldc int) {
 	}
 	kernel6x16Go(k, a, b, c, ldc)
 }
+
+//go:noescape
+func sgemmKernel6x16Set(k int, a, b, c *float32, ldc int)
+
+// kernel6x16Set is kernel6x16 for a tile that the product overwrites:
+// c = A·B + 0, bit-identical to zeroing c and calling kernel6x16.
+func kernel6x16Set(k int, a, b, c []float32, ldc int) {
+	if useAsmKernel {
+		_ = c[5*ldc+15]
+		sgemmKernel6x16Set(k, &a[0], &b[0], &c[0], ldc)
+		return
+	}
+	zeroTile(c, ldc)
+	kernel6x16Go(k, a, b, c, ldc)
+}

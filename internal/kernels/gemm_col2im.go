@@ -41,8 +41,7 @@ func ConvInputGrad(a *PackedA, gy, gx []float32, c_, h, w, kh, kw int) {
 	for ir := 0; ir < m; ir += gemmMR {
 		rows := min(gemmMR, m-ir)
 		buf := s.col[:rows*n]
-		Zero(buf)
-		macroKernel(s, rows, n, k, a.data[(ir/gemmMR)*k*gemmMR:], pb, buf, n)
+		macroKernel(s, rows, n, k, a.data[(ir/gemmMR)*k*gemmMR:], pb, buf, n, true)
 		col2imRows(gx, buf, ir, rows, c_, h, w, kh, kw)
 	}
 }

@@ -7,3 +7,8 @@ var useAsmKernel = false
 func kernel6x16(k int, a, b, c []float32, ldc int) { kernel6x16Go(k, a, b, c, ldc) }
 
 func kernel4x16(k int, a, b, c []float32, ldc int) { kernel6x16Go(k, a, b, c, ldc) }
+
+func kernel6x16Set(k int, a, b, c []float32, ldc int) {
+	zeroTile(c, ldc)
+	kernel6x16Go(k, a, b, c, ldc)
+}

@@ -259,18 +259,32 @@ func TestPackA(t *testing.T) {
 	})
 }
 
-// The four-row kernel gives bit for bit the first four rows of the six-row
-// one, at depths around the unrolling.
-func TestKernel4x16(t *testing.T) {
+// The micro-kernel's variants against the six-row kernel, bit for bit: the
+// four-row one gives its first four rows; the overwriting one gives what
+// zeroing the tile and adding gives (A with zeros, so that some products
+// are ±0). Depths around the unrolling.
+func TestKernelVariants(t *testing.T) {
 	rng := rand.New(rand.NewPCG(rand.Uint64(), 25))
-	for _, k := range []int{1, 2, 7, 32, 144, 288} {
-		a, b := randSlice(rng, gemmMR*k), randSlice(rng, k*gemmNR)
+	for _, k := range []int{0, 1, 2, 7, 32, 144, 288} {
+		a, b := randSlice(rng, gemmMR*k+1), randSlice(rng, k*gemmNR+1)
+		for i := range a {
+			if rng.IntN(3) == 0 {
+				a[i] = float32(math.Copysign(0, float64(rng.IntN(2)*2-1)))
+			}
+		}
 		c6 := randSlice(rng, gemmMR*gemmNR)
 		c4 := append([]float32(nil), c6...)
 		kernel6x16(k, a, b, c6, gemmNR)
 		kernel4x16(k, a, b, c4, gemmNR)
-		if i := sameBits(c4[:4*gemmNR], c6[:4*gemmNR]); i >= 0 {
-			t.Fatalf("k=%d: [%d] %v, six-row kernel %v", k, i, c4[i], c6[i])
+		if i := sameBits(c4[:4*gemmNR], c6[:4*gemmNR]); i >= 0 && k > 0 {
+			t.Fatalf("k=%d: 4x16 [%d] %v, six-row kernel %v", k, i, c4[i], c6[i])
+		}
+		zeroed := make([]float32, gemmMR*gemmNR)
+		set := randSlice(rng, gemmMR*gemmNR)
+		kernel6x16(k, a, b, zeroed, gemmNR)
+		kernel6x16Set(k, a, b, set, gemmNR)
+		if i := sameBits(set, zeroed); i >= 0 {
+			t.Fatalf("k=%d: set [%d] %v, zeroed and added %v", k, i, set[i], zeroed[i])
 		}
 	}
 }
