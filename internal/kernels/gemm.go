@@ -28,6 +28,7 @@ type gemmScratch struct {
 	dense denseB                    // the B source of Sgemm, kept here so it needs no allocation
 	conv  im2colB                   // the B source of the convolution products
 	plans map[im2colKey]*im2colPlan // offset tables of im2colB blocks
+	off   []int                     // packB's row table
 	runs  [][2]int                  // runs of consecutive columns in an im2colB panel
 
 	aWhole []float32 // all of A's rows for one depth panel (gemmWholeA)
@@ -47,8 +48,8 @@ type denseB struct {
 	trans bool
 }
 
-func (d *denseB) packB(_ *gemmScratch, dst []float32, pc, kc, jc, nc int) {
-	packB(dst, d.trans, d.b, d.ldb, pc, kc, jc, nc)
+func (d *denseB) packB(s *gemmScratch, dst []float32, pc, kc, jc, nc int) {
+	packB(s, dst, d.trans, d.b, d.ldb, pc, kc, jc, nc)
 }
 
 func (s *gemmScratch) bufs() (a, b []float32) {
@@ -187,11 +188,33 @@ func SgemmPacked(a *PackedA, transB bool, n int, b []float32, ldb int, beta floa
 
 // packB copies op(B)[pc:pc+kc, jc:jc+nc] into panels of gemmNR columns:
 // panel q holds rows p at dst[q*kc*NR + p*NR + j], zero beyond nc.
-func packB(dst []float32, transB bool, b []float32, ldb, pc, kc, jc, nc int) {
+func packB(s *gemmScratch, dst []float32, transB bool, b []float32, ldb, pc, kc, jc, nc int) {
 	for q := 0; q*gemmNR < nc; q++ {
 		panel := dst[q*kc*gemmNR : (q+1)*kc*gemmNR]
 		cols := min(gemmNR, nc-q*gemmNR)
 		j := jc + q*gemmNR
+		if transB && cols == gemmNR && useAVX2 && kc >= 8 && (j+gemmNR)*ldb < 1<<31 {
+			// Row p, column t is B[j+t][pc+p]: sixteen rows of B read
+			// eight floats at a time and transposed (gatherT16).
+			var idx [gemmNR]int
+			for t := range idx {
+				idx[t] = (j+t)*ldb + pc
+			}
+			if cap(s.off) < kc {
+				s.off = make([]int, kc)
+			}
+			rows := s.off[:kc]
+			for p := range rows {
+				rows[p] = p
+			}
+			gatherT16(panel, b, rows, &idx)
+			continue
+		}
+		if !transB && cols == gemmNR && useAVX2 {
+			_ = b[(pc+kc-1)*ldb+j+gemmNR-1]
+			copyRows16AVX2(&panel[0], &b[pc*ldb+j], kc, ldb)
+			continue
+		}
 		if transB { // op(B)[p][j] = B[j][p]: read each row of B contiguously
 			if cols < gemmNR {
 				Zero(panel)

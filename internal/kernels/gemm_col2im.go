@@ -34,7 +34,7 @@ func ConvInputGrad(a *PackedA, gy, gx []float32, c_, h, w, kh, kw int) {
 		col2imRows(gx, col, 0, m, c_, h, w, kh, kw)
 		return
 	}
-	packB(pb, false, gy, n, 0, k, 0, n)
+	packB(s, pb, false, gy, n, 0, k, 0, n)
 	if cap(s.col) < gemmMR*n {
 		s.col = make([]float32, gemmMR*n)
 	}

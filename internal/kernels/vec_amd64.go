@@ -40,3 +40,6 @@ func gatherT16x8AVX2(dst, x *float32, base *int, n int, col *int)
 
 //go:noescape
 func addRowsAVX2(dst, src *float32, rows, n, ldd, lds int)
+
+//go:noescape
+func copyRows16AVX2(dst, src *float32, n, ld int)

@@ -468,3 +468,27 @@ arCol:
 arDone:
 	VZEROUPPER
 	RET
+
+// func copyRows16AVX2(dst, src *float32, n, ld int)
+// dst[p*16 : p*16+16] = src[p*ld : p*ld+16] for p < n: a 16-column panel of a
+// row-major matrix with row stride ld.
+TEXT ·copyRows16AVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ ld+24(FP), BX
+	SHLQ $2, BX
+	TESTQ CX, CX
+	JZ   crDone
+crLoop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    BX, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     crLoop
+crDone:
+	VZEROUPPER
+	RET

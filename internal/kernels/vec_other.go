@@ -23,3 +23,5 @@ func fillAVX2(dst *float32, v float32, n int) {}
 func gatherT16x8AVX2(dst, x *float32, base *int, n int, col *int) {}
 
 func addRowsAVX2(dst, src *float32, rows, n, ldd, lds int) {}
+
+func copyRows16AVX2(dst, src *float32, n, ld int) {}
