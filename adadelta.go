@@ -67,10 +67,15 @@ func (o *Adadelta) step(params []*Param, grads []*tensor.Dense) error {
 		}
 		return a.Adadelta(ws, gs, o.accGrad, o.accUpdate, rho, eps, lr)
 	}
-	kernels.ParallelFor(len(params), func(_, i int) {
-		w := params[i].Value.Data().([]float32)
-		g := grads[i].Data().([]float32)
-		a, u := o.accGrad[i], o.accUpdate[i]
+	lens := make([]int, len(params))
+	for i, g := range grads {
+		lens[i] = g.Shape().TotalSize()
+	}
+	// Pieces of every tensor on all cores (elements are independent).
+	kernels.ParallelSlices(lens, func(i, lo, hi int) {
+		w := params[i].Value.Data().([]float32)[lo:hi]
+		g := grads[i].Data().([]float32)[lo:hi]
+		a, u := o.accGrad[i][lo:hi], o.accUpdate[i][lo:hi]
 		for j, gj := range g {
 			a[j] = rho*a[j] + (1-rho)*gj*gj
 			d := gj * float32(math.Sqrt(float64(u[j]+eps))/math.Sqrt(float64(a[j]+eps)))

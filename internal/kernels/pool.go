@@ -25,20 +25,26 @@ func ParallelFor(n int, fn func(w, i int)) {
 		return
 	}
 	var next atomic.Int64
+	work := func(w int) {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= n {
+				return
+			}
+			fn(w, i)
+		}
+	}
+	// The caller is worker 0: it starts at once, while the others wait to
+	// be scheduled on the other cores.
 	var wg sync.WaitGroup
-	wg.Add(nw)
-	for w := 0; w < nw; w++ {
+	wg.Add(nw - 1)
+	for w := 1; w < nw; w++ {
 		go func(w int) {
 			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				fn(w, i)
-			}
+			work(w)
 		}(w)
 	}
+	work(0)
 	wg.Wait()
 }
 
@@ -56,6 +62,22 @@ func ParallelChunks(n int, fn func(lo, hi int)) {
 		return
 	}
 	ParallelFor(pieces, func(_, i int) { fn(i*parallelChunk, min(n, (i+1)*parallelChunk)) })
+}
+
+// ParallelSlices runs fn(i, lo, hi) over pieces [lo, hi) of slices of the
+// given lengths (slice i covers [0, lens[i])), at most parallelChunk long,
+// on the worker goroutines: for elementwise updates of many tensors of very
+// different sizes (an optimizer's step), which one task per tensor would
+// leave to one core while the largest finishes.
+func ParallelSlices(lens []int, fn func(i, lo, hi int)) {
+	type piece struct{ i, lo, hi int }
+	var pieces []piece
+	for i, n := range lens {
+		for lo := 0; lo < n; lo += parallelChunk {
+			pieces = append(pieces, piece{i, lo, min(n, lo+parallelChunk)})
+		}
+	}
+	ParallelFor(len(pieces), func(_, k int) { fn(pieces[k].i, pieces[k].lo, pieces[k].hi) })
 }
 
 // Scratch is per-worker temporary memory.
