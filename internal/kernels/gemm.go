@@ -67,7 +67,7 @@ func (s *gemmScratch) bufs() (a, b []float32) {
 func Sgemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	s := gemmPool.Get().(*gemmScratch)
 	s.dense = denseB{b: b, ldb: ldb, trans: transB}
-	gemmBlock(s, nil, transA, m, 0, n, k, a, lda, &s.dense, beta, c, ldc)
+	gemmBlock(s, nil, transA, m, 0, n, k, a, lda, &s.dense, beta, nil, c, ldc)
 	s.dense = denseB{}
 	gemmPool.Put(s)
 }
@@ -91,7 +91,7 @@ func SgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 		j0 := p * per * gemmNR
 		j1 := min(n, j0+per*gemmNR)
 		s.dense = denseB{b: b, ldb: ldb, trans: transB}
-		gemmBlock(s, nil, transA, m, j0, j1, k, a, lda, &s.dense, beta, c, ldc)
+		gemmBlock(s, nil, transA, m, j0, j1, k, a, lda, &s.dense, beta, nil, c, ldc)
 		s.dense = denseB{}
 		gemmPool.Put(s)
 	})
@@ -100,10 +100,15 @@ func SgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 // gemmBlock computes columns [j0, j1) of C = op(A)·B + beta·C, with B
 // packed by src.
 // A non-nil pre holds op(A) already packed (PackA), and then a is unused.
-func gemmBlock(s *gemmScratch, pre *PackedA, transA bool, m, j0, j1, k int, a []float32, lda int, src bSource, beta float32, c []float32, ldc int) {
+// A non-nil bias (one value per row of C) makes it C = bias + op(A)·B,
+// whatever beta.
+func gemmBlock(s *gemmScratch, pre *PackedA, transA bool, m, j0, j1, k int, a []float32, lda int, src bSource, beta float32, bias []float32, c []float32, ldc int) {
 	if k == 0 {
-		if beta == 0 {
-			for i := 0; i < m; i++ {
+		for i := 0; i < m; i++ {
+			switch {
+			case bias != nil:
+				Fill(c[i*ldc+j0:i*ldc+j1], bias[i])
+			case beta == 0:
 				Zero(c[i*ldc+j0 : i*ldc+j1])
 			}
 		}
@@ -144,9 +149,13 @@ func gemmBlock(s *gemmScratch, pre *PackedA, transA bool, m, j0, j1, k int, a []
 				} else {
 					packA(pa, transA, a, lda, ic, mc, pc, kc)
 				}
-				// With beta = 0 the first depth panel overwrites C instead of
-				// adding to zeros.
-				macroKernel(s, mc, nc, kc, ap, pb, c[ic*ldc+jc:], ldc, beta == 0 && pc == 0)
+				// With beta = 0 or a bias, the first depth panel overwrites C
+				// instead of adding to zeros or to the bias.
+				var rowBias []float32
+				if bias != nil && pc == 0 {
+					rowBias = bias[ic : ic+mc]
+				}
+				macroKernel(s, mc, nc, kc, ap, pb, c[ic*ldc+jc:], ldc, (beta == 0 || bias != nil) && pc == 0, rowBias)
 			}
 		}
 	}
@@ -181,7 +190,7 @@ func PackA(p *PackedA, transA bool, m, k int, a []float32, lda int) {
 func SgemmPacked(a *PackedA, transB bool, n int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	s := gemmPool.Get().(*gemmScratch)
 	s.dense = denseB{b: b, ldb: ldb, trans: transB}
-	gemmBlock(s, a, false, a.m, 0, n, a.k, nil, 0, &s.dense, beta, c, ldc)
+	gemmBlock(s, a, false, a.m, 0, n, a.k, nil, 0, &s.dense, beta, nil, c, ldc)
 	s.dense = denseB{}
 	gemmPool.Put(s)
 }
@@ -282,7 +291,10 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, mc, pc, kc int) {
 // macroKernel multiplies a packed mc×kc block of A by a packed kc×nc block
 // of B into C, tile by tile; edge tiles go through a scratch tile. With set,
 // C is overwritten (C = A·B + 0, as if zeroed first) instead of added to.
-func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, ldc int, set bool) {
+//
+// A non-nil bias (with set) adds bias[i] to row i, as if C had been filled
+// with it and the product added.
+func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, ldc int, set bool, bias []float32) {
 	for jr := 0; jr < nc; jr += gemmNR {
 		bp := pb[(jr/gemmNR)*kc*gemmNR:]
 		cols := min(gemmNR, nc-jr)
@@ -290,7 +302,9 @@ func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, 
 			ap := pa[(ir/gemmMR)*kc*gemmMR:]
 			rows := min(gemmMR, mc-ir)
 			if rows == gemmMR && cols == gemmNR {
-				if set {
+				if bias != nil {
+					kernel6x16Bias(kc, ap, bp, c[ir*ldc+jr:], ldc, bias[ir:ir+gemmMR])
+				} else if set {
 					kernel6x16Set(kc, ap, bp, c[ir*ldc+jr:], ldc)
 				} else {
 					kernel6x16(kc, ap, bp, c[ir*ldc+jr:], ldc)
@@ -307,6 +321,13 @@ func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, 
 			for i := 0; i < rows; i++ {
 				dst := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+cols]
 				src := t[i*gemmNR : i*gemmNR+cols]
+				if bias != nil {
+					b := bias[ir+i]
+					for j := range dst {
+						dst[j] = b + src[j]
+					}
+					continue
+				}
 				if set {
 					// t = A·B + 0 is never −0, so +0 + t, what zeroing and
 					// adding gave, is t itself.
@@ -318,6 +339,13 @@ func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, 
 				}
 			}
 		}
+	}
+}
+
+// fillTile sets row i of a 6×16 tile of c (row stride ldc) to bias[i].
+func fillTile(c []float32, ldc int, bias []float32) {
+	for i := 0; i < gemmMR; i++ {
+		Fill(c[i*ldc:i*ldc+gemmNR], bias[i])
 	}
 }
 

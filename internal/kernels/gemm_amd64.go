@@ -48,3 +48,19 @@ func kernel6x16Set(k int, a, b, c []float32, ldc int) {
 	zeroTile(c, ldc)
 	kernel6x16Go(k, a, b, c, ldc)
 }
+
+//go:noescape
+func sgemmKernel6x16Bias(k int, a, b, c *float32, ldc int, bias *float32)
+
+// kernel6x16Bias is kernel6x16Set plus bias[i] on row i: bit-identical to
+// filling row i of c with bias[i] and calling kernel6x16.
+func kernel6x16Bias(k int, a, b, c []float32, ldc int, bias []float32) {
+	if useAsmKernel {
+		_ = c[5*ldc+15]
+		_ = bias[5]
+		sgemmKernel6x16Bias(k, &a[0], &b[0], &c[0], ldc, &bias[0])
+		return
+	}
+	fillTile(c, ldc, bias)
+	kernel6x16Go(k, a, b, c, ldc)
+}

@@ -29,7 +29,7 @@ func ConvInputGrad(a *PackedA, gy, gx []float32, c_, h, w, kh, kw int) {
 		}
 		col := s.col[:m*n]
 		s.dense = denseB{b: gy, ldb: n}
-		gemmBlock(s, a, false, m, 0, n, k, nil, 0, &s.dense, 0, col, n)
+		gemmBlock(s, a, false, m, 0, n, k, nil, 0, &s.dense, 0, nil, col, n)
 		s.dense = denseB{}
 		col2imRows(gx, col, 0, m, c_, h, w, kh, kw)
 		return
@@ -41,7 +41,7 @@ func ConvInputGrad(a *PackedA, gy, gx []float32, c_, h, w, kh, kw int) {
 	for ir := 0; ir < m; ir += gemmMR {
 		rows := min(gemmMR, m-ir)
 		buf := s.col[:rows*n]
-		macroKernel(s, rows, n, k, a.data[(ir/gemmMR)*k*gemmMR:], pb, buf, n, true)
+		macroKernel(s, rows, n, k, a.data[(ir/gemmMR)*k*gemmMR:], pb, buf, n, true, nil)
 		col2imRows(gx, buf, ir, rows, c_, h, w, kh, kw)
 	}
 }

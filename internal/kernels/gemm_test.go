@@ -128,6 +128,18 @@ func TestConvGemm(t *testing.T) {
 		if i := sameBits(packed, got); i >= 0 {
 			t.Fatalf("%v forward with A packed: [%d] %v, unpacked %v", sh, i, packed[i], got[i])
 		}
+		// With a bias: as filling each row with it and adding the product.
+		bias := randSlice(rng, m)
+		bias[0] = float32(math.Copysign(0, -1))
+		filled, withBias := make([]float32, m*p), randSlice(rng, m*p)
+		for i := range m {
+			Fill(filled[i*p:(i+1)*p], bias[i])
+		}
+		ConvGemmPacked(&pa, false, p, x, c, h, w, kh, kw, 1, filled, p)
+		ConvGemmBias(&pa, p, x, c, h, w, kh, kw, bias, withBias, p)
+		if i := sameBits(withBias, filled); i >= 0 {
+			t.Fatalf("%v forward with bias: [%d] %v, filled and added %v", sh, i, withBias[i], filled[i])
+		}
 		// filter gradient: C (m×k) = G (m×p) · colᵀ
 		g := randSlice(rng, m*p)
 		got, want = make([]float32, m*k), make([]float32, m*k)
@@ -285,6 +297,15 @@ func TestKernelVariants(t *testing.T) {
 		kernel6x16Set(k, a, b, set, gemmNR)
 		if i := sameBits(set, zeroed); i >= 0 {
 			t.Fatalf("k=%d: set [%d] %v, zeroed and added %v", k, i, set[i], zeroed[i])
+		}
+		bias := randSlice(rng, gemmMR)
+		bias[1] = float32(math.Copysign(0, -1))
+		filled, withBias := make([]float32, gemmMR*gemmNR), randSlice(rng, gemmMR*gemmNR)
+		fillTile(filled, gemmNR, bias)
+		kernel6x16(k, a, b, filled, gemmNR)
+		kernel6x16Bias(k, a, b, withBias, gemmNR, bias)
+		if i := sameBits(withBias, filled); i >= 0 {
+			t.Fatalf("k=%d: bias [%d] %v, filled and added %v", k, i, withBias[i], filled[i])
 		}
 	}
 }

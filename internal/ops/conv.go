@@ -101,10 +101,7 @@ func conv2dForward(packed *kernels.PackedA, y, x, w, b []float32, xs, ws tensor.
 	kernels.PackA(packed, false, f, k, w, k)
 	kernels.ParallelFor(n, func(_, i int) {
 		yi := y[i*f*p : (i+1)*f*p]
-		for fi := 0; fi < f; fi++ {
-			kernels.Fill(yi[fi*p:(fi+1)*p], b[fi])
-		}
-		kernels.ConvGemmPacked(packed, false, p, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, 1, yi, p)
+		kernels.ConvGemmBias(packed, p, x[i*c*h*wd:(i+1)*c*h*wd], c, h, wd, kh, kw, b, yi, p)
 		if relu {
 			kernels.ReLU(yi)
 		}
