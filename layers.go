@@ -201,6 +201,34 @@ func (l *dropoutLayer) build(s *scope, x *G.Node, _ []*G.Node, _ bool) *G.Node {
 	return dropout(s, x, l.rate)
 }
 
+// GaussianNoise adds zero-mean Gaussian noise of standard deviation
+// stddev to every unit during training, fresh in every pass (each of VAT's
+// passes draws its own, like Dropout's masks), and nothing at inference.
+// The VAT paper's MNIST network puts GaussianNoise(0.5) on every hidden
+// layer (Miyato et al., TPAMI 2018, appendix C, after Salimans et al.,
+// 2016). The exact probe treats it as the identity (the noise is additive).
+func GaussianNoise(stddev float64) Layer { return &gaussianNoise{stddev: stddev} }
+
+type gaussianNoise struct{ stddev float64 }
+
+func (l *gaussianNoise) kind() string { return "gaussiannoise" }
+func (l *gaussianNoise) spec() layerSpec {
+	return layerSpec{Layer: "GaussianNoise", Stddev: l.stddev}
+}
+
+func (l *gaussianNoise) output(in []int) ([]int, error) {
+	if !(l.stddev > 0 && l.stddev <= 100) {
+		return nil, fmt.Errorf("GaussianNoise(%v): want a stddev in (0, 100]", l.stddev)
+	}
+	return in, nil
+}
+
+func (l *gaussianNoise) params([]int) []paramSpec { return nil }
+
+func (l *gaussianNoise) build(s *scope, x *G.Node, _ []*G.Node, _ bool) *G.Node {
+	return noise(s, x, l.stddev)
+}
+
 // BatchNorm normalizes each channel (C×H×W inputs) or feature (flat
 // inputs) to zero mean and unit variance, then scales by γ (starting at 1)
 // and shifts by β (starting at 0) (Ioffe & Szegedy, 2015). Training

@@ -2,7 +2,9 @@ package vat
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -262,5 +264,84 @@ func TestBatchNormLayer(t *testing.T) {
 	}
 	if acc := res[len(res)-1].TestAccuracy; acc < 0.9 {
 		t.Fatalf("accuracy with batch normalization %.1f %%", 100*acc)
+	}
+}
+
+// GaussianNoise: inference adds nothing (the same outputs as the network
+// without it, same weights); training draws fresh noise every pass, seeded
+// (two trainers from one seed agree bit for bit, another seed differs); the
+// exact probe accepts it; the layer survives a save and LoadModel; and bad
+// deviations are errors naming the layer.
+func TestGaussianNoiseLayer(t *testing.T) {
+	layers := func(noisy bool) []Layer {
+		ls := []Layer{Flatten(), Dense(16), ReLU()}
+		if noisy {
+			ls = append(ls, GaussianNoise(0.5))
+		}
+		return append(ls, Dense(5))
+	}
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 9))
+	x := make([]float32, 40*36)
+	labels := make([]int, 40)
+	for i := range x {
+		x[i] = float32(rng.Float64())
+	}
+	for i := range labels {
+		labels[i] = i % 5
+	}
+	d, err := NewDataset(x, []int{1, 6, 6}, labels, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noisy, err := Sequential([]int{1, 6, 6}, 4, layers(true)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, _ := Sequential([]int{1, 6, 6}, 4, layers(false)...)
+	a, err := noisy.Evaluate(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := clean.Evaluate(d)
+	if a != b {
+		t.Fatalf("inference with noise layers %+v, without %+v", a, b)
+	}
+	train := func(seed uint64) []float32 {
+		m, _ := Sequential([]int{1, 6, 6}, 4, layers(true)...)
+		tr, err := NewTrainer(m, TrainConfig{BatchSize: 20, Seed: seed, VAT: &VATConfig{Probe: Exact}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.TrainEpoch(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+		var w []float32
+		for _, p := range m.Params() {
+			w = append(w, p.Value.Data().([]float32)...)
+		}
+		return w
+	}
+	w1, w2, w3 := train(1), train(1), train(2)
+	if !slices.Equal(w1, w2) {
+		t.Fatal("one seed, two different trainings")
+	}
+	if slices.Equal(w1, w3) {
+		t.Fatal("two seeds, the same training: is the noise drawn?")
+	}
+	path := filepath.Join(t.TempDir(), "noisy.safetensors")
+	if err := noisy.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := back.Evaluate(d); c != a {
+		t.Fatalf("after LoadModel %+v, before %+v", c, a)
+	}
+	for _, bad := range []float64{0, -1, math.NaN(), 1e9} {
+		if _, err := Sequential([]int{1, 6, 6}, 4, Flatten(), GaussianNoise(bad), Dense(5)); err == nil || !strings.Contains(err.Error(), "GaussianNoise") {
+			t.Errorf("GaussianNoise(%v): error %v", bad, err)
+		}
 	}
 }

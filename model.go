@@ -373,6 +373,22 @@ func (s *scope) apply(op G.Op, in ...*G.Node) *G.Node {
 
 // dropout drops with the given rate when the scope trains with dropout, and
 // is the identity otherwise.
+// noise adds GaussianNoise's op when s trains (as dropout), drawing from
+// the same family of streams as the dropout masks.
+func noise(s *scope, x *G.Node, stddev float64) *G.Node {
+	if s.err != nil || !s.dropout {
+		return x
+	}
+	op, err := ops.NewGaussianNoise(stddev, rng.SplitMix64(s.seed^rng.SplitMix64(rng.Dropout)^s.dropouts))
+	s.dropouts++
+	if err != nil {
+		s.err = err
+		return nil
+	}
+	s.streams = append(s.streams, op)
+	return s.apply(op, x)
+}
+
 func dropout(s *scope, x *G.Node, rate float64) *G.Node {
 	if s.err != nil || !s.dropout {
 		return x

@@ -57,6 +57,7 @@ func (m *Model) tangent(s *scope, w weights, trace []layerTrace, d *G.Node) *G.N
 			if s.dropout && l.rate > 0 && s.err == nil {
 				s.err = fmt.Errorf("vat: VATConfig.Probe = Exact: the network has Dropout(%g), which the exact probe does not linearize; use FiniteDifference", l.rate)
 			}
+		case *gaussianNoise: // additive: its tangent is the identity
 		case flatten:
 		}
 		if m.fused[i] {

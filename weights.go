@@ -55,6 +55,7 @@ type layerSpec struct {
 	Size    int     `json:"size,omitempty"`
 	Units   int     `json:"units,omitempty"`
 	Rate    float64 `json:"rate,omitempty"`
+	Stddev  float64 `json:"stddev,omitempty"`
 }
 
 // layer returns the layer s describes.
@@ -76,6 +77,8 @@ func (s layerSpec) layer() (Layer, error) {
 		return ReLU(), nil
 	case "Dropout":
 		return Dropout(s.Rate), nil
+	case "GaussianNoise":
+		return GaussianNoise(s.Stddev), nil
 	case "Flatten":
 		return Flatten(), nil
 	case "BatchNorm":

@@ -61,6 +61,7 @@ type options struct {
 	seed                  uint64
 	testLimit             int
 	data, out             string
+	network               string
 	progress              bool
 }
 
@@ -71,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	runs := fs.String("runs", strings.Join(runNames, ","), "comma-separated runs: "+strings.Join(runNames, ", "))
 	seeds := fs.String("label-seed", "1", "comma-separated seeds of the label splits (one run of each kind per split)")
 	probe := fs.String("probe", "exact", "VAT's power iteration: exact (H·d through the network's tangent map) or finite-difference (with -xi)")
+	fs.StringVar(&o.network, "network", "mlp", "the classifier: mlp (784-1200-1200-10 with batch norm) or tpami (784-1200-600-300-150-10 with batch norm and Gaussian noise 0.5)")
 	fs.IntVar(&o.labels, "labels", 100, "labeled training images, a multiple of 10 (the same number per class)")
 	fs.IntVar(&o.iterations, "iterations", 10000, "training steps per run")
 	fs.IntVar(&o.batch, "batch", 100, "labeled images per step")
@@ -161,19 +163,39 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-test-limit %d: want >= 0 (0 = all)", o.testLimit)
 	case o.out == "":
 		return nil, fmt.Errorf("-out: want a folder")
+	case networks[o.network].layers == nil:
+		return nil, fmt.Errorf("-network %q: want mlp or tpami", o.network)
 	}
 	return o, nil
 }
 
-// network is the paper's semi-supervised MNIST classifier: an MLP
-// 784-1200-1200-10 with batch normalization after each hidden layer.
-func network(seed uint64) (*vat.Model, error) {
-	return vat.Sequential([]int{1, vat.ImageRows, vat.ImageCols}, seed,
-		vat.Flatten(), vat.Dense(1200), vat.BatchNorm(), vat.ReLU(),
-		vat.Dense(1200), vat.BatchNorm(), vat.ReLU(), vat.Dense(vat.Classes))
+// networks are the classifiers -network chooses from: "mlp", an MLP
+// 784-1200-1200-10 with batch normalization after each hidden layer (the
+// 2015 VAT paper's kind), and "tpami", the TPAMI 2018 paper's MNIST network
+// as its author describes it (takerum/vat issue 3; the paper's appendix C):
+// 784-1200-600-300-150-10 with batch normalization and Gaussian noise of
+// standard deviation 0.5 on each hidden layer.
+var networks = map[string]struct {
+	desc   string
+	layers func() []vat.Layer
+}{
+	"mlp": {"MLP 784-1200-1200-10, batch norm after each hidden layer", func() []vat.Layer {
+		return []vat.Layer{vat.Flatten(), vat.Dense(1200), vat.BatchNorm(), vat.ReLU(),
+			vat.Dense(1200), vat.BatchNorm(), vat.ReLU(), vat.Dense(vat.Classes)}
+	}},
+	"tpami": {"MLP 784-1200-600-300-150-10, batch norm and Gaussian noise (σ = 0.5) on each hidden layer", func() []vat.Layer {
+		ls := []vat.Layer{vat.Flatten()}
+		for _, units := range []int{1200, 600, 300, 150} {
+			ls = append(ls, vat.Dense(units), vat.BatchNorm(), vat.ReLU(), vat.GaussianNoise(0.5))
+		}
+		return append(ls, vat.Dense(vat.Classes))
+	}},
 }
 
-const networkName = "MLP 784-1200-1200-10, batch norm after each hidden layer"
+// network builds the network named name, seeded with seed.
+func network(name string, seed uint64) (*vat.Model, error) {
+	return vat.Sequential([]int{1, vat.ImageRows, vat.ImageCols}, seed, networks[name].layers()...)
+}
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
@@ -241,7 +263,7 @@ runs:
 // trainRun trains one run on one split and returns its record (with the
 // evaluations that finished, also when it fails).
 func trainRun(ctx context.Context, o *options, name string, split *vat.Split, test *vat.Dataset, stderr io.Writer) (*results.Run, error) {
-	model, err := network(o.seed)
+	model, err := network(o.network, o.seed)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +295,7 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 		Optimizer: fmt.Sprintf("adam(lr=%g, decay_start=%g, beta1=%g→%g, beta2=%g, epsilon=%g)", c.Adam.LR, c.Adam.DecayStart,
 			c.Adam.Beta1, c.Adam.DecayBeta1, c.Adam.Beta2, c.Adam.Epsilon),
 		Labels: split.Labeled.Len(), LabelSeed: &seed, SplitHash: split.Hash, Iterations: c.Iterations,
-		LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch, Network: networkName}}
+		LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch, Network: networks[o.network].desc}}
 	if v := c.VAT; v != nil {
 		rr.Options.Xi, rr.Options.Eps, rr.Options.Ip, rr.Options.Alpha = &v.Xi, &v.Eps, &v.Ip, &v.Alpha
 		rr.Options.Probe, rr.Options.WarmUp, rr.Options.VATOnLabeled = v.Probe.String(), &c.WarmUp, c.VATOnLabeled
