@@ -78,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.batch, "batch", 100, "labeled images per step")
 	fs.IntVar(&o.unlabeledBatch, "unlabeled-batch", 250, "unlabeled images per step")
 	fs.Float64Var(&o.xi, "xi", 1e-6, "VAT: probe length ξ of the finite-difference power iteration (> 0)")
-	fs.Float64Var(&o.eps, "eps", 0.3, "VAT: length ε of the adversarial perturbation (> 0)")
+	fs.Float64Var(&o.eps, "eps", 5, "VAT: length ε of the adversarial perturbation (> 0; the TPAMI paper's MNIST value, per its author)")
 	fs.IntVar(&o.ip, "ip", 1, "VAT: power iterations (1 to 100)")
 	fs.Float64Var(&o.alpha, "alpha", 1, "VAT: weight α of the VAT loss (> 0)")
 	fs.Float64Var(&o.beta, "entmin", 1, "weight β of the entropy term in vat+entmin runs (> 0)")
