@@ -9,7 +9,9 @@
 //	go run ./examples/semisup                                   # 3 runs × split 1
 //	go run ./examples/semisup -label-seed 1,2,3 -runs vat,vat+entmin -out docs/semisup
 //
-// It writes results.json and test_error.png into -out. Ctrl-C stops after
+// It writes results.json and test_error.png into -out; -merge a,b,... writes
+// the runs of earlier -out folders together instead (runs made in parallel
+// processes). Ctrl-C stops after
 // the current step, writes what finished and exits with status 130.
 package main
 
@@ -62,6 +64,7 @@ type options struct {
 	testLimit             int
 	data, out             string
 	network               string
+	merge                 []string
 	progress              bool
 }
 
@@ -72,6 +75,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	runs := fs.String("runs", strings.Join(runNames, ","), "comma-separated runs: "+strings.Join(runNames, ", "))
 	seeds := fs.String("label-seed", "1", "comma-separated seeds of the label splits (one run of each kind per split)")
 	probe := fs.String("probe", "exact", "VAT's power iteration: exact (H·d through the network's tangent map) or finite-difference (with -xi)")
+	mergeDirs := fs.String("merge", "", "comma-separated folders whose results.json to merge into -out (no training)")
 	fs.StringVar(&o.network, "network", "mlp", "the classifier: mlp (784-1200-1200-10 with batch norm) or tpami (784-1200-600-300-150-10 with batch norm and Gaussian noise 0.5)")
 	fs.IntVar(&o.labels, "labels", 100, "labeled training images, a multiple of 10 (the same number per class)")
 	fs.IntVar(&o.iterations, "iterations", 10000, "training steps per run")
@@ -113,6 +117,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("-runs: %q given twice", r)
 		}
 		o.runs = append(o.runs, r)
+	}
+	if *mergeDirs != "" {
+		for _, d := range strings.Split(*mergeDirs, ",") {
+			if d = strings.TrimSpace(d); d == "" {
+				return nil, fmt.Errorf("-merge: an empty folder name in %q", *mergeDirs)
+			}
+			o.merge = append(o.merge, d)
+		}
 	}
 	for _, f := range strings.Split(*seeds, ",") {
 		s, err := strconv.ParseUint(strings.TrimSpace(f), 10, 64)
@@ -206,6 +218,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitError
 	}
+	if len(o.merge) > 0 {
+		return merge(o, stdout, stderr)
+	}
 	train, test, err := vat.LoadMNIST(o.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
@@ -258,6 +273,35 @@ runs:
 		return exitError
 	}
 	return status
+}
+
+// merge reads the results.json of each -merge folder (runs made by
+// separate processes, for instance one per core), writes them together into
+// -out with the plot, and prints the table over all of them.
+func merge(o *options, stdout, stderr io.Writer) int {
+	var all *results.Results
+	for _, dir := range o.merge {
+		res, err := results.Read(dir)
+		if err != nil {
+			fmt.Fprintf(stderr, "error: -merge: %v\n", err)
+			return exitError
+		}
+		if all == nil {
+			all = res
+			continue
+		}
+		all.Runs = append(all.Runs, res.Runs...)
+	}
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		fmt.Fprintf(stderr, "error: -out: %v\n", err)
+		return exitError
+	}
+	printTable(stdout, all)
+	if err := all.Write(o.out); err != nil {
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return exitError
+	}
+	return exitOK
 }
 
 // trainRun trains one run on one split and returns its record (with the

@@ -31,6 +31,9 @@ func TestBadFlagsExitWithOneLineError(t *testing.T) {
 		{[]string{"-decay-start", "0"}, "-decay-start"},
 		{[]string{"-lr", "NaN"}, "-lr"},
 		{[]string{"stray"}, "stray"},
+		{[]string{"-network", "resnet"}, "-network"},
+		{[]string{"-merge", "a,,b"}, "-merge"},
+		{[]string{"-merge", "/nonexistent/folder"}, "-merge"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, &stdout, &stderr)
