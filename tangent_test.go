@@ -3,6 +3,7 @@ package vat
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -100,7 +101,10 @@ func (n *net64) logits(x []float64) []float64 {
 // TestExactProbeMatchesFloat64: the exact probe's r_adv is the power
 // iteration on H = JᵀFJ computed in float64, with J by central differences
 // of the float64 network, from the same start; on fresh random weights and
-// inputs, for one and three iterations.
+// inputs, for one and three iterations. The network has batch
+// normalization with the batch's statistics, so J is the whole batch's:
+// every sample's logits depend on every sample's input through the
+// statistics, and the reference's power iteration runs on the batch.
 //
 // The weights and inputs come from fixed seeds: with fresh ones, about one
 // run in a hundred drew a network whose ReLUs were all off for most
@@ -139,7 +143,40 @@ func exactProbeCase(t *testing.T, seed uint64) {
 			xs[i][j] = float64(x[i*px+j])
 		}
 	}
-	net.setStats(xs)
+	// J of every sample's logits with respect to every input of the batch
+	// (batch·classes × batch·px), by central differences of the float64
+	// network with batch norm's statistics recomputed from the perturbed
+	// batch, as the training pass computes them: through the statistics,
+	// each sample's logits move with the other samples' inputs too.
+	const h = 1e-6
+	batchLogits := func() [][]float64 {
+		net.setStats(xs)
+		out := make([][]float64, batch)
+		for i := range out {
+			out[i] = net.logits(xs[i])
+		}
+		return out
+	}
+	k := net.classes
+	jac := make([][]float64, batch*px) // jac[input][output]
+	for i := 0; i < batch; i++ {
+		for j := 0; j < px; j++ {
+			v := xs[i][j]
+			xs[i][j] = v + h
+			zp := batchLogits()
+			xs[i][j] = v - h
+			zm := batchLogits()
+			xs[i][j] = v
+			col := make([]float64, batch*k)
+			for o := 0; o < batch; o++ {
+				for c := 0; c < k; c++ {
+					col[o*k+c] = (zp[o][c] - zm[o][c]) / (2 * h)
+				}
+			}
+			jac[i*px+j] = col
+		}
+	}
+	clean := batchLogits()
 	checked := 0
 	defer func() {
 		if checked < 4 { // most samples have some ReLU on and a curvature
@@ -151,36 +188,53 @@ func exactProbeCase(t *testing.T, seed uint64) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < batch; i++ {
-			// J (classes × pixels) by central differences in float64.
-			const h = 1e-6
-			jac := make([][]float64, px)
-			y := append([]float64(nil), xs[i]...)
-			for j := range y {
-				y[j] = xs[i][j] + h
-				zp := net.logits(y)
-				y[j] = xs[i][j] - h
-				zm := net.logits(y)
-				y[j] = xs[i][j]
-				jac[j] = make([]float64, net.classes)
-				for c := range zp {
-					jac[j][c] = (zp[c] - zm[c]) / (2 * h)
+		// The power iteration of the implementation: d normalized per
+		// sample, then ip times d ← Jᵀ F J d (F per sample), normalized per
+		// sample.
+		d := make([]float64, batch*px)
+		for j := range d {
+			d[j] = float64(noise[j])
+		}
+		normalize := func() {
+			for i := 0; i < batch; i++ {
+				if v := d[i*px : (i+1)*px]; slices.ContainsFunc(v, func(x float64) bool { return x != 0 }) {
+					ref64.Normalize(v)
 				}
 			}
-			p := ref64.Softmax(net.logits(xs[i]))
-			d := make([]float64, px)
+		}
+		normalize()
+		for it := 0; it < ip; it++ {
+			a := make([]float64, batch*k)
+			for j, v := range d {
+				for o, jv := range jac[j] {
+					a[o] += jv * v
+				}
+			}
+			for o := 0; o < batch; o++ {
+				p := ref64.Softmax(clean[o])
+				var pa float64
+				for c := range p {
+					pa += p[c] * a[o*k+c]
+				}
+				for c := range p {
+					a[o*k+c] = p[c] * (a[o*k+c] - pa)
+				}
+			}
 			for j := range d {
-				d[j] = float64(noise[i*px+j])
+				d[j] = 0
+				for o, jv := range jac[j] {
+					d[j] += jv * a[o]
+				}
 			}
-			for k := 0; k < ip; k++ {
-				d = ref64.HessVec(jac, p, d)
-			}
+			normalize()
+		}
+		for i := 0; i < batch; i++ {
 			var norm, ref float64
 			for j, v := range g.RAdv[i*px : (i+1)*px] {
 				norm += float64(v) * float64(v)
-				ref += d[j] * d[j]
+				ref += d[i*px+j] * d[i*px+j]
 			}
-			if ref == 0 { // every ReLU of this sample is off, or p is one-hot in float64: H = 0
+			if ref == 0 { // no curvature reaches this sample in float64: H = 0
 				if norm != 0 {
 					t.Errorf("%d iteration(s), sample %d: H = 0 in float64, ‖r_adv‖ = %v", ip, i, math.Sqrt(norm))
 				}
@@ -193,7 +247,7 @@ func exactProbeCase(t *testing.T, seed uint64) {
 			if ip > 1 {
 				want = 0.99
 			}
-			if c := ref64.Cosine(d, g.RAdv[i*px:(i+1)*px]); !(c >= want) { // NaN fails too
+			if c := ref64.Cosine(d[i*px:(i+1)*px], g.RAdv[i*px:(i+1)*px]); !(c >= want) { // NaN fails too
 				t.Errorf("seed %d, %d iteration(s), sample %d: cosine with the float64 power iteration %.6f, want >= %g", seed, ip, i, c, want)
 			}
 			if math.Abs(math.Sqrt(norm)-2) > 1e-4 {

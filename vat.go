@@ -161,6 +161,10 @@ func vatObjective(s *scope, cfg VATConfig, in vatInputs, probe passes, x, labels
 // adversarial (at x + r_adv, the pass whose weight gradient counts).
 type passes struct {
 	probe, tangent, adversarial func(*G.Node) *G.Node
+	// coupled: the tangent map mixes samples (batch normalization with
+	// the batch's statistics), so the exact probe scales its Fisher
+	// products once for the batch, not per sample.
+	coupled bool
 }
 
 // vatPasses returns the passes of a model: probe and tangent with the
@@ -171,6 +175,7 @@ func (m *Model) vatPasses(s *scope, w weights, trace []layerTrace, adv weights) 
 		probe:       func(in *G.Node) *G.Node { return m.forward(s, w, in) },
 		tangent:     func(in *G.Node) *G.Node { return m.tangent(s, w, trace, in) },
 		adversarial: func(in *G.Node) *G.Node { return m.forward(s, adv, in) },
+		coupled:     s.batchStats && m.hasBatchNorm(),
 	}
 }
 
@@ -193,7 +198,7 @@ func vatTerm(s *scope, cfg VATConfig, in vatInputs, ps passes, x, logits *G.Node
 // ps.probe.
 func perturbation(s *scope, cfg VATConfig, in vatInputs, ps passes, x, pConst *G.Node) *G.Node {
 	if cfg.Probe == Exact {
-		return exactPerturbation(s, cfg, in, ps.tangent, pConst)
+		return exactPerturbation(s, cfg, in, ps.tangent, ps.coupled, pConst)
 	}
 	return adversarialPerturbation(s, cfg, in, ps.probe, x, pConst)
 }
@@ -244,14 +249,18 @@ func adversarialPerturbation(s *scope, cfg VATConfig, in vatInputs, forward func
 // prediction's tiny curvature does not underflow float32).
 // As with the finite-difference probe, u is written d + z with z an all-zero
 // input, and each new d passes through StopGradient.
-func exactPerturbation(s *scope, cfg VATConfig, in vatInputs, tangent func(*G.Node) *G.Node, pConst *G.Node) *G.Node {
+func exactPerturbation(s *scope, cfg VATConfig, in vatInputs, tangent func(*G.Node) *G.Node, coupled bool, pConst *G.Node) *G.Node {
 	if s.err == nil && tangent == nil {
 		s.err = fmt.Errorf("vat: VATConfig.Probe = Exact needs a network of the package's layers (Sequential or NewModel)")
 	}
 	d := l2Normalize(s, in.noise, 1)
 	for _, z := range in.probes {
 		u := add(s, d, z)
-		q := s.apply(ops.NewFisherDirection(), pConst, tangent(u))
+		fisher := ops.NewFisherDirection()
+		if coupled {
+			fisher = ops.NewFisherDirectionBatch()
+		}
+		q := s.apply(fisher, pConst, tangent(u))
 		d = l2Normalize(s, stopGradient(s, gradient(s, q, z)), 1)
 	}
 	return l2Normalize(s, d, cfg.Eps)
@@ -261,6 +270,16 @@ func exactPerturbation(s *scope, cfg VATConfig, in vatInputs, tangent func(*G.No
 // sticky-error style.
 
 func stopGradient(s *scope, x *G.Node) *G.Node { return s.apply(ops.NewStopGradient(), x) }
+
+// hasBatchNorm reports whether the network has a BatchNorm layer.
+func (m *Model) hasBatchNorm() bool {
+	for _, l := range m.layers {
+		if _, ok := l.(*batchNorm); ok {
+			return true
+		}
+	}
+	return false
+}
 
 func l2Normalize(s *scope, x *G.Node, scale float64) *G.Node {
 	if s.err != nil {

@@ -157,11 +157,22 @@ func (op *poolSelectOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error
 	return G.Nodes{g, nil, nil}, err
 }
 
-// NewBatchNormTangent returns batch normalization's tangent with the
-// statistics held fixed: t·γ/√(σ²+ε) per channel, with the 1/√(σ²+ε) that
-// the batch-normalization op fwd (made by NewBatchNorm) used in its last
-// run. Its inputs are t, γ and fwd's output: that input is not read, but
-// makes the graph run fwd first.
+// NewBatchNormTangent returns batch normalization's tangent at the last
+// run of the batch-normalization op fwd (made by NewBatchNorm). In
+// inference mode the statistics are constants and the tangent is
+// t·γ/√(σ²+ε) per channel. In training mode the batch's mean and variance
+// move with the perturbation too, and per channel, with x̂ the normalized
+// input of fwd's run and means over the channel's M entries in the batch,
+//
+//	t ↦ γ/√(σ²_B+ε) · (t − mean(t) − x̂·mean(x̂·t))
+//
+// (the derivative of x̂ = (x − μ_B)/√(σ²_B+ε), as in batch normalization's
+// gradient). That map is symmetric, so its gradient op is the same map.
+// With it the probe is the exact power iteration on the batch's KL, which
+// the finite-difference probe approximates (checked against float64
+// central differences of the whole batch, TestExactProbeMatchesFloat64).
+// Its inputs are t, γ and fwd's output: that input is not read, but makes
+// the graph run fwd first.
 func NewBatchNormTangent(fwd G.Op) (G.Op, error) {
 	bn, ok := fwd.(*batchNormOp)
 	if !ok {
@@ -208,14 +219,31 @@ func (op *bnTangentOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(ts...)
 	y := out.Data().([]float32)
-	for i := 0; i < n; i++ {
-		for ch := 0; ch < c; ch++ {
-			k := float32(float64(gamma[ch]) * op.fwd.invStd[ch])
-			for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
-				y[j] = k * t[j]
+	xh := op.fwd.xhat
+	if op.fwd.train && len(xh) != len(t) {
+		return nil, fmt.Errorf("vat: BatchNormTangent: input of %d values, the batch normalization's last run had %d", len(t), len(xh))
+	}
+	m := float64(n * p)
+	bnBlocks(c, func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			k := float64(gamma[ch]) * op.fwd.invStd[ch]
+			var mt, mxt float64 // mean(t), mean(x̂·t): zero in inference mode
+			if op.fwd.train {
+				for i := 0; i < n; i++ {
+					for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
+						mt += float64(t[j])
+						mxt += float64(xh[j]) * float64(t[j])
+					}
+				}
+				mt, mxt = mt/m, mxt/m
+			}
+			for i := 0; i < n; i++ {
+				for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
+					y[j] = float32(k * (float64(t[j]) - mt - float64(xh[j])*mxt))
+				}
 			}
 		}
-	}
+	})
 	return out, nil
 }
 
@@ -247,6 +275,7 @@ func NewFisherQuadratic() G.Op { return &fisherOp{opBase: newOpBase("FisherQuadr
 type fisherOp struct {
 	opBase
 	scaled bool // NewFisherDirection
+	batch  bool // NewFisherDirectionBatch: one scale for the whole batch
 }
 
 func (op *fisherOp) Arity() int    { return 2 }
@@ -281,6 +310,7 @@ func (op *fisherOp) Do(inputs ...G.Value) (G.Value, error) {
 	n, k := zs[0], zs[1]
 	p, v := make([]float64, k), make([]float64, k)
 	var q float64
+	top := batchTop(op.batch, z, a, n, k)
 	for i := 0; i < n; i++ {
 		softmaxRow(p, z[i*k:(i+1)*k])
 		var s1, s2 float64
@@ -290,12 +320,44 @@ func (op *fisherOp) Do(inputs ...G.Value) (G.Value, error) {
 			s2 += pj * v
 		}
 		qi := 0.5 * (s1 - s2*s2)
-		if op.scaled {
+		switch {
+		case op.batch:
+			qi /= top
+		case op.scaled:
 			qi /= fisherRow(v, p, a[i*k:(i+1)*k])
 		}
 		q += qi
 	}
 	return G.NewF32(float32(q)), nil
+}
+
+// batchTop returns, when batch is set, max |F_i a_i| over every row of the
+// N×K logits z and directions a (1 when all are zero); otherwise 1.
+func batchTop(batch bool, z, a []float32, n, k int) float64 {
+	if !batch {
+		return 1
+	}
+	p, v := make([]float64, k), make([]float64, k)
+	top := 0.0
+	for i := 0; i < n; i++ {
+		softmaxRow(p, z[i*k:(i+1)*k])
+		if t := fisherRow(v, p, a[i*k:(i+1)*k]); t != 1 || hasNonzero(v) {
+			top = math.Max(top, t)
+		}
+	}
+	if top == 0 {
+		return 1
+	}
+	return top
+}
+
+func hasNonzero(v []float64) bool {
+	for _, x := range v {
+		if x != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // fisherRow sets v = F·a = p ⊙ a − p (pᵀa) for one row and returns
@@ -319,7 +381,7 @@ func fisherRow(v, p []float64, a []float32) float64 {
 func (op *fisherOp) DiffWRT(int) []bool { return []bool{false, true} }
 
 func (op *fisherOp) SymDiff(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
-	g, err := G.ApplyOp(&fisherVecOp{opBase: newOpBase("FisherVec"), scaled: op.scaled}, inputs[0], inputs[1], grad)
+	g, err := G.ApplyOp(&fisherVecOp{opBase: newOpBase("FisherVec"), scaled: op.scaled, batch: op.batch}, inputs[0], inputs[1], grad)
 	return G.Nodes{nil, g}, err
 }
 
@@ -333,13 +395,22 @@ func NewFisherDirection() G.Op {
 	return &fisherOp{opBase: newOpBase("FisherDirection"), scaled: true}
 }
 
+// NewFisherDirectionBatch is NewFisherDirection with one scale for the
+// whole batch, 1/max over all rows of |(F_i a_i)_k|: for a network whose
+// samples interact (batch normalization with the batch's statistics), where
+// each sample's direction gathers terms from the others' F_j a_j and a
+// scale per row would reweight them.
+func NewFisherDirectionBatch() G.Op {
+	return &fisherOp{opBase: newOpBase("FisherDirectionBatch"), scaled: true, batch: true}
+}
+
 // fisherVecOp computes g·F_i a_i = g·(p_i ⊙ a_i − p_i (p_iᵀ a_i)) per row
 // (scaled to a largest magnitude of g when scaled is set).
 type fisherVecOp struct {
 	opBase
 	gradOnly
-	scaled bool
-	out    buffer
+	scaled, batch bool
+	out           buffer
 }
 
 func (op *fisherVecOp) Arity() int    { return 3 }
@@ -372,11 +443,15 @@ func (op *fisherVecOp) Do(inputs ...G.Value) (G.Value, error) {
 	out := op.out.get(n, k)
 	y := out.Data().([]float32)
 	p, v := make([]float64, k), make([]float64, k)
+	top := batchTop(op.batch, z, a, n, k)
 	for i := 0; i < n; i++ {
 		softmaxRow(p, z[i*k:(i+1)*k])
 		scale := float64(g)
-		if top := fisherRow(v, p, a[i*k:(i+1)*k]); op.scaled {
+		switch t := fisherRow(v, p, a[i*k:(i+1)*k]); {
+		case op.batch:
 			scale /= top
+		case op.scaled:
+			scale /= t
 		}
 		for j := range v {
 			y[i*k+j] = float32(scale * v[j])

@@ -81,30 +81,42 @@ func TestBatchNormTangentMatchesDefinition(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// The definition, in float64: the batch's variance per channel.
+		// The definition: the directional derivative of batch
+		// normalization along t, the batch's statistics recomputed from the
+		// moved batch, by central differences in float64.
 		n, p := shape[0], len(x.Data().([]float32))/(shape[0]*c)
-		for ch := 0; ch < c; ch++ {
-			var s, s2 float64
-			for i := 0; i < n; i++ {
-				for j := 0; j < p; j++ {
-					s += float64(x.Data().([]float32)[(i*c+ch)*p+j])
-				}
-			}
-			mean := s / float64(n*p)
-			for i := 0; i < n; i++ {
-				for j := 0; j < p; j++ {
-					d := float64(x.Data().([]float32)[(i*c+ch)*p+j]) - mean
-					s2 += d * d
-				}
-			}
-			k := float64(gamma.Data().([]float32)[ch]) / math.Sqrt(s2/float64(n*p)+1e-3)
-			for i := 0; i < n; i++ {
-				for j := 0; j < p; j++ {
-					at := (i*c+ch)*p + j
-					if got, want := float64(y.Data().([]float32)[at]), k*float64(tt.Data().([]float32)[at]); math.Abs(got-want) > 1e-5 {
-						t.Fatalf("%v: element %d: %v, want %v", shape, at, got, want)
+		bn := func(step float64) []float64 {
+			xs, ts, g := x.Data().([]float32), tt.Data().([]float32), gamma.Data().([]float32)
+			out := make([]float64, len(xs))
+			for ch := 0; ch < c; ch++ {
+				var s, s2 float64
+				at := func(i, j int) int { return (i*c+ch)*p + j }
+				v := func(i, j int) float64 { return float64(xs[at(i, j)]) + step*float64(ts[at(i, j)]) }
+				for i := 0; i < n; i++ {
+					for j := 0; j < p; j++ {
+						s += v(i, j)
 					}
 				}
+				mean := s / float64(n*p)
+				for i := 0; i < n; i++ {
+					for j := 0; j < p; j++ {
+						s2 += (v(i, j) - mean) * (v(i, j) - mean)
+					}
+				}
+				inv := 1 / math.Sqrt(s2/float64(n*p)+1e-3)
+				for i := 0; i < n; i++ {
+					for j := 0; j < p; j++ {
+						out[at(i, j)] = float64(g[ch]) * (v(i, j) - mean) * inv
+					}
+				}
+			}
+			return out
+		}
+		const h = 1e-5
+		plus, minus := bn(h), bn(-h)
+		for at, got := range y.Data().([]float32) {
+			if want := (plus[at] - minus[at]) / (2 * h); math.Abs(float64(got)-want) > 1e-5*math.Max(1, math.Abs(want)) {
+				t.Fatalf("%v: element %d: %v, want %v", shape, at, got, want)
 			}
 		}
 		gradcheck.Check(t, 53, gradcheck.Case{Name: "BatchNormTangent", Inputs: []*tensor.Dense{tt, gamma, fwdOut.(*tensor.Dense).Clone().(*tensor.Dense)}, Wrt: []int{0},
