@@ -67,12 +67,8 @@ func (o *Adadelta) step(params []*Param, grads []*tensor.Dense) error {
 		}
 		return a.Adadelta(ws, gs, o.accGrad, o.accUpdate, rho, eps, lr)
 	}
-	lens := make([]int, len(params))
-	for i, g := range grads {
-		lens[i] = g.Shape().TotalSize()
-	}
 	// Pieces of every tensor on all cores (elements are independent).
-	kernels.ParallelSlices(lens, func(i, lo, hi int) {
+	kernels.ParallelSlices(sizes(grads), func(i, lo, hi int) {
 		w := params[i].Value.Data().([]float32)[lo:hi]
 		g := grads[i].Data().([]float32)[lo:hi]
 		a, u := o.accGrad[i][lo:hi], o.accUpdate[i][lo:hi]
@@ -84,4 +80,13 @@ func (o *Adadelta) step(params []*Param, grads []*tensor.Dense) error {
 		}
 	})
 	return nil
+}
+
+// sizes returns the number of elements of each tensor.
+func sizes(ts []*tensor.Dense) []int {
+	n := make([]int, len(ts))
+	for i, t := range ts {
+		n[i] = t.Shape().TotalSize()
+	}
+	return n
 }

@@ -100,12 +100,8 @@ func (o *Adam) step(params []*Param, grads []*tensor.Dense, lr, b1 float64) erro
 	c2 := 1 - math.Pow(o.Beta2, float64(o.t))
 	step := float32(lr * math.Sqrt(c2) / c1)
 	beta1, beta2, eps := float32(b1), float32(o.Beta2), float32(o.Epsilon*math.Sqrt(c2))
-	lens := make([]int, len(params))
-	for i, g := range grads {
-		lens[i] = g.Shape().TotalSize()
-	}
 	// Pieces of every tensor on all cores (elements are independent).
-	kernels.ParallelSlices(lens, func(i, lo, hi int) {
+	kernels.ParallelSlices(sizes(grads), func(i, lo, hi int) {
 		w := params[i].Value.Data().([]float32)[lo:hi]
 		g := grads[i].Data().([]float32)[lo:hi]
 		m, v := o.m[i][lo:hi], o.v[i][lo:hi]

@@ -373,27 +373,31 @@ func (s *scope) apply(op G.Op, in ...*G.Node) *G.Node {
 
 // dropout drops with the given rate when the scope trains with dropout, and
 // is the identity otherwise.
-// noise adds GaussianNoise's op when s trains (as dropout), drawing from
-// the same family of streams as the dropout masks.
-func noise(s *scope, x *G.Node, stddev float64) *G.Node {
-	if s.err != nil || !s.dropout {
-		return x
-	}
-	op, err := ops.NewGaussianNoise(stddev, rng.SplitMix64(s.seed^rng.SplitMix64(rng.Dropout)^s.dropouts))
-	s.dropouts++
-	if err != nil {
-		s.err = err
-		return nil
-	}
-	s.streams = append(s.streams, op)
-	return s.apply(op, x)
+func dropout(s *scope, x *G.Node, rate float64) *G.Node {
+	return stochastic(s, x, func(seed uint64) (streamOp, error) { return ops.NewDropout(rate, seed) })
 }
 
-func dropout(s *scope, x *G.Node, rate float64) *G.Node {
+// noise adds GaussianNoise's noise when the scope trains (as dropout), and
+// is the identity otherwise.
+func noise(s *scope, x *G.Node, stddev float64) *G.Node {
+	return stochastic(s, x, func(seed uint64) (streamOp, error) { return ops.NewGaussianNoise(stddev, seed) })
+}
+
+// streamOp is an op that draws random numbers every run.
+type streamOp interface {
+	G.Op
+	ops.Stream
+}
+
+// stochastic applies the op that newOp makes, seeded from the scope's seed
+// and the number of random layers before it (one family of streams for
+// dropout masks and noise), and records it among the streams a checkpoint
+// saves.
+func stochastic(s *scope, x *G.Node, newOp func(seed uint64) (streamOp, error)) *G.Node {
 	if s.err != nil || !s.dropout {
 		return x
 	}
-	op, err := ops.NewDropout(rate, rng.SplitMix64(s.seed^rng.SplitMix64(rng.Dropout)^s.dropouts))
+	op, err := newOp(rng.SplitMix64(s.seed ^ rng.SplitMix64(rng.Dropout) ^ s.dropouts))
 	s.dropouts++
 	if err != nil {
 		s.err = err
