@@ -13,8 +13,10 @@ import (
 // trace applied to d (shaped like that pass's input), for the Exact probe
 // (see exactPerturbation and internal/ops/tangent.go): each layer without
 // its bias, each ReLU as the recorded pass's mask, each max-pool as the
-// recorded pass's choice, each batch normalization with the recorded
-// pass's statistics held fixed. Dropout has no tangent here: a network that
+// recorded pass's choice, each batch normalization at the recorded pass,
+// with the derivative of the batch's statistics when that pass normalized
+// with them (training) and with the statistics as constants otherwise
+// (inference). Dropout has no tangent here: a network that
 // drops while training cannot use the exact probe.
 func (m *Model) tangent(s *scope, w weights, trace []layerTrace, d *G.Node) *G.Node {
 	if s.err != nil {

@@ -50,7 +50,8 @@ const (
 	FiniteDifference Probe = iota
 	// Exact computes H·d = Jᵀ F J d with no ξ: J d by one tangent pass
 	// through the network (the clean pass's ReLU masks and max-pool
-	// choices, batch normalization's statistics held fixed, no biases), F
+	// choices, batch normalization with its batch statistics' derivative
+	// in training, no biases), F
 	// the softmax's Fisher matrix diag(p) − p·pᵀ, and Jᵀ by one backward
 	// pass. It is exact for networks of the package's layers without
 	// Dropout (whose KL is piecewise quadratic in r near 0 up to the

@@ -15,8 +15,10 @@ import (
 // package's Exact probe): the network's tangent map J·d at a clean pass,
 // and the quadratic form of the softmax's Fisher matrix. Near a point x,
 // a network of ReLU, max-pool, convolution, dense and batch-normalization
-// layers (statistics held fixed) is linear on each region where the ReLU
-// masks and the max-pool choices stay as at x, so
+// layers is linear on each region where the ReLU masks and the max-pool
+// choices stay as at x, up to batch normalization's statistics, whose
+// first-order motion NewBatchNormTangent includes (x and J·r then stand
+// for the whole batch), so
 //
 //	logits(x + r) − logits(x) = J·r,   KL(p ‖ softmax(logits + J·r)) = ½ rᵀJᵀFJr + O(‖r‖³),
 //	F = diag(p) − p·pᵀ,
