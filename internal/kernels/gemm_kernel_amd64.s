@@ -15,6 +15,14 @@
 	VXORPS Y10, Y10, Y10; \
 	VXORPS Y11, Y11, Y11
 
+// ADDROW adds a row of the tile (two accumulators) to C at DX and stores
+// it, the tile first.
+#define ADDROW(lo, hi) \
+	VADDPS  (DX), lo, lo; \
+	VMOVUPS lo, (DX); \
+	VADDPS  32(DX), hi, hi; \
+	VMOVUPS hi, 32(DX)
+
 // FMA6x16STEP is one step of p of the 6×16 kernels: two vectors of B (DI),
 // six broadcasts of A (SI), twelve FMAs into Y0-Y11.
 #define FMA6x16STEP \
@@ -66,35 +74,17 @@ loop:
 	JNZ          loop
 
 store:
-	VADDPS  (DX), Y0, Y0
-	VMOVUPS Y0, (DX)
-	VADDPS  32(DX), Y1, Y1
-	VMOVUPS Y1, 32(DX)
+	ADDROW(Y0, Y1)
 	ADDQ    R8, DX
-	VADDPS  (DX), Y2, Y2
-	VMOVUPS Y2, (DX)
-	VADDPS  32(DX), Y3, Y3
-	VMOVUPS Y3, 32(DX)
+	ADDROW(Y2, Y3)
 	ADDQ    R8, DX
-	VADDPS  (DX), Y4, Y4
-	VMOVUPS Y4, (DX)
-	VADDPS  32(DX), Y5, Y5
-	VMOVUPS Y5, 32(DX)
+	ADDROW(Y4, Y5)
 	ADDQ    R8, DX
-	VADDPS  (DX), Y6, Y6
-	VMOVUPS Y6, (DX)
-	VADDPS  32(DX), Y7, Y7
-	VMOVUPS Y7, 32(DX)
+	ADDROW(Y6, Y7)
 	ADDQ    R8, DX
-	VADDPS  (DX), Y8, Y8
-	VMOVUPS Y8, (DX)
-	VADDPS  32(DX), Y9, Y9
-	VMOVUPS Y9, 32(DX)
+	ADDROW(Y8, Y9)
 	ADDQ    R8, DX
-	VADDPS  (DX), Y10, Y10
-	VMOVUPS Y10, (DX)
-	VADDPS  32(DX), Y11, Y11
-	VMOVUPS Y11, 32(DX)
+	ADDROW(Y10, Y11)
 	VZEROUPPER
 	RET
 
@@ -147,25 +137,13 @@ loop4:
 	JNZ          loop4
 
 store4:
-	VADDPS  (DX), Y0, Y0
-	VMOVUPS Y0, (DX)
-	VADDPS  32(DX), Y1, Y1
-	VMOVUPS Y1, 32(DX)
+	ADDROW(Y0, Y1)
 	ADDQ    R8, DX
-	VADDPS  (DX), Y2, Y2
-	VMOVUPS Y2, (DX)
-	VADDPS  32(DX), Y3, Y3
-	VMOVUPS Y3, 32(DX)
+	ADDROW(Y2, Y3)
 	ADDQ    R8, DX
-	VADDPS  (DX), Y4, Y4
-	VMOVUPS Y4, (DX)
-	VADDPS  32(DX), Y5, Y5
-	VMOVUPS Y5, 32(DX)
+	ADDROW(Y4, Y5)
 	ADDQ    R8, DX
-	VADDPS  (DX), Y6, Y6
-	VMOVUPS Y6, (DX)
-	VADDPS  32(DX), Y7, Y7
-	VMOVUPS Y7, 32(DX)
+	ADDROW(Y6, Y7)
 	VZEROUPPER
 	RET
 
