@@ -186,35 +186,29 @@ func PackA(p *PackedA, transA bool, m, k int, a []float32, lda int) {
 	}
 }
 
-// SgemmPacked is Sgemm with op(A) packed by PackA (m×k).
-func SgemmPacked(a *PackedA, transB bool, n int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	s := gemmPool.Get().(*gemmScratch)
-	s.dense = denseB{b: b, ldb: ldb, trans: transB}
-	gemmBlock(s, a, false, a.m, 0, n, a.k, nil, 0, &s.dense, beta, nil, c, ldc)
-	s.dense = denseB{}
-	gemmPool.Put(s)
-}
-
 // packB copies op(B)[pc:pc+kc, jc:jc+nc] into panels of gemmNR columns:
 // panel q holds rows p at dst[q*kc*NR + p*NR + j], zero beyond nc.
 func packB(s *gemmScratch, dst []float32, transB bool, b []float32, ldb, pc, kc, jc, nc int) {
+	var rows []int // 0, 1, …, kc−1: the transposed fast path's row offsets
+	if transB && useAVX2 && kc >= 8 {
+		if cap(s.off) < kc {
+			s.off = make([]int, kc)
+		}
+		rows = s.off[:kc]
+		for p := range rows {
+			rows[p] = p
+		}
+	}
 	for q := 0; q*gemmNR < nc; q++ {
 		panel := dst[q*kc*gemmNR : (q+1)*kc*gemmNR]
 		cols := min(gemmNR, nc-q*gemmNR)
 		j := jc + q*gemmNR
-		if transB && cols == gemmNR && useAVX2 && kc >= 8 && (j+gemmNR)*ldb < 1<<31 {
+		if rows != nil && cols == gemmNR && (j+gemmNR)*ldb < 1<<31 {
 			// Row p, column t is B[j+t][pc+p]: sixteen rows of B read
 			// eight floats at a time and transposed (gatherT16).
 			var idx [gemmNR]int
 			for t := range idx {
 				idx[t] = (j+t)*ldb + pc
-			}
-			if cap(s.off) < kc {
-				s.off = make([]int, kc)
-			}
-			rows := s.off[:kc]
-			for p := range rows {
-				rows[p] = p
 			}
 			gatherT16(panel, b, rows, &idx)
 			continue

@@ -143,19 +143,10 @@ func ConvGemm(transA, transB bool, m, n, k int, a []float32, lda int, x []float3
 	gemmPool.Put(s)
 }
 
-// ConvGemmPacked is ConvGemm with op(A) packed by PackA.
-func ConvGemmPacked(a *PackedA, transB bool, n int, x []float32, c_, h, w, kh, kw int, beta float32, c []float32, ldc int) {
-	s := gemmPool.Get().(*gemmScratch)
-	s.conv = im2colB{x: x, c: c_, h: h, w: w, kh: kh, kw: kw, trans: transB}
-	gemmBlock(s, a, false, a.m, 0, n, a.k, nil, 0, &s.conv, beta, nil, c, ldc)
-	s.conv = im2colB{}
-	gemmPool.Put(s)
-}
-
-// ConvGemmBias is ConvGemmPacked for C = bias + op(A)·B, bias holding one
-// value per row of C (a convolution's output channels): bit-identical to
-// filling row i of C with bias[i] and calling ConvGemmPacked with beta 1,
-// without the separate pass over C.
+// ConvGemmBias is ConvGemm with op(A) packed by PackA, for C = bias +
+// op(A)·B, bias holding one value per row of C (a convolution's output
+// channels): bit-identical to filling row i of C with bias[i] and adding
+// the product (beta 1), without the separate pass over C.
 func ConvGemmBias(a *PackedA, n int, x []float32, c_, h, w, kh, kw int, bias, c []float32, ldc int) {
 	s := gemmPool.Get().(*gemmScratch)
 	s.conv = im2colB{x: x, c: c_, h: h, w: w, kh: kh, kw: kw}

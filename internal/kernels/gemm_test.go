@@ -124,7 +124,7 @@ func TestConvGemm(t *testing.T) {
 		}
 		var pa PackedA
 		PackA(&pa, false, m, k, a, k)
-		ConvGemmPacked(&pa, false, p, x, c, h, w, kh, kw, 1, packed, p)
+		convGemmPacked(&pa, false, p, x, c, h, w, kh, kw, 1, packed, p)
 		if i := sameBits(packed, got); i >= 0 {
 			t.Fatalf("%v forward with A packed: [%d] %v, unpacked %v", sh, i, packed[i], got[i])
 		}
@@ -135,7 +135,7 @@ func TestConvGemm(t *testing.T) {
 		for i := range m {
 			Fill(filled[i*p:(i+1)*p], bias[i])
 		}
-		ConvGemmPacked(&pa, false, p, x, c, h, w, kh, kw, 1, filled, p)
+		convGemmPacked(&pa, false, p, x, c, h, w, kh, kw, 1, filled, p)
 		ConvGemmBias(&pa, p, x, c, h, w, kh, kw, bias, withBias, p)
 		if i := sameBits(withBias, filled); i >= 0 {
 			t.Fatalf("%v forward with bias: [%d] %v, filled and added %v", sh, i, withBias[i], filled[i])
@@ -172,7 +172,7 @@ func TestSgemmPacked(t *testing.T) {
 				Sgemm(transA, false, m, n, k, a, lda, b, n, beta, want, n)
 				var pa PackedA
 				PackA(&pa, transA, m, k, a, lda)
-				SgemmPacked(&pa, false, n, b, n, beta, got, n)
+				sgemmPacked(&pa, false, n, b, n, beta, got, n)
 				if i := sameBits(got, want); i >= 0 {
 					t.Fatalf("%v transA=%v beta=%v: [%d] %v, unpacked %v", sh, transA, beta, i, got[i], want[i])
 				}
@@ -308,4 +308,25 @@ func TestKernelVariants(t *testing.T) {
 			t.Fatalf("k=%d: bias [%d] %v, filled and added %v", k, i, withBias[i], filled[i])
 		}
 	}
+}
+
+// sgemmPacked is Sgemm with op(A) packed by PackA (m×k): the products
+// take a packed A through gemmBlock, and this exercises that path on shapes
+// the convolutions do not reach.
+func sgemmPacked(a *PackedA, transB bool, n int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	s := gemmPool.Get().(*gemmScratch)
+	s.dense = denseB{b: b, ldb: ldb, trans: transB}
+	gemmBlock(s, a, false, a.m, 0, n, a.k, nil, 0, &s.dense, beta, nil, c, ldc)
+	s.dense = denseB{}
+	gemmPool.Put(s)
+}
+
+// convGemmPacked is ConvGemm with op(A) packed by PackA: the reference for
+// ConvGemmBias (fill, then add the product).
+func convGemmPacked(a *PackedA, transB bool, n int, x []float32, c_, h, w, kh, kw int, beta float32, c []float32, ldc int) {
+	s := gemmPool.Get().(*gemmScratch)
+	s.conv = im2colB{x: x, c: c_, h: h, w: w, kh: kh, kw: kw, trans: transB}
+	gemmBlock(s, a, false, a.m, 0, n, a.k, nil, 0, &s.conv, beta, nil, c, ldc)
+	s.conv = im2colB{}
+	gemmPool.Put(s)
 }

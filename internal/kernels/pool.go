@@ -80,28 +80,6 @@ func ParallelSlices(lens []int, fn func(i, lo, hi int)) {
 	ParallelFor(len(pieces), func(_, k int) { fn(pieces[k].i, pieces[k].lo, pieces[k].hi) })
 }
 
-// Scratch is per-worker temporary memory.
-type Scratch struct{ bufs [][]float32 }
-
-// Get returns worker w's buffer of n floats (contents undefined).
-func (s *Scratch) Get(w, n int) []float32 {
-	for len(s.bufs) <= w {
-		s.bufs = append(s.bufs, nil)
-	}
-	if cap(s.bufs[w]) < n {
-		s.bufs[w] = make([]float32, n)
-	}
-	return s.bufs[w][:n]
-}
-
-// Ensure grows the per-worker slots before a parallel section, so that
-// the goroutines only ever touch their own slot.
-func (s *Scratch) Ensure(nw, n int) {
-	for w := 0; w < nw; w++ {
-		s.Get(w, n)
-	}
-}
-
 // Zero sets s to zeros.
 func Zero(s []float32) {
 	for i := range s {
