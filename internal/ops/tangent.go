@@ -326,7 +326,7 @@ func (op *fisherOp) Do(inputs ...G.Value) (G.Value, error) {
 		case op.batch:
 			qi /= top
 		case op.scaled:
-			qi /= fisherRow(v, p, a[i*k:(i+1)*k])
+			qi /= orOne(fisherRow(v, p, a[i*k:(i+1)*k]))
 		}
 		q += qi
 	}
@@ -343,27 +343,13 @@ func batchTop(batch bool, z, a []float32, n, k int) float64 {
 	top := 0.0
 	for i := 0; i < n; i++ {
 		softmaxRow(p, z[i*k:(i+1)*k])
-		if t := fisherRow(v, p, a[i*k:(i+1)*k]); t != 1 || hasNonzero(v) {
-			top = math.Max(top, t)
-		}
+		top = math.Max(top, fisherRow(v, p, a[i*k:(i+1)*k]))
 	}
-	if top == 0 {
-		return 1
-	}
-	return top
-}
-
-func hasNonzero(v []float64) bool {
-	for _, x := range v {
-		if x != 0 {
-			return true
-		}
-	}
-	return false
+	return orOne(top)
 }
 
 // fisherRow sets v = F·a = p ⊙ a − p (pᵀa) for one row and returns
-// max_k |v_k| (1 when v is zero).
+// max_k |v_k| (0 when v is zero).
 func fisherRow(v, p []float64, a []float32) float64 {
 	var pa float64
 	for j, pj := range p {
@@ -374,10 +360,15 @@ func fisherRow(v, p []float64, a []float32) float64 {
 		v[j] = pj * (float64(a[j]) - pa)
 		top = math.Max(top, math.Abs(v[j]))
 	}
-	if top == 0 {
+	return top
+}
+
+// orOne returns t, or 1 when t is 0: a scale to divide by.
+func orOne(t float64) float64 {
+	if t == 0 {
 		return 1
 	}
-	return top
+	return t
 }
 
 func (op *fisherOp) DiffWRT(int) []bool { return []bool{false, true} }
@@ -453,7 +444,7 @@ func (op *fisherVecOp) Do(inputs ...G.Value) (G.Value, error) {
 		case op.batch:
 			scale /= top
 		case op.scaled:
-			scale /= t
+			scale /= orOne(t)
 		}
 		for j := range v {
 			y[i*k+j] = float32(scale * v[j])
