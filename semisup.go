@@ -210,9 +210,9 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 			backend.MarkHostWritten(xu)
 		}
 		for _, n := range g.noise {
-			d := n.Data().([]float32)
-			t.noise.Normals(d)
-			backend.MarkHostWritten(d)
+			if err := backend.Normals(&t.noise, n.Data().([]float32)); err != nil {
+				return evals, err
+			}
 		}
 		lr, b1 := cfg.Adam.Schedule(it, cfg.Iterations)
 		st := SemiStep{Iteration: it + 1, Iterations: cfg.Iterations, LearningRate: lr, Beta: cfg.EntMin}

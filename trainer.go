@@ -262,9 +262,10 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	x, y := tg.x.Data().([]float32), tg.y.Data().([]float32)
 	d.fill(x, y, idx, t.model.classes)
 	if tg.noise != nil {
-		noise := tg.noise.Data().([]float32) // Data() allocates: call it once
-		t.noise.Normals(noise)
-		backend.MarkHostWritten(noise)
+		// Data() allocates: call it once. On a GPU the noise is drawn there.
+		if err := backend.Normals(&t.noise, tg.noise.Data().([]float32)); err != nil {
+			return 0, 0, 0, err
+		}
 	}
 	backend.MarkHostWritten(x, y)
 	if loss, ce, lds, err = tg.run(); err != nil {

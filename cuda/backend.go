@@ -112,6 +112,14 @@ func (b *Backend) Adadelta(w, g, accGrad, accUpdate Buffer, n int, rho, eps, lr 
 	return b.d.Adadelta(mem(w), mem(g), mem(accGrad), mem(accUpdate), n, rho, eps, lr)
 }
 
+// Bernoulli is Device.Bernoulli.
+func (b *Backend) Bernoulli(m Buffer, n int, key, t uint64, v float32) error {
+	return b.d.Bernoulli(mem(m), n, key, t, v)
+}
+
+// Normals is Device.Normals.
+func (b *Backend) Normals(x Buffer, n int, key uint64) error { return b.d.Normals(mem(x), n, key) }
+
 // L2Normalize is Device.L2Normalize.
 func (b *Backend) L2Normalize(x, y Buffer, n, m int, scale float32) error {
 	return b.d.L2Normalize(mem(x), mem(y), n, m, scale)

@@ -201,4 +201,129 @@ __global__ void l2normalize_grad(const float* __restrict__ x, const float* __res
     for (int j = threadIdx.x; j < M; j += blockDim.x) gx[i * M + j] = (float)(a * (double)gi[j] - b * (double)xi[j]);
 }
 
+// ---- Random numbers (internal/rng is their definition) ----
+
+__device__ unsigned long long splitmix64(unsigned long long x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+// A 128-bit PCG state (Go's math/rand/v2 PCG: hi, lo) and its arithmetic
+// mod 2^128.
+struct u128 { unsigned long long hi, lo; };
+
+__device__ u128 mul128(u128 a, u128 b) {
+    u128 r;
+    r.lo = a.lo * b.lo;
+    r.hi = __umul64hi(a.lo, b.lo) + a.hi * b.lo + a.lo * b.hi;
+    return r;
+}
+
+__device__ u128 add128(u128 a, u128 b) {
+    u128 r;
+    r.lo = a.lo + b.lo;
+    r.hi = a.hi + b.hi + (r.lo < a.lo ? 1ULL : 0ULL);
+    return r;
+}
+
+// PCG's LCG step s <- PCG_MUL*s + PCG_INC (math/rand/v2 pcg.go).
+__device__ u128 pcg_mul() { u128 m = {2549297995355413924ULL, 4865540595714422341ULL}; return m; }
+__device__ u128 pcg_inc() { u128 c = {6364136223846793005ULL, 1442695040888963407ULL}; return c; }
+
+// pcg_skip returns the state d steps after s, by composing the affine step
+// with itself along d's bits (Brown, "Random number generation with
+// arbitrary strides", 1994).
+__device__ u128 pcg_skip(u128 s, unsigned long long d) {
+    u128 am = {0, 1}, ac = {0, 0};  // the composed step so far: x -> am*x + ac
+    u128 m = pcg_mul(), c = pcg_inc();
+    u128 one = {0, 1};
+    while (d) {
+        if (d & 1) {
+            am = mul128(am, m);
+            ac = add128(mul128(ac, m), c);
+        }
+        c = mul128(add128(m, one), c);
+        m = mul128(m, m);
+        d >>= 1;
+    }
+    return add128(mul128(am, s), ac);
+}
+
+// pcg_next steps s and returns the DXSM output of the new state (PCG.Uint64).
+__device__ unsigned long long pcg_next(u128* s) {
+    *s = add128(mul128(*s, pcg_mul()), pcg_inc());
+    unsigned long long hi = s->hi;
+    hi ^= hi >> 32;
+    hi *= 0xda942042e4dd58b5ULL;
+    hi ^= hi >> 48;
+    hi *= (s->lo | 1);
+    return hi;
+}
+
+#define RNG_CHUNK 4096      // values per stream: rng.ChunkLen
+#define BERN_DRAWS 16       // 64-bit draws per thread
+#define BERN_PIECES (RNG_CHUNK / 2 / BERN_DRAWS)
+
+// bernoulli_pcg writes rng.BernoulliKey(m[0:n], key, t, v) bit for bit:
+// chunk c of RNG_CHUNK values draws from the PCG seeded (key,
+// splitmix64(c)); each 64-bit draw sets two entries, v where its low (then
+// high) half is below t, else +0. A thread takes BERN_DRAWS consecutive
+// draws of one chunk, skipping ahead to its first.
+__global__ void bernoulli_pcg(float* __restrict__ m, long n, unsigned long long key, unsigned long long t, float v) {
+    long pieces = (n + RNG_CHUNK - 1) / RNG_CHUNK * BERN_PIECES;
+    for (long p = blockIdx.x * (long)blockDim.x + threadIdx.x; p < pieces; p += (long)gridDim.x * blockDim.x) {
+        long c = p / BERN_PIECES;
+        int d0 = (int)(p % BERN_PIECES) * BERN_DRAWS;
+        long i = c * RNG_CHUNK + 2L * d0;
+        if (i >= n) continue;
+        u128 s = {key, splitmix64((unsigned long long)c)};
+        s = pcg_skip(s, (unsigned long long)d0);
+        for (int q = 0; q < BERN_DRAWS && i < n; q++, i += 2) {
+            unsigned long long u = pcg_next(&s);
+            m[i] = (u & 0xffffffffULL) < t ? v : 0.f;
+            if (i + 1 < n) m[i + 1] = (u >> 32) < t ? v : 0.f;
+        }
+    }
+}
+
+// philox4x32_10 replaces c by Philox4x32-10 of c under key (k0, k1)
+// (rng.Philox4x32).
+__device__ void philox4x32_10(unsigned int c[4], unsigned int k0, unsigned int k1) {
+    for (int r = 0; r < 10; r++) {
+        if (r > 0) {
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        unsigned int c0 = c[0], c2 = c[2];
+        unsigned int h0 = __umulhi(0xD2511F53u, c0), l0 = 0xD2511F53u * c0;
+        unsigned int h1 = __umulhi(0xCD9E8D57u, c2), l1 = 0xCD9E8D57u * c2;
+        c[0] = h1 ^ c[1] ^ k0;
+        c[1] = l1;
+        c[2] = h0 ^ c[3] ^ k1;
+        c[3] = l0;
+    }
+}
+
+// normals_philox writes rng.PhiloxNormals(x[0:n], key): block b of four
+// values is two Box-Muller transforms, in double, of Philox4x32-10 of
+// counter (b, b >> 32, 0, 0).
+__global__ void normals_philox(float* __restrict__ x, long n, unsigned long long key) {
+    long blocks = (n + 3) / 4;
+    for (long b = blockIdx.x * (long)blockDim.x + threadIdx.x; b < blocks; b += (long)gridDim.x * blockDim.x) {
+        unsigned int w[4] = {(unsigned int)b, (unsigned int)((unsigned long long)b >> 32), 0u, 0u};
+        philox4x32_10(w, (unsigned int)key, (unsigned int)(key >> 32));
+        for (int p = 0; p < 2; p++) {
+            double u1 = ((double)w[2 * p] + 0.5) * 2.3283064365386963e-10;  // 2^-32
+            double u2 = ((double)w[2 * p + 1] + 0.5) * 2.3283064365386963e-10;
+            double r = sqrt(-2.0 * log(u1)), sn, cs;
+            sincos(2.0 * 3.141592653589793 * u2, &sn, &cs);
+            long i = 4 * b + 2 * p;
+            if (i < n) x[i] = (float)(r * cs);
+            if (i + 1 < n) x[i + 1] = (float)(r * sn);
+        }
+    }
+}
+
 }  // extern "C"

@@ -2,6 +2,8 @@
 
 package cuda
 
+import "fmt"
+
 // The typed entry points of the kernels in kernels.cu. Sizes are passed as
 // the kernels declare them: int as int32, long as int64.
 
@@ -62,6 +64,24 @@ func (d *Device) Mul(z, x, y Mem, n int) error {
 // g and running averages a (of g²) and u (of updates²).
 func (d *Device) Adadelta(w, g, a, u Mem, n int, rho, eps, lr float32) error {
 	return d.launch("adadelta", int64(n), w, g, a, u, int64(n), rho, eps, lr)
+}
+
+// Bernoulli writes rng.BernoulliKey(m[:n], key, t, v): one thread per
+// BERN_DRAWS (16) 64-bit draws of a chunk's PCG stream.
+func (d *Device) Bernoulli(m Mem, n int, key, t uint64, v float32) error {
+	if n > m.n {
+		return fmt.Errorf("cuda: Bernoulli of %d floats into %d", n, m.n)
+	}
+	const chunk, perChunk = 4096, 4096 / 2 / 16 // rng.ChunkLen; threads per chunk
+	return d.launch("bernoulli_pcg", int64((n+chunk-1)/chunk*perChunk), m, int64(n), key, t, v)
+}
+
+// Normals writes rng.PhiloxNormals(x[:n], key): one thread per four values.
+func (d *Device) Normals(x Mem, n int, key uint64) error {
+	if n > x.n {
+		return fmt.Errorf("cuda: Normals of %d floats into %d", n, x.n)
+	}
+	return d.launch("normals_philox", int64((n+3)/4), x, int64(n), key)
 }
 
 // L2Normalize scales each of n samples of m values in x to L2 norm scale

@@ -6,6 +6,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/device"
+	"github.com/org/vat/internal/rng"
 )
 
 // The GPU side of the ops: what each op's Do runs instead of its CPU code
@@ -307,14 +308,9 @@ func (a *Accelerator) BiasGrad(gb, g []float32, n, f, inner int) error {
 	})
 }
 
-// Mul computes z = x·mask elementwise; fresh says the host rewrote mask (the
-// dropout op draws it on the CPU, from its own seeded generator, so that
-// both backends drop the same units).
-func (a *Accelerator) Mul(what string, z, x, mask []float32, fresh bool) error {
+// Mul computes z = x·mask elementwise.
+func (a *Accelerator) Mul(what string, z, x, mask []float32) error {
 	return a.run(what, func(d device.GPU) error {
-		if fresh {
-			a.staleDevice(mask)
-		}
 		dz, in, err := a.bind(z, x, mask)
 		if err != nil {
 			return err
@@ -324,15 +320,7 @@ func (a *Accelerator) Mul(what string, z, x, mask []float32, fresh bool) error {
 }
 
 // Add computes z = x + y.
-func (a *Accelerator) Add(z, x, y []float32) error {
-	return a.run("Add", func(d device.GPU) error {
-		dz, in, err := a.bind(z, x, y)
-		if err != nil {
-			return err
-		}
-		return d.Axpby(dz, 1, in[0], 1, in[1], len(z))
-	})
-}
+func (a *Accelerator) Add(z, x, y []float32) error { return a.Axpby(z, 1, x, 1, y) }
 
 // CopyOf computes y = x (stopGradientOp).
 func (a *Accelerator) CopyOf(y, x []float32) error {
@@ -386,5 +374,51 @@ func (a *Accelerator) Adadelta(ws, gs, accG, accU [][]float32, rho, eps, lr floa
 			}
 		}
 		return nil
+	})
+}
+
+// Bernoulli draws the mask of rng.BernoulliKey for key into m's device copy
+// (dropout: the same bits as the CPU draws).
+func (a *Accelerator) Bernoulli(m []float32, key uint64, keep float64, v float32) error {
+	return a.run("Bernoulli", func(d device.GPU) error {
+		dm, err := a.out(m)
+		if err != nil {
+			return err
+		}
+		return d.Bernoulli(dm, len(m), key, rng.Threshold(keep), v)
+	})
+}
+
+// Normals draws rng.PhiloxNormals for key into x's device copy.
+func (a *Accelerator) Normals(x []float32, key uint64) error {
+	return a.run("Normals", func(d device.GPU) error {
+		dx, err := a.out(x)
+		if err != nil {
+			return err
+		}
+		return d.Normals(dx, len(x), key)
+	})
+}
+
+// Normals fills x with N(0, 1) draws of r's next fill: on the GPU when one
+// is in use (the device generator, rng.PhiloxNormals, drawn into x's device
+// copy), else on the CPU (Chunked.Normals). Either way r advances by one
+// fill, so a checkpoint's fill count resumes both.
+func Normals(r *rng.Chunked, x []float32) error {
+	if a := Active(); a != nil {
+		return a.Normals(x, r.Next())
+	}
+	r.Normals(x)
+	return nil
+}
+
+// Axpby computes z = α·x + β·y.
+func (a *Accelerator) Axpby(z []float32, alpha float32, x []float32, beta float32, y []float32) error {
+	return a.run("Axpby", func(d device.GPU) error {
+		dz, in, err := a.bind(z, x, y)
+		if err != nil {
+			return err
+		}
+		return d.Axpby(dz, alpha, in[0], beta, in[1], len(z))
 	})
 }

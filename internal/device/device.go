@@ -53,6 +53,14 @@ type GPU interface {
 	// gradient g and running averages accGrad (of g²) and accUpdate (of
 	// updates²).
 	Adadelta(w, g, accGrad, accUpdate Mem, n int, rho, eps, lr float32) error
+	// Bernoulli sets the first n floats of m to rng.BernoulliKey's mask for
+	// key and threshold t (v with probability t/2³², else +0), bit for bit:
+	// dropout draws the same masks on the GPU as on the CPU.
+	Bernoulli(m Mem, n int, key, t uint64, v float32) error
+	// Normals sets the first n floats of x to rng.PhiloxNormals for key
+	// (N(0, 1) draws of a counter-based generator), within the rounding of
+	// the GPU's float64 log, sin and cos.
+	Normals(x Mem, n int, key uint64) error
 	Close() error
 }
 

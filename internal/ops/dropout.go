@@ -77,10 +77,16 @@ func (op *dropoutOp) Do(inputs ...G.Value) (G.Value, error) {
 		op.mask = make([]float32, len(x))
 	}
 	op.mask = op.mask[:len(x)]
-	op.rng.Bernoulli(op.mask, 1-op.p, float32(1/(1-op.p)))
+	scale := float32(1 / (1 - op.p))
 	if a := backend.Active(); a != nil {
-		return gpuOut(out, a.Mul(op.name, y, x, op.mask, true))
+		// The device draws the mask the CPU would: both backends drop
+		// the same units.
+		if err := a.Bernoulli(op.mask, op.rng.Next(), 1-op.p, scale); err != nil {
+			return nil, err
+		}
+		return gpuOut(out, a.Mul(op.name, y, x, op.mask))
 	}
+	op.rng.Bernoulli(op.mask, 1-op.p, scale)
 	for i, v := range x {
 		y[i] = v * op.mask[i]
 	}
@@ -132,7 +138,7 @@ func (op *dropoutGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	out := op.out.get(gs...)
 	gx := out.Data().([]float32)
 	if a := backend.Active(); a != nil {
-		return gpuOut(out, a.Mul(op.name, gx, g, op.fwd.mask, false))
+		return gpuOut(out, a.Mul(op.name, gx, g, op.fwd.mask))
 	}
 	for i, v := range g {
 		gx[i] = v * op.fwd.mask[i]

@@ -7,6 +7,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -17,8 +18,9 @@ import (
 //
 // Its gradient is the identity. Training-time noise on hidden layers is the
 // regularizer of Salimans et al. (2016), which the VAT paper's MNIST network
-// uses (σ = 0.5; Miyato et al. 2018, appendix C). It has no GPU path: in a
-// cuda build it runs on the host copy.
+// uses (σ = 0.5; Miyato et al. 2018, appendix C). On a GPU the noise comes
+// from the device generator (rng.PhiloxNormals): other draws than the
+// CPU's, from the same seed and fill count.
 type gaussianNoiseOp struct {
 	opBase
 	sigma float32
@@ -59,7 +61,7 @@ func (op *gaussianNoiseOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 1, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +71,12 @@ func (op *gaussianNoiseOp) Do(inputs ...G.Value) (G.Value, error) {
 		op.noise = make([]float32, len(x))
 	}
 	op.noise = op.noise[:len(x)]
+	if a := backend.Active(); a != nil {
+		if err := a.Normals(op.noise, op.rng.Next()); err != nil {
+			return nil, err
+		}
+		return gpuOut(out, a.Axpby(y, 1, x, op.sigma, op.noise))
+	}
 	op.rng.Normals(op.noise)
 	for i, v := range x {
 		y[i] = v + op.sigma*op.noise[i]

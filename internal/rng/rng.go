@@ -44,7 +44,7 @@ func NewPCG(seed, s, sub uint64) *rand.PCG {
 
 // Chunked fills large buffers (dropout masks, VAT noise) with random
 // numbers on all cores, and still deterministically: the buffer is cut into
-// chunks of rngChunk values, and chunk c of the k-th fill draws from its own
+// chunks of ChunkLen values, and chunk c of the k-th fill draws from its own
 // PCG stream, seeded by (seed, k, c). Which goroutine fills which chunk does
 // not matter.
 type Chunked struct {
@@ -63,23 +63,31 @@ func (r *Chunked) Fills() uint64 { return r.fills }
 // followed it.
 func (r *Chunked) SetFills(n uint64) { r.fills = n }
 
-const rngChunk = 4096
+// ChunkLen is the number of values a chunk's stream fills.
+const ChunkLen = 4096
 
-// fill calls gen(src, chunk) for every chunk of a buffer of n values, with
-// src positioned at the start of that chunk's stream.
-func (r *Chunked) fill(n int, gen func(src *rand.PCG, lo, hi int)) {
+// Next advances r by one fill and returns that fill's key: every chunk's
+// stream of the fill is seeded from it (see BernoulliKey). A GPU draws the
+// fill on the device from the key alone.
+func (r *Chunked) Next() uint64 {
 	r.fills++
-	k := SplitMix64(r.seed ^ SplitMix64(r.fills))
-	kernels.ParallelFor((n+rngChunk-1)/rngChunk, func(_, c int) {
+	return SplitMix64(r.seed ^ SplitMix64(r.fills))
+}
+
+// fillKey calls gen(src, lo, hi) for every chunk [lo, hi) of a buffer of n
+// values, with src positioned at the start of that chunk's stream for the
+// fill of key k: chunk c draws from the PCG seeded (k, SplitMix64(c)).
+func fillKey(k uint64, n int, gen func(src *rand.PCG, lo, hi int)) {
+	kernels.ParallelFor((n+ChunkLen-1)/ChunkLen, func(_, c int) {
 		var src rand.PCG
 		src.Seed(k, SplitMix64(uint64(c)))
-		gen(&src, c*rngChunk, min((c+1)*rngChunk, n))
+		gen(&src, c*ChunkLen, min((c+1)*ChunkLen, n))
 	})
 }
 
 // Normals fills x with independent N(0, 1) draws.
 func (r *Chunked) Normals(x []float32) {
-	r.fill(len(x), func(src *rand.PCG, lo, hi int) {
+	fillKey(r.Next(), len(x), func(src *rand.PCG, lo, hi int) {
 		g := rand.New(src)
 		for i := lo; i < hi; i++ {
 			x[i] = float32(g.NormFloat64())
@@ -87,13 +95,23 @@ func (r *Chunked) Normals(x []float32) {
 	})
 }
 
-// Bernoulli sets each m[i] to v with probability keep, else to 0. Each
-// 64-bit draw decides two entries, comparing its 32-bit halves with keep·2³²
-// (branch-free: random branches would be mispredicted half the time).
+// Bernoulli sets each m[i] to v with probability keep, else to 0.
 func (r *Chunked) Bernoulli(m []float32, keep float64, v float32) {
-	t := uint64(keep * (1 << 32))
+	BernoulliKey(m, r.Next(), Threshold(keep), v)
+}
+
+// Threshold is the integer form of a probability keep in [0, 1] that
+// BernoulliKey compares 32-bit draws with: keep·2³², at most 2³².
+func Threshold(keep float64) uint64 { return uint64(keep * (1 << 32)) }
+
+// BernoulliKey is the fill of Chunked.Bernoulli with key k: m[i] = v where
+// a 32-bit draw is below t (Threshold), else +0. Each 64-bit draw of a
+// chunk's PCG decides two entries, its low half the first (branch-free:
+// random branches would be mispredicted half the time). The GPU kernel
+// bernoulli_pcg (cuda/kernels.cu) computes the same bits.
+func BernoulliKey(m []float32, k, t uint64, v float32) {
 	vb := math.Float32bits(v)
-	r.fill(len(m), func(src *rand.PCG, lo, hi int) {
+	fillKey(k, len(m), func(src *rand.PCG, lo, hi int) {
 		for i := lo; i < hi; i += 2 {
 			u := src.Uint64()
 			m[i] = math.Float32frombits(vb & below(u&0xffffffff, t))

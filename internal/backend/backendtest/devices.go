@@ -9,6 +9,7 @@ import (
 	"math"
 
 	"github.com/org/vat/internal/device"
+	"github.com/org/vat/internal/rng"
 )
 
 // Compile-time checks: the test devices implement what the ops call.
@@ -323,6 +324,21 @@ func (*NullDevice) Adadelta(device.Mem, device.Mem, device.Mem, device.Mem, int,
 }
 
 func (h *HostDevice) Sync() error { return nil }
+
+// Bernoulli is rng.BernoulliKey on the device memory.
+func (h *HostDevice) Bernoulli(m device.Mem, n int, key, t uint64, v float32) error {
+	rng.BernoulliKey(HM32(m)[:n], key, t, v)
+	return nil
+}
+
+// Normals is rng.PhiloxNormals on the device memory.
+func (h *HostDevice) Normals(x device.Mem, n int, key uint64) error {
+	rng.PhiloxNormals(HM32(x)[:n], key)
+	return nil
+}
+
+func (*NullDevice) Bernoulli(device.Mem, int, uint64, uint64, float32) error { return nil }
+func (*NullDevice) Normals(device.Mem, int, uint64) error                    { return nil }
 
 // convTaps calls fn(xi, wi, yi) for every term x[xi]·w[wi] of the sum that
 // gives y[yi] in a "valid" stride-1 convolution (the device.DNN definition),
