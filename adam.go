@@ -20,9 +20,8 @@ import (
 //
 // The zero value means LR 0.001, Beta1 0.9, Beta2 0.999, Epsilon 1e-8,
 // DecayStart 2/3 and DecayBeta1 0.5. (Gorgonia's AdamSolver has no
-// schedule, and keeps state this package could not checkpoint.) It updates
-// the weights on the host; with a GPU backend, the weights and gradients
-// are copied over for it.
+// schedule, and keeps state this package could not checkpoint.) With a GPU
+// backend it updates the weights on the device, with the CPU's results.
 type Adam struct {
 	LR      float64 // initial learning rate, > 0; 0 means 0.001
 	Beta1   float64 // first moment's decay, in [0, 1); 0 means 0.9
@@ -87,19 +86,19 @@ func (o *Adam) step(params []*Param, grads []*tensor.Dense, lr, b1 float64) erro
 			o.v = append(o.v, make([]float32, n))
 		}
 	}
-	if a := backend.Active(); a != nil { // Adam runs on the host
-		for i, p := range params {
-			if err := a.SyncHost(p.Value.Data().([]float32), grads[i].Data().([]float32)); err != nil {
-				return err
-			}
-		}
-	}
 	o.t++
 	// Bias corrections with the β₁ in force: Kingma and Ba's 1−β₁ᵗ.
 	c1 := 1 - math.Pow(b1, float64(o.t))
 	c2 := 1 - math.Pow(o.Beta2, float64(o.t))
 	step := float32(lr * math.Sqrt(c2) / c1)
 	beta1, beta2, eps := float32(b1), float32(o.Beta2), float32(o.Epsilon*math.Sqrt(c2))
+	if a := backend.Active(); a != nil {
+		ws, gs := make([][]float32, len(params)), make([][]float32, len(params))
+		for i, p := range params {
+			ws[i], gs[i] = p.Value.Data().([]float32), grads[i].Data().([]float32)
+		}
+		return a.Adam(ws, gs, o.m, o.v, beta1, beta2, step, eps)
+	}
 	// Pieces of every tensor on all cores (elements are independent).
 	kernels.ParallelSlices(sizes(grads), func(i, lo, hi int) {
 		w := params[i].Value.Data().([]float32)[lo:hi]

@@ -120,6 +120,21 @@ func (b *Backend) Bernoulli(m Buffer, n int, key, t uint64, v float32) error {
 // Normals is Device.Normals.
 func (b *Backend) Normals(x Buffer, n int, key uint64) error { return b.d.Normals(mem(x), n, key) }
 
+// LossRows is Device.LossRows.
+func (b *Backend) LossRows(kind int, x, y, loss Buffer, n, k int) error {
+	return b.d.LossRows(kind, mem(x), mem(y), mem(loss), n, k)
+}
+
+// LossGrad is Device.LossGrad.
+func (b *Backend) LossGrad(kind, wrt int, x, y, grad Buffer, n, k int, c float64) error {
+	return b.d.LossGrad(kind, wrt, mem(x), mem(y), mem(grad), n, k, c)
+}
+
+// Adam is Device.Adam.
+func (b *Backend) Adam(w, g, m, v Buffer, n int, b1, b2, step, eps float32) error {
+	return b.d.Adam(mem(w), mem(g), mem(m), mem(v), n, b1, b2, step, eps)
+}
+
 // L2Normalize is Device.L2Normalize.
 func (b *Backend) L2Normalize(x, y Buffer, n, m int, scale float32) error {
 	return b.d.L2Normalize(mem(x), mem(y), n, m, scale)

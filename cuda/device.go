@@ -138,7 +138,7 @@ func Open() (*Device, error) {
 	if err := check("cuModuleLoadData", C.cuModuleLoadData(&d.mod, unsafe.Pointer(ptx))); err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"im2col", "col2im", "bias_act", "relu_mask", "maxpool2", "maxpool2_grad", "bias_grad", "axpby", "mul", "adadelta", "l2normalize", "l2normalize_grad", "bernoulli_pcg", "normals_philox"} {
+	for _, k := range []string{"im2col", "col2im", "bias_act", "relu_mask", "maxpool2", "maxpool2_grad", "bias_grad", "axpby", "mul", "adadelta", "adam", "l2normalize", "l2normalize_grad", "bernoulli_pcg", "normals_philox", "loss_rows", "loss_grad"} {
 		var f C.CUfunction
 		cname := C.CString(k)
 		err := check("cuModuleGetFunction "+k, C.cuModuleGetFunction(&f, d.mod, cname))
@@ -265,7 +265,7 @@ func (d *Device) SgemmStridedBatched(transA, transB bool, m, n, k int, a Mem, ld
 
 // launch runs kernel name over total elements (grid-stride loops) with the
 // given arguments: Mem, int (passed as int32 or int64 per the kernel's
-// signature, see arg types), uint64, float32.
+// signature, see arg types), uint64, float32, float64.
 func (d *Device) launch(name string, total int64, args ...any) error {
 	f, ok := d.fns[name]
 	if !ok {
@@ -285,6 +285,8 @@ func (d *Device) launch(name string, total int64, args ...any) error {
 			binary.LittleEndian.PutUint64(slot, v)
 		case float32:
 			binary.LittleEndian.PutUint32(slot, math.Float32bits(v))
+		case float64:
+			binary.LittleEndian.PutUint64(slot, math.Float64bits(v))
 		default:
 			return fmt.Errorf("cuda: kernel %s: argument %d has unsupported type %T", name, i, a)
 		}

@@ -148,6 +148,21 @@ __global__ void adadelta(float* __restrict__ w, const float* __restrict__ g, flo
     }
 }
 
+// adam: the root package's Adam update of n parameters (adam.go), each
+// operation rounded on its own (the _rn intrinsics forbid fused
+// multiply-adds) so that the result is the CPU's bit for bit.
+__global__ void adam(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m,
+                     float* __restrict__ v, long n, float b1, float b2, float step, float eps) {
+    for (long t = blockIdx.x * (long)blockDim.x + threadIdx.x; t < n; t += (long)gridDim.x * blockDim.x) {
+        float gt = g[t];
+        float mt = __fadd_rn(__fmul_rn(b1, m[t]), __fmul_rn(1.f - b1, gt));
+        float vt = __fadd_rn(__fmul_rn(b2, v[t]), __fmul_rn(__fmul_rn(1.f - b2, gt), gt));
+        w[t] = __fsub_rn(w[t], __fdiv_rn(__fmul_rn(step, mt), __fadd_rn(__fsqrt_rn(vt), eps)));
+        m[t] = mt;
+        v[t] = vt;
+    }
+}
+
 // block_sum2 reduces two per-thread double sums over a block of 256
 // threads in a fixed tree order; every thread gets both totals.
 __device__ void block_sum2(double* a, double* b) {
@@ -322,6 +337,83 @@ __global__ void normals_philox(float* __restrict__ x, long n, unsigned long long
             long i = 4 * b + 2 * p;
             if (i < n) x[i] = (float)(r * cs);
             if (i + 1 < n) x[i + 1] = (float)(r * sn);
+        }
+    }
+}
+
+// ---- Softmax losses, one thread per row, in double as the CPU ops ----
+// (internal/ops: crossentropy.go, kl.go, entropy.go). kind 0: cross-entropy
+// of logits a against targets b; 1: KL(softmax(a) || softmax(b)); 2: the
+// entropy of softmax(a) (b unused).
+
+// log_sum_exp returns m + log(sum_j exp(z_j - m)), m = max_j z_j: the
+// normalizer of log softmax, as ops.LogSoftmax computes it.
+__device__ double log_sum_exp(const float* z, int K) {
+    double m = -INFINITY, s = 0;
+    for (int j = 0; j < K; j++) m = fmax(m, (double)z[j]);
+    for (int j = 0; j < K; j++) s += exp((double)z[j] - m);
+    return m + log(s);
+}
+
+// row_loss returns row i's loss and sets *sy to the sum of its targets
+// (cross-entropy) and the normalizers *la, *lb of its logits.
+__device__ double row_loss(int kind, const float* a, const float* b, int K, double* la, double* lb, double* sy) {
+    *la = log_sum_exp(a, K);
+    double l = 0;
+    *sy = 0;
+    if (kind == 0) {
+        for (int j = 0; j < K; j++) {
+            *sy += (double)b[j];
+            if (b[j] != 0.f) l -= (double)b[j] * ((double)a[j] - *la);
+        }
+    } else if (kind == 1) {
+        *lb = log_sum_exp(b, K);
+        for (int j = 0; j < K; j++) {
+            double lp = (double)a[j] - *la, lq = (double)b[j] - *lb;
+            l += exp(lp) * (lp - lq);
+        }
+    } else {
+        for (int j = 0; j < K; j++) {
+            double lp = (double)a[j] - *la;
+            l -= exp(lp) * lp;
+        }
+    }
+    return l;
+}
+
+// loss_rows writes each row's loss into loss[0:N].
+__global__ void loss_rows(int kind, const float* __restrict__ a, const float* __restrict__ b,
+                          float* __restrict__ loss, int N, int K) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < N; i += (long)gridDim.x * blockDim.x) {
+        double la, lb, sy;
+        loss[i] = (float)row_loss(kind, a + i * K, b + i * K, K, &la, &lb, &sy);
+    }
+}
+
+// loss_grad writes c times the gradient of each row's loss with respect to
+// argument wrt (0: a, 1: b; KL only) into grad (N x K):
+//   cross-entropy  c (p_j sum(y) - y_j)
+//   KL, wrt a      c p_j (log p_j - log q_j - KL)      wrt b   c (q_j - p_j)
+//   entropy        -c p_j (log p_j + H)
+__global__ void loss_grad(int kind, int wrt, const float* __restrict__ a, const float* __restrict__ b,
+                          float* __restrict__ grad, int N, int K, double c) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < N; i += (long)gridDim.x * blockDim.x) {
+        const float* ai = a + i * K;
+        const float* bi = b + i * K;
+        float* gi = grad + i * K;
+        double la, lb, sy;
+        double l = row_loss(kind, ai, bi, K, &la, &lb, &sy);
+        for (int j = 0; j < K; j++) {
+            double lp = (double)ai[j] - la, p = exp(lp), g;
+            if (kind == 0) {
+                g = c * (p * sy - (double)bi[j]);
+            } else if (kind == 1) {
+                double lq = (double)bi[j] - lb;
+                g = wrt == 0 ? c * p * (lp - lq - l) : c * (exp(lq) - p);
+            } else {
+                g = -c * p * (lp + l);
+            }
+            gi[j] = (float)g;
         }
     }
 }

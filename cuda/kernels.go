@@ -66,6 +66,11 @@ func (d *Device) Adadelta(w, g, a, u Mem, n int, rho, eps, lr float32) error {
 	return d.launch("adadelta", int64(n), w, g, a, u, int64(n), rho, eps, lr)
 }
 
+// Adam applies the root package's Adam update to n parameters.
+func (d *Device) Adam(w, g, m, v Mem, n int, b1, b2, step, eps float32) error {
+	return d.launch("adam", int64(n), w, g, m, v, int64(n), b1, b2, step, eps)
+}
+
 // Bernoulli writes rng.BernoulliKey(m[:n], key, t, v): one thread per
 // BERN_DRAWS (16) 64-bit draws of a chunk's PCG stream.
 func (d *Device) Bernoulli(m Mem, n int, key, t uint64, v float32) error {
@@ -82,6 +87,22 @@ func (d *Device) Normals(x Mem, n int, key uint64) error {
 		return fmt.Errorf("cuda: Normals of %d floats into %d", n, x.n)
 	}
 	return d.launch("normals_philox", int64((n+3)/4), x, int64(n), key)
+}
+
+// LossRows writes each row's softmax loss: one thread per row.
+func (d *Device) LossRows(kind int, a, b, loss Mem, n, k int) error {
+	if n*k > a.n || n*k > b.n || n > loss.n {
+		return fmt.Errorf("cuda: LossRows of %d×%d with %d, %d and %d floats", n, k, a.n, b.n, loss.n)
+	}
+	return d.launch("loss_rows", int64(n), int32(kind), a, b, loss, int32(n), int32(k))
+}
+
+// LossGrad writes c times each row's loss gradient: one thread per row.
+func (d *Device) LossGrad(kind, wrt int, a, b, grad Mem, n, k int, c float64) error {
+	if n*k > a.n || n*k > b.n || n*k > grad.n {
+		return fmt.Errorf("cuda: LossGrad of %d×%d with %d, %d and %d floats", n, k, a.n, b.n, grad.n)
+	}
+	return d.launch("loss_grad", int64(n), int32(kind), int32(wrt), a, b, grad, int32(n), int32(k), c)
 }
 
 // L2Normalize scales each of n samples of m values in x to L2 norm scale

@@ -17,8 +17,9 @@ import (
 // This file decides where the ops compute. The default build has no GPU
 // backend: every op runs its pure-Go code. Built with `-tags cuda`, the root
 // package's backend_cuda.go registers the CUDA device of package cuda, and
-// the ops listed in ops.go run their kernels there instead; the others (the
-// losses, which work on a few kilobytes) keep running on the CPU.
+// the ops listed in ops.go run their kernels there instead; the others
+// (batch normalization, padding, a standalone ReLU, the exact probe's
+// tangent ops, the weighted sum of scalar losses) keep running on the CPU.
 // Convolutions and pooling have two GPU paths, our kernels and cuDNN, chosen
 // per layer (choice.go).
 //
@@ -29,8 +30,8 @@ import (
 // is newer and marks its output as living on the device; a CPU op downloads
 // its inputs only when the device copy is newer. Between steps the weights,
 // the optimizer's state and every activation stay on the device; a step
-// moves the batch (and VAT's noise) in and a few small tensors (logits, loss
-// gradients) back and forth.
+// uploads the batch and its labels once, draws dropout masks and VAT's noise
+// on the device, and copies back one float per sample for each loss value.
 //
 // Host code outside the ops that reads a value must call SyncHost first,
 // and host code that writes one must call MarkHost after; the trainer, the
@@ -119,6 +120,8 @@ type Accelerator struct {
 	choices  map[kernelKey]*pathChoice // auto mode's measured choices (choice.go)
 	profile  map[string]*opTime        // per-op device time, when profiling (choice.go)
 	poolTies int                       // cuDNN pooling's tie rule: 0 not probed, 1 first maximum, -1 other
+
+	hostNormals bool // draw normals on the CPU (SetHostNormals)
 }
 
 // Device returns the device a computes on.

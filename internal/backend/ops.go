@@ -11,9 +11,8 @@ import (
 
 // The GPU side of the ops: what each op's Do runs instead of its CPU code
 // when a GPU backend is active (see backend.go). Shapes have been checked
-// by the op; the kernels are those of device.GPU. The losses and the
-// weighted sum have no entry here: they run on the CPU, on host copies
-// synchronized by f32s.
+// by the op; the kernels are those of device.GPU. The weighted sum of
+// scalar losses has no entry here: scalars live on the host.
 
 // Shared device scratch: one im2col matrix and one set of per-image
 // partial products serve every convolution, since ops run one at a time.
@@ -21,6 +20,7 @@ const (
 	scratchCol = iota
 	scratchParts
 	scratchRowSums
+	scratchLoss // per-row losses (LossRows)
 )
 
 // run serializes one op's device work and names the op in its error.
@@ -377,6 +377,28 @@ func (a *Accelerator) Adadelta(ws, gs, accG, accU [][]float32, rho, eps, lr floa
 	})
 }
 
+// Adam updates every parameter on the device with the root package's Adam
+// (device.Adam); the weights and moments then live there.
+func (a *Accelerator) Adam(ws, gs, ms, vs [][]float32, b1, b2, step, eps float32) error {
+	return a.run("Adam", func(d device.GPU) error {
+		for i := range ws {
+			in, err := a.ins(ws[i], gs[i], ms[i], vs[i])
+			if err != nil {
+				return err
+			}
+			for _, h := range [][]float32{ws[i], ms[i], vs[i]} {
+				if _, err := a.out(h); err != nil {
+					return err
+				}
+			}
+			if err := d.Adam(in[0], in[1], in[2], in[3], len(ws[i]), b1, b2, step, eps); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // Bernoulli draws the mask of rng.BernoulliKey for key into m's device copy
 // (dropout: the same bits as the CPU draws).
 func (a *Accelerator) Bernoulli(m []float32, key uint64, keep float64, v float32) error {
@@ -389,8 +411,16 @@ func (a *Accelerator) Bernoulli(m []float32, key uint64, keep float64, v float32
 	})
 }
 
-// Normals draws rng.PhiloxNormals for key into x's device copy.
-func (a *Accelerator) Normals(x []float32, key uint64) error {
+// Normals fills x with N(0, 1) draws of r's next fill: the device
+// generator's (rng.PhiloxNormals for the fill's key) drawn into x's device
+// copy, or, after SetHostNormals(true), the CPU's (Chunked.Normals).
+func (a *Accelerator) Normals(r *rng.Chunked, x []float32) error {
+	if a.hostNormals {
+		r.Normals(x)
+		a.MarkHost(x)
+		return nil
+	}
+	key := r.Next()
 	return a.run("Normals", func(d device.GPU) error {
 		dx, err := a.out(x)
 		if err != nil {
@@ -400,13 +430,17 @@ func (a *Accelerator) Normals(x []float32, key uint64) error {
 	})
 }
 
-// Normals fills x with N(0, 1) draws of r's next fill: on the GPU when one
-// is in use (the device generator, rng.PhiloxNormals, drawn into x's device
-// copy), else on the CPU (Chunked.Normals). Either way r advances by one
-// fill, so a checkpoint's fill count resumes both.
+// SetHostNormals makes Normals draw on the CPU, the numbers a CPU run
+// draws: for tests that compare a device's training step with the CPU's.
+func (a *Accelerator) SetHostNormals(on bool) { a.hostNormals = on }
+
+// Normals fills x with N(0, 1) draws of r's next fill, on the GPU when one
+// is in use (Accelerator.Normals), else on the CPU (Chunked.Normals).
+// Either way r advances by one fill, so a checkpoint's fill count resumes
+// both.
 func Normals(r *rng.Chunked, x []float32) error {
 	if a := Active(); a != nil {
-		return a.Normals(x, r.Next())
+		return a.Normals(r, x)
 	}
 	r.Normals(x)
 	return nil
@@ -420,5 +454,39 @@ func (a *Accelerator) Axpby(z []float32, alpha float32, x []float32, beta float3
 			return err
 		}
 		return d.Axpby(dz, alpha, in[0], beta, in[1], len(z))
+	})
+}
+
+// LossRows returns the loss of each of n rows of k logits (device.LossRows:
+// kind, a, b), computed on the device and copied back: the forward loss
+// ops' GPU path, which then sums the rows on the host in float64.
+func (a *Accelerator) LossRows(kind int, x, y []float32, n, k int) ([]float32, error) {
+	rows := make([]float32, n)
+	err := a.run("LossRows", func(d device.GPU) error {
+		in, err := a.ins(x, y)
+		if err != nil {
+			return err
+		}
+		dl, err := a.scratchMem(scratchLoss, n)
+		if err != nil {
+			return err
+		}
+		if err := d.LossRows(kind, in[0], in[1], dl, n, k); err != nil {
+			return err
+		}
+		return d.Download(rows, dl)
+	})
+	return rows, err
+}
+
+// LossGrad writes c times the gradient of each row's loss with respect to
+// argument wrt into grad's device copy (device.LossGrad).
+func (a *Accelerator) LossGrad(kind, wrt int, grad, x, y []float32, n, k int, c float64) error {
+	return a.run("LossGrad", func(d device.GPU) error {
+		dg, in, err := a.bind(grad, x, y)
+		if err != nil {
+			return err
+		}
+		return d.LossGrad(kind, wrt, in[0], in[1], dg, n, k, c)
 	})
 }

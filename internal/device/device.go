@@ -53,6 +53,12 @@ type GPU interface {
 	// gradient g and running averages accGrad (of g²) and accUpdate (of
 	// updates²).
 	Adadelta(w, g, accGrad, accUpdate Mem, n int, rho, eps, lr float32) error
+	// Adam applies the root package's Adam update to n parameters w with
+	// gradient g and moments m and v, in float32 in the CPU's order of
+	// operations (no fused multiply-adds), so its results are the CPU's:
+	//
+	//	m ← β₁m + (1−β₁)g,  v ← β₂v + ((1−β₂)g)g,  w ← w − (step·m)/(√v + eps)
+	Adam(w, g, m, v Mem, n int, beta1, beta2, step, eps float32) error
 	// Bernoulli sets the first n floats of m to rng.BernoulliKey's mask for
 	// key and threshold t (v with probability t/2³², else +0), bit for bit:
 	// dropout draws the same masks on the GPU as on the CPU.
@@ -61,8 +67,27 @@ type GPU interface {
 	// (N(0, 1) draws of a counter-based generator), within the rounding of
 	// the GPU's float64 log, sin and cos.
 	Normals(x Mem, n int, key uint64) error
+	// LossRows writes the loss of each of n rows of k logits into loss
+	// (n floats), and LossGrad c times the gradient of each row's loss
+	// with respect to argument wrt (0: a, 1: b, KL only) into grad (n×k).
+	// kind is one of the Loss constants; entropy ignores b. Computed in
+	// float64, as the CPU ops compute them.
+	LossRows(kind int, a, b, loss Mem, n, k int) error
+	LossGrad(kind, wrt int, a, b, grad Mem, n, k int, c float64) error
 	Close() error
 }
+
+// The softmax losses of GPU.LossRows and GPU.LossGrad, with p = softmax(a)
+// and q = softmax(b) row by row:
+//
+//	LossCrossEntropy  −Σ_j b_j log p_j                  (b: targets)
+//	LossKL            Σ_j p_j (log p_j − log q_j)
+//	LossEntropy       −Σ_j p_j log p_j
+const (
+	LossCrossEntropy = iota
+	LossKL
+	LossEntropy
+)
 
 // DNN is the optional part of a GPU backend that runs convolutions and
 // pooling through a vendor library (cuDNN). The root package uses it, layer

@@ -6,6 +6,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/device"
 )
 
 // crossEntropyOp is the softmax cross-entropy of logits z against targets y,
@@ -34,6 +36,9 @@ func (op *crossEntropyOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	z, y := ms[0], ms[1]
+	if v, ok, err := lossOnGPU(device.LossCrossEntropy, z, y, n, k, 1/float64(n)); ok {
+		return v, err
+	}
 	ls := make([]float64, k)
 	var total float64
 	for i := 0; i < n; i++ {
@@ -78,8 +83,11 @@ func (op *crossEntropyGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	z, y := ms[0], ms[1]
 	out := op.out.get(n, k)
 	o := out.Data().([]float32)
-	ls := make([]float64, k)
 	c := float64(g) / float64(n)
+	if v, ok, err := lossGradOnGPU(device.LossCrossEntropy, 0, out, z, y, n, k, c); ok {
+		return v, err
+	}
+	ls := make([]float64, k)
 	for i := 0; i < n; i++ {
 		LogSoftmax(ls, z[i*k:(i+1)*k])
 		yi := y[i*k : (i+1)*k]

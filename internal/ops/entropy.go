@@ -6,6 +6,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/device"
 )
 
 // entropyOp is the mean entropy of softmax(z) over the batch (see Entropy).
@@ -37,6 +39,9 @@ func (op *entropyOp) Do(inputs ...G.Value) (G.Value, error) {
 	ms, n, k, _, err := readMatrices(op.name, inputs, 1, false)
 	if err != nil {
 		return nil, err
+	}
+	if v, ok, err := lossOnGPU(device.LossEntropy, ms[0], ms[0], n, k, 1/float64(n)); ok {
+		return v, err
 	}
 	lp := make([]float64, k)
 	var total float64
@@ -76,8 +81,11 @@ func (op *entropyGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(n, k)
 	o := out.Data().([]float32)
-	lp := make([]float64, k)
 	c := float64(g) / float64(n)
+	if v, ok, err := lossGradOnGPU(device.LossEntropy, 0, out, ms[0], ms[0], n, k, c); ok {
+		return v, err
+	}
+	lp := make([]float64, k)
 	for i := 0; i < n; i++ {
 		h := entropyRow(lp, ms[0][i*k:(i+1)*k])
 		for j, l := range lp {

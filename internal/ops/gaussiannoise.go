@@ -72,7 +72,7 @@ func (op *gaussianNoiseOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	op.noise = op.noise[:len(x)]
 	if a := backend.Active(); a != nil {
-		if err := a.Normals(op.noise, op.rng.Next()); err != nil {
+		if err := a.Normals(&op.rng, op.noise); err != nil {
 			return nil, err
 		}
 		return gpuOut(out, a.Axpby(y, 1, x, op.sigma, op.noise))

@@ -14,6 +14,7 @@ import (
 	"github.com/org/vat/internal/device"
 	"github.com/org/vat/internal/gradcheck"
 	"github.com/org/vat/internal/kernels"
+	"github.com/org/vat/internal/rng"
 )
 
 // TestMain keeps the build's GPU (a cuda build on a machine with one; see
@@ -195,7 +196,8 @@ func TestGPUMaxPoolGradTies(t *testing.T) {
 	}
 }
 
-// Dropout draws its mask on the CPU from its own seed, so both backends drop
+// Dropout draws the same masks on a device as on the CPU (the device's
+// Bernoulli kernel is rng.BernoulliKey bit for bit), so both backends drop
 // the same units; forward and gradient must agree exactly.
 func TestGPUDropoutMatchesCPU(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
@@ -292,6 +294,188 @@ func BenchmarkGPUConvPaths(b *testing.B) {
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/1e3/float64(b.N), "µs/op")
 			})
+		}
+	}
+}
+
+// The devices' random kernels against their definitions in internal/rng:
+// dropout's masks bit for bit (rng.BernoulliKey; the GPU kernel's threads
+// skip ahead in a chunk's PCG stream, hence lengths around chunk and thread
+// boundaries, odd lengths, and thresholds that keep nothing or
+// everything), the normals within 1e-6 (rng.PhiloxNormals; a GPU's float64
+// log, sin and cos may differ from Go's in the last bit, which float32
+// rounding almost always hides), and neither writes past the n values
+// asked for.
+func TestGPURandomKernels(t *testing.T) {
+	for _, dev := range gputest.Devices(t) {
+		if dev.Mode != backend.ModeOff {
+			continue // the DNN mode changes nothing here
+		}
+		d := dev.Dev
+		fill := func(n, size int, draw func(m device.Mem) error) []float32 {
+			t.Helper()
+			m, err := d.Alloc(size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Free(m)
+			sentinel := make([]float32, size)
+			for i := range sentinel {
+				sentinel[i] = -7
+			}
+			if err := d.Upload(m, sentinel); err != nil {
+				t.Fatal(err)
+			}
+			if err := draw(m); err != nil {
+				t.Fatal(err)
+			}
+			got := make([]float32, size)
+			if err := d.Download(got, m); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range got[n:] {
+				if v != -7 {
+					t.Fatalf("%s: a fill of %d values wrote %v at %d", dev.Name, n, v, n+i)
+				}
+			}
+			return got[:n]
+		}
+		for _, n := range []int{1, 2, 31, 33, 4095, 4096, 4097, 3*4096 + 5, 100_003} {
+			for _, key := range []uint64{0, 0xdead_beef_cafe_f00d} {
+				for _, keep := range []float64{0, 0.25, 0.75, 1} {
+					v := float32(1 / math.Max(keep, 0.5))
+					got := fill(n, n+3, func(m device.Mem) error { return d.Bernoulli(m, n, key, rng.Threshold(keep), v) })
+					want := make([]float32, n)
+					rng.BernoulliKey(want, key, rng.Threshold(keep), v)
+					for i := range want {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("%s: Bernoulli n = %d, keep = %g, key = %#x: m[%d] = %v, want %v", dev.Name, n, keep, key, i, got[i], want[i])
+						}
+					}
+				}
+				got := fill(n, n+3, func(m device.Mem) error { return d.Normals(m, n, key) })
+				want := make([]float32, n)
+				rng.PhiloxNormals(want, key)
+				exact := 0
+				for i := range want {
+					if diff := math.Abs(float64(got[i] - want[i])); diff > 1e-6*math.Max(1, math.Abs(float64(want[i]))) {
+						t.Fatalf("%s: Normals n = %d, key = %#x: x[%d] = %v, want %v", dev.Name, n, key, i, got[i], want[i])
+					}
+					if got[i] == want[i] {
+						exact++
+					}
+				}
+				if n > 10_000 && dev.Name != "host" {
+					t.Logf("%s: Normals n = %d, key = %#x: %d bit-identical to Go's", dev.Name, n, key, exact)
+				}
+			}
+		}
+	}
+}
+
+// GaussianNoise on a device adds σ times the device generator's normals
+// for the op's k-th fill (rng.PhiloxNormals), fresh every run; the CPU op
+// draws its own (Go's ziggurat), so the device is compared with that
+// definition, not with the CPU op.
+func TestGPUGaussianNoise(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	x := gradcheck.RandTensor(r, -1, 1, 5, 37)
+	xs := x.Data().([]float32)
+	for _, dev := range gputest.Devices(t) {
+		if dev.Mode != backend.ModeOff {
+			continue
+		}
+		gputest.With(t, dev.Dev)
+		op, _ := NewGaussianNoise(0.5, 9)
+		keys := rng.NewChunked(9)
+		for step := 1; step <= 2; step++ {
+			y, err := op.Do(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			noise := make([]float32, len(xs))
+			rng.PhiloxNormals(noise, keys.Next())
+			want := make([]float32, len(xs))
+			for i := range want {
+				want[i] = xs[i] + 0.5*noise[i]
+			}
+			gputest.CloseTo(t, fmt.Sprintf("GaussianNoise on %s, run %d", dev.Name, step), gputest.HostCopy(t, y), want, 1e-6)
+		}
+		if op.Draws() != 2 {
+			t.Errorf("%s: %d draws after two runs", dev.Name, op.Draws())
+		}
+		backend.Use(nil)
+	}
+}
+
+// The loss ops on a device against the CPU ops, on fresh random logits:
+// one-hot and soft targets, 10 and 1,000 classes, both KL reductions and
+// both of its arguments, the joint loss. Both compute in float64 from the
+// same formulas, so the tolerance is 1e-6 of the scale (the GPU may fuse a
+// multiply and an add; the device returns each row's loss as a float32).
+func TestGPULossesMatchCPU(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	type lossCase struct {
+		name string
+		op   func() G.Op
+		in   []func(n, k int) *tensor.Dense
+	}
+	logits := func(n, k int) *tensor.Dense { return gradcheck.RandTensor(r, -4, 4, n, k) }
+	oneHot := func(n, k int) *tensor.Dense {
+		y := tensor.New(tensor.WithShape(n, k), tensor.Of(tensor.Float32))
+		d := y.Data().([]float32)
+		for i := 0; i < n; i++ {
+			d[i*k+r.IntN(k)] = 1
+		}
+		return y
+	}
+	soft := func(n, k int) *tensor.Dense { return gradcheck.RandTensor(r, 0, 0.3, n, k) }
+	g := func(int, int) *tensor.Dense { return tensor.New(tensor.FromScalar(float32(0.7))) }
+	cases := []lossCase{
+		{"CrossEntropy one-hot", func() G.Op { return NewCrossEntropy() }, []func(int, int) *tensor.Dense{logits, oneHot}},
+		{"CrossEntropy soft", func() G.Op { return NewCrossEntropy() }, []func(int, int) *tensor.Dense{logits, soft}},
+		{"CrossEntropyGrad", func() G.Op { return &crossEntropyGradOp{opBase: newOpBase("CrossEntropyGrad")} },
+			[]func(int, int) *tensor.Dense{logits, soft, g}},
+		{"Entropy", func() G.Op { return NewEntropy() }, []func(int, int) *tensor.Dense{logits}},
+		{"EntropyGrad", func() G.Op { return &entropyGradOp{opBase: newOpBase("EntropyGrad")} }, []func(int, int) *tensor.Dense{logits, g}},
+		{"JointLoss", func() G.Op { return NewJointLoss(0.6) }, []func(int, int) *tensor.Dense{logits, oneHot, logits}},
+	}
+	for _, red := range []Reduction{Mean, Sum} {
+		cases = append(cases, lossCase{"KL " + red.String(), func() G.Op { return NewKL(red) }, []func(int, int) *tensor.Dense{logits, logits}})
+		for wrt := 0; wrt < 2; wrt++ {
+			cases = append(cases, lossCase{fmt.Sprintf("KLGrad %s wrt %d", red, wrt), func() G.Op {
+				return &klGradOp{opBase: newOpBase("KLGrad"), fwd: NewKL(red), wrt: wrt}
+			}, []func(int, int) *tensor.Dense{logits, logits, g}})
+		}
+	}
+	values := func(v G.Value) []float32 {
+		if s, ok := v.(*G.F32); ok {
+			return []float32{float32(*s)}
+		}
+		return gputest.HostCopy(t, v)
+	}
+	for _, c := range cases {
+		for _, nk := range [][2]int{{7, 10}, {3, 1000}} {
+			in := make([]G.Value, len(c.in))
+			for i, f := range c.in {
+				in[i] = f(nk[0], nk[1])
+			}
+			want, err := c.op().Do(in...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, dev := range gputest.Devices(t) {
+				if dev.Mode != backend.ModeOff {
+					continue
+				}
+				gputest.With(t, dev.Dev)
+				got, err := c.op().Do(in...)
+				if err != nil {
+					t.Fatalf("%s on %s: %v", c.name, dev.Name, err)
+				}
+				gputest.CloseTo(t, fmt.Sprintf("%s %v on %s", c.name, nk, dev.Name), values(got), values(want), 1e-6)
+				backend.Use(nil)
+			}
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/device"
 )
 
 // klOp is KL(softmax(a) ‖ softmax(b)) per row, reduced over the batch (see
@@ -34,6 +36,9 @@ func (op *klOp) Do(inputs ...G.Value) (G.Value, error) {
 	ms, n, k, _, err := readMatrices(op.name, inputs, 2, false)
 	if err != nil {
 		return nil, err
+	}
+	if v, ok, err := lossOnGPU(device.LossKL, ms[0], ms[1], n, k, op.reduce.factor(n)); ok {
+		return v, err
 	}
 	lp, lq := make([]float64, k), make([]float64, k)
 	var total float64
@@ -93,8 +98,11 @@ func (op *klGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(n, k)
 	o := out.Data().([]float32)
-	lp, lq := make([]float64, k), make([]float64, k)
 	c := float64(g) * op.fwd.reduce.factor(n)
+	if v, ok, err := lossGradOnGPU(device.LossKL, op.wrt, out, ms[0], ms[1], n, k, c); ok {
+		return v, err
+	}
+	lp, lq := make([]float64, k), make([]float64, k)
 	for i := 0; i < n; i++ {
 		kl := klRow(lp, lq, ms[0][i*k:(i+1)*k], ms[1][i*k:(i+1)*k])
 		oi := o[i*k : (i+1)*k]

@@ -7,6 +7,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/backend"
 )
 
 // Reduction says how a per-sample loss becomes a scalar.
@@ -104,7 +106,9 @@ func lossGradType(args int) hm.Type {
 }
 
 // readMatrices reads the N×K inputs of a loss op and, when withGrad is set,
-// the trailing scalar gradient.
+// the trailing scalar gradient. It does not synchronize host copies: every
+// loss op has a GPU path (lossRows, lossGrad), so its CPU path runs only
+// without a GPU.
 func readMatrices(op string, inputs []G.Value, mats int, withGrad bool) (ms [][]float32, n, k int, g float32, err error) {
 	want := mats
 	if withGrad {
@@ -116,7 +120,7 @@ func readMatrices(op string, inputs []G.Value, mats int, withGrad bool) (ms [][]
 	shapes := make([]tensor.Shape, mats)
 	ms = make([][]float32, mats)
 	for i := 0; i < mats; i++ {
-		if ms[i], shapes[i], err = f32s(op, i, inputs[i]); err != nil {
+		if ms[i], shapes[i], err = f32sNoSync(op, i, inputs[i]); err != nil {
 			return
 		}
 	}
@@ -127,4 +131,35 @@ func readMatrices(op string, inputs []G.Value, mats int, withGrad bool) (ms [][]
 		g, err = Scalar32(op, mats, inputs[mats])
 	}
 	return
+}
+
+// lossOnGPU computes a loss of kind (device.LossCrossEntropy, LossKL,
+// LossEntropy) over the rows of a and b on the GPU a: the row losses come
+// back and are summed here in float64, times factor. ok is false without a
+// GPU.
+func lossOnGPU(kind int, x, y []float32, n, k int, factor float64) (v G.Value, ok bool, err error) {
+	a := backend.Active()
+	if a == nil {
+		return nil, false, nil
+	}
+	rows, err := a.LossRows(kind, x, y, n, k)
+	if err != nil {
+		return nil, true, err
+	}
+	var total float64
+	for _, r := range rows {
+		total += float64(r)
+	}
+	return G.NewF32(float32(total * factor)), true, nil
+}
+
+// lossGradOnGPU writes c times the gradient of a loss of kind with respect
+// to argument wrt into out on the GPU; ok is false without a GPU.
+func lossGradOnGPU(kind, wrt int, out *tensor.Dense, x, y []float32, n, k int, c float64) (v G.Value, ok bool, err error) {
+	a := backend.Active()
+	if a == nil {
+		return nil, false, nil
+	}
+	v, err = gpuOut(out, a.LossGrad(kind, wrt, out.Data().([]float32), x, y, n, k, c))
+	return v, true, err
 }

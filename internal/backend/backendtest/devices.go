@@ -337,6 +337,102 @@ func (h *HostDevice) Normals(x device.Mem, n int, key uint64) error {
 	return nil
 }
 
+// logSoftmax returns log softmax(z) in float64, the maximum subtracted.
+func logSoftmax(z []float32) []float64 {
+	m := math.Inf(-1)
+	for _, v := range z {
+		m = math.Max(m, float64(v))
+	}
+	var s float64
+	for _, v := range z {
+		s += math.Exp(float64(v) - m)
+	}
+	out := make([]float64, len(z))
+	for j, v := range z {
+		out[j] = float64(v) - m - math.Log(s)
+	}
+	return out
+}
+
+// lossRow returns a row's loss (device.LossRows) and its gradient with
+// respect to argument wrt, from the definitions.
+func lossRow(kind, wrt int, a, b []float32) (float64, []float64) {
+	lp := logSoftmax(a)
+	g := make([]float64, len(a))
+	var l float64
+	switch kind {
+	case device.LossCrossEntropy:
+		var sy float64
+		for j, y := range b {
+			l -= float64(y) * lp[j]
+			sy += float64(y)
+		}
+		for j := range g {
+			g[j] = math.Exp(lp[j])*sy - float64(b[j])
+		}
+	case device.LossKL:
+		lq := logSoftmax(b)
+		for j := range lp {
+			l += math.Exp(lp[j]) * (lp[j] - lq[j])
+		}
+		for j := range g {
+			if wrt == 0 {
+				g[j] = math.Exp(lp[j]) * (lp[j] - lq[j] - l)
+			} else {
+				g[j] = math.Exp(lq[j]) - math.Exp(lp[j])
+			}
+		}
+	case device.LossEntropy:
+		for j := range lp {
+			l -= math.Exp(lp[j]) * lp[j]
+		}
+		for j := range g {
+			g[j] = -math.Exp(lp[j]) * (lp[j] + l)
+		}
+	}
+	return l, g
+}
+
+// LossRows computes each row's loss from its definition.
+func (h *HostDevice) LossRows(kind int, a, b, loss device.Mem, n, k int) error {
+	A, B, L := HM32(a), HM32(b), HM32(loss)
+	for i := 0; i < n; i++ {
+		l, _ := lossRow(kind, 0, A[i*k:(i+1)*k], B[i*k:(i+1)*k])
+		L[i] = float32(l)
+	}
+	return nil
+}
+
+// LossGrad computes c times each row's loss gradient from its definition.
+func (h *HostDevice) LossGrad(kind, wrt int, a, b, grad device.Mem, n, k int, c float64) error {
+	A, B, G := HM32(a), HM32(b), HM32(grad)
+	for i := 0; i < n; i++ {
+		_, g := lossRow(kind, wrt, A[i*k:(i+1)*k], B[i*k:(i+1)*k])
+		for j, v := range g {
+			G[i*k+j] = float32(c * v)
+		}
+	}
+	return nil
+}
+
+// Adam applies the update in float32, operation by operation.
+func (h *HostDevice) Adam(w, g, m, v device.Mem, n int, b1, b2, step, eps float32) error {
+	W, G, M, V := HM32(w), HM32(g), HM32(m), HM32(v)
+	for i := 0; i < n; i++ {
+		M[i] = b1*M[i] + (1-b1)*G[i]
+		V[i] = b2*V[i] + (1-b2)*G[i]*G[i]
+		W[i] -= step * M[i] / (float32(math.Sqrt(float64(V[i]))) + eps)
+	}
+	return nil
+}
+
+func (*NullDevice) Adam(device.Mem, device.Mem, device.Mem, device.Mem, int, float32, float32, float32, float32) error {
+	return nil
+}
+func (*NullDevice) LossRows(int, device.Mem, device.Mem, device.Mem, int, int) error { return nil }
+func (*NullDevice) LossGrad(int, int, device.Mem, device.Mem, device.Mem, int, int, float64) error {
+	return nil
+}
 func (*NullDevice) Bernoulli(device.Mem, int, uint64, uint64, float32) error { return nil }
 func (*NullDevice) Normals(device.Mem, int, uint64) error                    { return nil }
 

@@ -41,12 +41,20 @@ type Device struct {
 	Mode backend.Mode // cuDNN or the device's own kernels, where it has both
 }
 
+// emulated returns package cuda's kernels emulated on the CPU, in a
+// `cudaemu` build (emulated.go); nil otherwise.
+var emulated func() device.GPU
+
 // Devices returns the devices to run GPU-path tests on, each once with
 // its own convolution and pooling kernels and once through its dnnDevice
-// (cuDNN on the GPU, a float64 definition on the host device).
+// (cuDNN on the GPU, a float64 definition on the host device), and, in a
+// `cudaemu` build, package cuda's kernels emulated on the CPU.
 func Devices(t testing.TB) []Device {
 	host := &backendtest.HostDevice{}
 	ds := []Device{{Name: "host", Dev: host, Mode: backend.ModeOff}, {Name: "host/dnn", Dev: host, Mode: backend.ModeOn}}
+	if emulated != nil {
+		ds = append(ds, Device{Name: "cudaemu", Dev: emulated(), Mode: backend.ModeOff})
+	}
 	if suiteGPU != nil {
 		ds = append(ds, Device{Name: "gpu", Dev: suiteGPU.Device(), Mode: backend.ModeOff}, Device{Name: "gpu/cudnn", Dev: suiteGPU.Device(), Mode: backend.ModeOn})
 	} else if backend.Registered() {

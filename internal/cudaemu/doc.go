@@ -1,0 +1,26 @@
+// Package cudaemu runs the CUDA kernels of package cuda on the CPU, so that
+// their code is tested on machines without a GPU (CI, and most development
+// sessions). Built with the `cudaemu` tag (and cgo with a C++20 compiler),
+// it compiles cuda/kernels.cu as C++ against emu.h, a few lines of CUDA's
+// device-side vocabulary (thread and block indices, __shared__,
+// __syncthreads, __umulhi), and launches each kernel with package cuda's
+// geometry: blocks of 256 threads, one block after another, each block's
+// threads as OS threads meeting at a barrier.
+//
+// Device is backendtest.HostDevice with every kernel of kernels.cu replaced
+// by its emulated launch; cuBLAS's products and cuDNN stay the host
+// device's float64 definitions. The GPU-path tests
+// (internal/backend/gputest.Devices) run on it as one more device:
+//
+//	go test -tags cudaemu ./internal/ops/ .
+//
+// CI runs the ops' (seconds); the root package's add a few minutes of
+// training on the float64 products.
+//
+// What emulation shows: the kernels' index arithmetic, bounds, grid-stride
+// loops, reductions and random streams, on the CPU's float arithmetic. What
+// it cannot show: timing, races between blocks (blocks run in order),
+// memory-model and warp-level behaviour, and the GPU's own rounding of
+// transcendental functions. Those are checked on a GPU
+// (scripts/gpu-check.sh).
+package cudaemu
