@@ -347,10 +347,10 @@ __global__ void normals_philox(float* __restrict__ x, long n, unsigned long long
 // entropy of softmax(a) (b unused).
 
 // log_sum_exp returns m + log(sum_j exp(z_j - m)), m = max_j z_j: the
-// normalizer of log softmax, as ops.LogSoftmax computes it.
+// normalizer of log softmax, as ops.LogSoftmax computes it (K >= 1).
 __device__ double log_sum_exp(const float* z, int K) {
-    double m = -INFINITY, s = 0;
-    for (int j = 0; j < K; j++) m = fmax(m, (double)z[j]);
+    double m = (double)z[0], s = 0;
+    for (int j = 1; j < K; j++) m = fmax(m, (double)z[j]);
     for (int j = 0; j < K; j++) s += exp((double)z[j] - m);
     return m + log(s);
 }
@@ -358,9 +358,10 @@ __device__ double log_sum_exp(const float* z, int K) {
 // row_loss returns row i's loss and sets *sy to the sum of its targets
 // (cross-entropy) and the normalizers *la, *lb of its logits.
 __device__ double row_loss(int kind, const float* a, const float* b, int K, double* la, double* lb, double* sy) {
-    *la = log_sum_exp(a, K);
     double l = 0;
     *sy = 0;
+    if (K == 0) return 0;
+    *la = log_sum_exp(a, K);
     if (kind == 0) {
         for (int j = 0; j < K; j++) {
             *sy += (double)b[j];

@@ -4,7 +4,7 @@
 # on cuDNN, time training steps (own kernels, cuDNN, auto) with auto mode's
 # per-layer choices and a per-op profile, and time the four MNIST runs for
 # one epoch each in auto mode and with VAT_CUDNN=off (the baseline, same
-# sitting). A short table comes last. Run from the repository root after
+# sitting), and a short semi-supervised run. A short table comes last. Run from the repository root after
 # scripts/device-pack.sh, carrying .device (the device tool's run:
 # `bash scripts/gpu-check.sh`). Writes $OUT/gpu-check.log, $OUT/test.log,
 # $OUT/bench.log, $OUT/kernels.ptx and $OUT/epoch*/results.json.
@@ -44,7 +44,7 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
 fi
 
 echo "=== per-layer paths (µs per call, batch 128) and training steps (ms/step; null = the host's share)"
-timeout 200 go test -count=1 -run '^$' -bench 'GPUConvPaths|GPUTrainStep' -benchtime 10x -v . ./internal/ops/ 2>&1 | tee /tmp/bench.log | grep -vE '^(goos|goarch|pkg|cpu):|^=== RUN'
+timeout 150 go test -count=1 -run '^$' -bench 'GPUConvPaths|GPUTrainStep' -benchtime 10x -v . ./internal/ops/ 2>&1 | tee /tmp/bench.log | grep -vE '^(goos|goarch|pkg|cpu):|^=== RUN'
 cp /tmp/bench.log "$out/bench.log"
 awk '/^Benchmark/ {for (i = 3; i < NF; i++) if ($(i+1) ~ /\/(op|step)$/) printf "  %-52s %s %s\n", $1, $i, $(i+1)}' /tmp/bench.log >> /tmp/summary
 
@@ -52,11 +52,25 @@ go build -o /tmp/mnist ./examples/mnist
 for mode in auto off; do
   n=$epochs; [ "$mode" = off ] && n=${EPOCHS_OFF:-$epochs}
   echo "=== VAT_CUDNN=$mode go run -tags cuda ./examples/mnist -epochs $n (all four runs, 60,000 images)"
-  if VAT_CUDNN=$mode timeout 240 /tmp/mnist -epochs "$n" -progress=false -out "$out/epoch$n-$mode"; then
+  if VAT_CUDNN=$mode timeout 120 /tmp/mnist -epochs "$n" -progress=false -out "$out/epoch$n-$mode"; then
     status "examples/mnist -epochs $n ($mode)" ok
   else
     status "examples/mnist -epochs $n ($mode)" FAILED
   fi
 done
+
+# The semi-supervised example on the GPU (MLP with batch norm, which runs on
+# the host copies; Adam, the losses and VAT's noise on the device): a short
+# timing, not a result. SEMISUP_ITERS=n sets its length.
+si=${SEMISUP_ITERS:-300}
+go build -o /tmp/semisup ./examples/semisup
+echo "=== go run -tags cuda ./examples/semisup -runs supervised,vat -iterations $si (timing only)"
+if timeout 150 /tmp/semisup -runs supervised,vat -iterations "$si" -eval-every "$si" -test-limit 2000 -progress=false -out "$out/semisup"; then
+  status "examples/semisup -iterations $si" ok
+  # training seconds of each run (supervised, vat), from results.json
+  grep -o '"seconds": *[0-9.]*' "$out/semisup/results.json" | sed "s/^/  semisup $si steps: /" >> /tmp/summary
+else
+  status "examples/semisup -iterations $si" FAILED
+fi
 
 echo; echo "=== summary"; cat /tmp/summary
