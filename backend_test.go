@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -15,6 +16,7 @@ import (
 	"github.com/org/vat/internal/device"
 	"github.com/org/vat/internal/gradcheck"
 	"github.com/org/vat/internal/kernels"
+	"github.com/org/vat/internal/safetensors"
 )
 
 // TestMain keeps the build's GPU (a cuda build on a machine with one) for
@@ -168,6 +170,80 @@ func TestGPUAdamMatchesCPU(t *testing.T) {
 			}
 		}
 		t.Logf("%s: %d of %d weights bit-identical to the CPU's", dev.Name, same, total)
+	}
+}
+
+// A network with batch normalization (both layouts), dropout and VAT on a
+// device: the first step's loss, and, after an epoch, the weights and the
+// running averages as Save writes them (copied back from the device) and
+// the evaluation, against the same run on the CPU. Tolerances as in
+// TestGPUTrainingMatchesCPU.
+func TestGPUBatchNormTraining(t *testing.T) {
+	train, test := loadMNIST(t)
+	data, eval := train.Head(2*16), test.Head(40)
+	type run struct {
+		losses []float64
+		saved  map[string][]float32
+		ev     Evaluation
+	}
+	do := func(d device.GPU) run {
+		if a := gputest.With(t, d); a != nil {
+			a.SetHostNormals(true)
+		}
+		defer backend.Use(nil)
+		m, err := Sequential([]int{1, 28, 28}, 5, Conv2D(4, 3), BatchNorm(), ReLU(), MaxPool2D(2), Flatten(),
+			Dense(32), BatchNorm(), ReLU(), Dropout(0.2), Dense(10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r run
+		tr, err := NewTrainer(m, TrainConfig{BatchSize: 16, Seed: 5, VAT: &VATConfig{},
+			OnStep: func(s StepInfo) { r.losses = append(r.losses, s.Loss) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tr.TrainEpoch(context.Background(), data); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "m.safetensors")
+		if err := m.Save(path); err != nil {
+			t.Fatal(err)
+		}
+		f, err := safetensors.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.saved = map[string][]float32{}
+		for _, ts := range f.Tensors {
+			if v, err := ts.Float32(); err == nil {
+				r.saved[ts.Name] = v
+			}
+		}
+		if r.ev, err = m.Evaluate(eval); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	want := do(nil)
+	for _, dev := range gputest.Devices(t) {
+		if dev.Mode != backend.ModeOff {
+			continue
+		}
+		got := do(dev.Dev)
+		for i := range want.losses {
+			if math.Abs(got.losses[i]-want.losses[i]) > 1e-4*math.Max(1, want.losses[i]) {
+				t.Fatalf("%s: step %d loss %v, CPU %v", dev.Name, i+1, got.losses[i], want.losses[i])
+			}
+		}
+		if len(got.saved) != len(want.saved) || len(want.saved) == 0 {
+			t.Fatalf("%s: saved %d tensors, CPU %d", dev.Name, len(got.saved), len(want.saved))
+		}
+		for name, w := range want.saved {
+			gputest.CloseTo(t, dev.Name+": saved "+name, got.saved[name], w, 1e-4)
+		}
+		if math.Abs(got.ev.Loss-want.ev.Loss) > 1e-4*want.ev.Loss {
+			t.Fatalf("%s: evaluation %+v, CPU %+v", dev.Name, got.ev, want.ev)
+		}
 	}
 }
 

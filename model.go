@@ -241,11 +241,20 @@ func (m *Model) Params() []Param {
 	return out
 }
 
-// syncParams copies the weights from the GPU and marks the host copies as
-// the newest, so that a caller's writes reach the next step.
+// syncParams copies the weights and batch normalization's running
+// averages from the GPU and marks the host copies as the newest, so that a
+// caller's writes reach the next step.
 func (m *Model) syncParams(a *backend.Accelerator) {
+	var hs [][]float32
 	for _, p := range m.params {
-		d := p.Value.Data().([]float32)
+		hs = append(hs, p.Value.Data().([]float32))
+	}
+	for _, st := range m.stats {
+		if st != nil {
+			hs = append(hs, st[0], st[1])
+		}
+	}
+	for _, d := range hs {
 		if err := a.SyncHost(d); err != nil {
 			// A failed copy leaves the device's value authoritative; the
 			// next op reports the device's error.

@@ -147,7 +147,7 @@ func plainEntry(name string, p *Param) stateEntry {
 
 func sliceEntry(name string, d []float32) stateEntry {
 	return stateEntry{name: name, shape: []int{len(d)},
-		get: func() []float32 { return d }, set: func(v []float32) { copy(d, v) }}
+		get: func() []float32 { return d }, set: func(v []float32) { copy(d, v) }, host: func() []float32 { return d }}
 }
 
 // transpose returns the r×c row-major matrix a as c×r.

@@ -120,6 +120,16 @@ func (b *Backend) Bernoulli(m Buffer, n int, key, t uint64, v float32) error {
 // Normals is Device.Normals.
 func (b *Backend) Normals(x Buffer, n int, key uint64) error { return b.d.Normals(mem(x), n, key) }
 
+// BatchNorm is Device.BatchNorm.
+func (b *Backend) BatchNorm(x, gamma, beta, runMean, runVar, xhat, y, invStd Buffer, n, c, p int, train, update bool, eps, momentum float64) error {
+	return b.d.BatchNorm(mem(x), mem(gamma), mem(beta), mem(runMean), mem(runVar), mem(xhat), mem(y), mem(invStd), n, c, p, train, update, eps, momentum)
+}
+
+// BatchNormGrad is Device.BatchNormGrad.
+func (b *Backend) BatchNormGrad(wrt int, g, xhat, gamma, invStd, out Buffer, n, c, p int, train bool) error {
+	return b.d.BatchNormGrad(wrt, mem(g), mem(xhat), mem(gamma), mem(invStd), mem(out), n, c, p, train)
+}
+
 // LossRows is Device.LossRows.
 func (b *Backend) LossRows(kind int, x, y, loss Buffer, n, k int) error {
 	return b.d.LossRows(kind, mem(x), mem(y), mem(loss), n, k)

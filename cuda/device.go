@@ -138,7 +138,7 @@ func Open() (*Device, error) {
 	if err := check("cuModuleLoadData", C.cuModuleLoadData(&d.mod, unsafe.Pointer(ptx))); err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"im2col", "col2im", "bias_act", "relu_mask", "maxpool2", "maxpool2_grad", "bias_grad", "axpby", "mul", "adadelta", "adam", "l2normalize", "l2normalize_grad", "bernoulli_pcg", "normals_philox", "loss_rows", "loss_grad"} {
+	for _, k := range []string{"im2col", "col2im", "bias_act", "relu_mask", "maxpool2", "maxpool2_grad", "bias_grad", "axpby", "mul", "adadelta", "adam", "l2normalize", "l2normalize_grad", "bernoulli_pcg", "normals_philox", "loss_rows", "loss_grad", "bn_forward", "bn_backward"} {
 		var f C.CUfunction
 		cname := C.CString(k)
 		err := check("cuModuleGetFunction "+k, C.cuModuleGetFunction(&f, d.mod, cname))

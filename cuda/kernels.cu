@@ -419,4 +419,78 @@ __global__ void loss_grad(int kind, int wrt, const float* __restrict__ a, const 
     }
 }
 
+// ---- Batch normalization (internal/ops/batchnorm.go), one block of 256
+// threads per channel, sums in double. x is N x C x P: channel ch of sample
+// i holds x[(i*C + ch)*P + j], j < P (P = 1 for N x F inputs).
+
+// bn_forward normalizes channel blockIdx.x: with train, by the batch's mean
+// and biased variance (updating the running averages when update is set,
+// the variance unbiased by M/(M-1)), else by the running averages. Writes
+// xhat, y = gamma*xhat + beta and invstd = 1/sqrt(var + eps).
+__global__ void bn_forward(const float* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ beta,
+                           float* __restrict__ run_mean, float* __restrict__ run_var, float* __restrict__ xhat,
+                           float* __restrict__ y, float* __restrict__ invstd, int N, int C, int P, int train, int update,
+                           double eps, double momentum) {
+    int ch = blockIdx.x;
+    long M = (long)N * P;
+    double mean = (double)run_mean[ch], var = (double)run_var[ch];
+    if (train) {
+        double s = 0, unused = 0;
+        for (long t = threadIdx.x; t < M; t += blockDim.x) s += (double)x[((t / P) * C + ch) * P + t % P];
+        block_sum2(&s, &unused);
+        mean = s / (double)M;
+        double s2 = 0;
+        for (long t = threadIdx.x; t < M; t += blockDim.x) {
+            double d = (double)x[((t / P) * C + ch) * P + t % P] - mean;
+            s2 += d * d;
+        }
+        block_sum2(&s2, &unused);
+        var = s2 / (double)M;
+        if (update && threadIdx.x == 0) {
+            double unbiased = M > 1 ? s2 / (double)(M - 1) : var;
+            run_mean[ch] = (float)(momentum * (double)run_mean[ch] + (1 - momentum) * mean);
+            run_var[ch] = (float)(momentum * (double)run_var[ch] + (1 - momentum) * unbiased);
+        }
+    }
+    double inv = 1 / sqrt(var + eps), g = (double)gamma[ch], b = (double)beta[ch];
+    if (threadIdx.x == 0) invstd[ch] = (float)inv;
+    for (long t = threadIdx.x; t < M; t += blockDim.x) {
+        long k = ((t / P) * C + ch) * P + t % P;
+        double xh = ((double)x[k] - mean) * inv;
+        xhat[k] = (float)xh;
+        y[k] = (float)(g * xh + b);
+    }
+}
+
+// bn_backward computes one gradient of bn_forward for channel blockIdx.x
+// from the incoming gradient g and the forward's xhat and invstd: wrt 0
+// the input's, gx = gamma*invstd/M * (M*g - sum g - xhat * sum g*xhat) in
+// training, gamma*invstd*g with fixed statistics; wrt 1 gamma's, out[ch] =
+// sum g*xhat; wrt 2 beta's, out[ch] = sum g.
+__global__ void bn_backward(int wrt, const float* __restrict__ g, const float* __restrict__ xhat,
+                            const float* __restrict__ gamma, const float* __restrict__ invstd, float* __restrict__ out,
+                            int N, int C, int P, int train) {
+    int ch = blockIdx.x;
+    long M = (long)N * P;
+    double sg = 0, sgx = 0;
+    if (wrt > 0 || train) {
+        for (long t = threadIdx.x; t < M; t += blockDim.x) {
+            long k = ((t / P) * C + ch) * P + t % P;
+            sg += (double)g[k];
+            sgx += (double)g[k] * (double)xhat[k];
+        }
+        block_sum2(&sg, &sgx);
+    }
+    if (wrt > 0) {
+        if (threadIdx.x == 0) out[ch] = (float)(wrt == 1 ? sgx : sg);
+        return;
+    }
+    double k0 = (double)gamma[ch] * (double)invstd[ch];
+    for (long t = threadIdx.x; t < M; t += blockDim.x) {
+        long k = ((t / P) * C + ch) * P + t % P;
+        out[k] = train ? (float)(k0 / (double)M * ((double)M * (double)g[k] - sg - (double)xhat[k] * sgx))
+                       : (float)(k0 * (double)g[k]);
+    }
+}
+
 }  // extern "C"

@@ -21,11 +21,7 @@ func (d *Device) Col2im(col, x Mem, n, c, h, w, kh, kw int) error {
 
 // BiasAct adds b[f] to every y[n][f][·] (p positions) and applies a ReLU if relu.
 func (d *Device) BiasAct(y, b Mem, n, f, p int, relu bool) error {
-	r := int32(0)
-	if relu {
-		r = 1
-	}
-	return d.launch("bias_act", int64(n*f*p), y, b, int32(n), int32(f), int32(p), r)
+	return d.launch("bias_act", int64(n*f*p), y, b, int32(n), int32(f), int32(p), flag(relu))
 }
 
 // ReluMask sets out = g where y > 0, else 0, over n elements.
@@ -87,6 +83,25 @@ func (d *Device) Normals(x Mem, n int, key uint64) error {
 		return fmt.Errorf("cuda: Normals of %d floats into %d", n, x.n)
 	}
 	return d.launch("normals_philox", int64((n+3)/4), x, int64(n), key)
+}
+
+// BatchNorm normalizes per channel: one block of 256 threads per channel.
+func (d *Device) BatchNorm(x, gamma, beta, runMean, runVar, xhat, y, invStd Mem, n, c, p int, train, update bool, eps, momentum float64) error {
+	return d.launch("bn_forward", int64(c)*256, x, gamma, beta, runMean, runVar, xhat, y, invStd,
+		int32(n), int32(c), int32(p), flag(train), flag(update), eps, momentum)
+}
+
+// BatchNormGrad writes one gradient of BatchNorm: one block per channel.
+func (d *Device) BatchNormGrad(wrt int, g, xhat, gamma, invStd, out Mem, n, c, p int, train bool) error {
+	return d.launch("bn_backward", int64(c)*256, int32(wrt), g, xhat, gamma, invStd, out, int32(n), int32(c), int32(p), flag(train))
+}
+
+// flag is a bool as a kernel's int argument.
+func flag(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // LossRows writes each row's softmax loss: one thread per row.

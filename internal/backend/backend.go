@@ -18,8 +18,8 @@ import (
 // backend: every op runs its pure-Go code. Built with `-tags cuda`, the root
 // package's backend_cuda.go registers the CUDA device of package cuda, and
 // the ops listed in ops.go run their kernels there instead; the others
-// (batch normalization, padding, a standalone ReLU, the exact probe's
-// tangent ops, the weighted sum of scalar losses) keep running on the CPU.
+// (padding, a standalone ReLU, the exact probe's tangent ops, the weighted
+// sum of scalar losses) keep running on the CPU.
 // Convolutions and pooling have two GPU paths, our kernels and cuDNN, chosen
 // per layer (choice.go).
 //

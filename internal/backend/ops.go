@@ -490,3 +490,38 @@ func (a *Accelerator) LossGrad(kind, wrt int, grad, x, y []float32, n, k int, c 
 		return d.LossGrad(kind, wrt, in[0], in[1], dg, n, k, c)
 	})
 }
+
+// BatchNorm normalizes x per channel on the device (device.BatchNorm): y,
+// x̂ and 1/√(σ²+ε) (invStd, c floats) are written there, and, when update
+// is set, the running averages too.
+func (a *Accelerator) BatchNorm(y, xhat, invStd, x, gamma, beta, runMean, runVar []float32, n, c, p int, train, update bool, eps, momentum float64) error {
+	return a.run("BatchNorm", func(d device.GPU) error {
+		in, err := a.ins(x, gamma, beta, runMean, runVar)
+		if err != nil {
+			return err
+		}
+		outs := [][]float32{y, xhat, invStd}
+		if update {
+			outs = append(outs, runMean, runVar)
+		}
+		dev := make([]device.Mem, len(outs))
+		for i, h := range outs {
+			if dev[i], err = a.out(h); err != nil {
+				return err
+			}
+		}
+		return d.BatchNorm(in[0], in[1], in[2], in[3], in[4], dev[1], dev[0], dev[2], n, c, p, train, update, eps, momentum)
+	})
+}
+
+// BatchNormGrad writes one gradient of BatchNorm into out's device copy
+// (device.BatchNormGrad).
+func (a *Accelerator) BatchNormGrad(wrt int, out, g, xhat, gamma, invStd []float32, n, c, p int, train bool) error {
+	return a.run("BatchNormGrad", func(d device.GPU) error {
+		dout, in, err := a.bind(out, g, xhat, gamma, invStd)
+		if err != nil {
+			return err
+		}
+		return d.BatchNormGrad(wrt, in[0], in[1], in[2], in[3], dout, n, c, p, train)
+	})
+}

@@ -79,11 +79,7 @@ func (d *Device) BiasAct(y, b device.Mem, n, f, pp int, relu bool) error {
 	if err := need(f, b); err != nil {
 		return err
 	}
-	r := C.int(0)
-	if relu {
-		r = 1
-	}
-	C.emu_bias_act(grid(n*f*pp), p(y), p(b), C.int(n), C.int(f), C.int(pp), r)
+	C.emu_bias_act(grid(n*f*pp), p(y), p(b), C.int(n), C.int(f), C.int(pp), cbool(relu))
 	return nil
 }
 
@@ -209,5 +205,45 @@ func (d *Device) Adam(w, g, m, v device.Mem, n int, b1, b2, step, eps float32) e
 		return err
 	}
 	C.emu_adam(grid(n), p(w), p(g), p(m), p(v), C.long(n), C.float(b1), C.float(b2), C.float(step), C.float(eps))
+	return nil
+}
+
+// cbool is a bool as a kernel's int argument.
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// BatchNorm launches one block of 256 threads per channel, as package cuda does.
+func (d *Device) BatchNorm(x, gamma, beta, runMean, runVar, xhat, y, invStd device.Mem, n, c, pp int, train, update bool, eps, momentum float64) error {
+	if err := need(n*c*pp, x, xhat, y); err != nil {
+		return err
+	}
+	if err := need(c, gamma, beta, runMean, runVar, invStd); err != nil {
+		return err
+	}
+	C.emu_bn_forward(grid(c*256), p(x), p(gamma), p(beta), p(runMean), p(runVar), p(xhat), p(y), p(invStd),
+		C.int(n), C.int(c), C.int(pp), cbool(train), cbool(update), C.double(eps), C.double(momentum))
+	return nil
+}
+
+// BatchNormGrad launches one block of 256 threads per channel, as package cuda does.
+func (d *Device) BatchNormGrad(wrt int, g, xhat, gamma, invStd, out device.Mem, n, c, pp int, train bool) error {
+	if err := need(n*c*pp, g, xhat); err != nil {
+		return err
+	}
+	if err := need(c, gamma, invStd); err != nil {
+		return err
+	}
+	size := c
+	if wrt == 0 {
+		size = n * c * pp
+	}
+	if err := need(size, out); err != nil {
+		return err
+	}
+	C.emu_bn_backward(grid(c*256), C.int(wrt), p(g), p(xhat), p(gamma), p(invStd), p(out), C.int(n), C.int(c), C.int(pp), cbool(train))
 	return nil
 }

@@ -104,6 +104,14 @@ void emu_bernoulli_pcg(unsigned grid, float* m, long n, unsigned long long key, 
 void emu_normals_philox(unsigned grid, float* x, long n, unsigned long long key) {
     EMU(grid, normals_philox(x, n, key));
 }
+void emu_bn_forward(unsigned grid, const float* x, const float* gamma, const float* beta, float* run_mean, float* run_var,
+                    float* xhat, float* y, float* invstd, int n, int c, int p, int train, int update, double eps, double momentum) {
+    EMU_SYNC(grid, bn_forward(x, gamma, beta, run_mean, run_var, xhat, y, invstd, n, c, p, train, update, eps, momentum));
+}
+void emu_bn_backward(unsigned grid, int wrt, const float* g, const float* xhat, const float* gamma, const float* invstd,
+                     float* out, int n, int c, int p, int train) {
+    EMU_SYNC(grid, bn_backward(wrt, g, xhat, gamma, invstd, out, n, c, p, train));
+}
 void emu_loss_rows(unsigned grid, int kind, const float* a, const float* b, float* loss, int n, int k) {
     EMU(grid, loss_rows(kind, a, b, loss, n, k));
 }

@@ -21,6 +21,10 @@ void emu_l2normalize(unsigned grid, const float* x, float* y, int n, int m, floa
 void emu_l2normalize_grad(unsigned grid, const float* x, const float* g, float* gx, int n, int m, float scale);
 void emu_bernoulli_pcg(unsigned grid, float* m, long n, unsigned long long key, unsigned long long t, float v);
 void emu_normals_philox(unsigned grid, float* x, long n, unsigned long long key);
+void emu_bn_forward(unsigned grid, const float* x, const float* gamma, const float* beta, float* run_mean, float* run_var,
+                    float* xhat, float* y, float* invstd, int n, int c, int p, int train, int update, double eps, double momentum);
+void emu_bn_backward(unsigned grid, int wrt, const float* g, const float* xhat, const float* gamma, const float* invstd,
+                     float* out, int n, int c, int p, int train);
 void emu_loss_rows(unsigned grid, int kind, const float* a, const float* b, float* loss, int n, int k);
 void emu_loss_grad(unsigned grid, int kind, int wrt, const float* a, const float* b, float* grad, int n, int k, double c);
 

@@ -72,6 +72,19 @@ type GPU interface {
 	// with respect to argument wrt (0: a, 1: b, KL only) into grad (n×k).
 	// kind is one of the Loss constants; entropy ignores b. Computed in
 	// float64, as the CPU ops compute them.
+	// BatchNorm normalizes x, n samples of c channels of p values, per
+	// channel: by the batch's mean and biased variance when train is set
+	// (then, when update is set, runMean ← momentum·runMean +
+	// (1−momentum)·mean and likewise runVar with the variance unbiased by
+	// M/(M−1), M = n·p), else by runMean and runVar. It writes x̂ into
+	// xhat, y = γ·x̂ + β, and 1/√(σ²+ε) per channel into invStd. Sums in
+	// float64, as the CPU op.
+	BatchNorm(x, gamma, beta, runMean, runVar, xhat, y, invStd Mem, n, c, p int, train, update bool, eps, momentum float64) error
+	// BatchNormGrad writes one gradient of BatchNorm from the incoming
+	// gradient g and the forward's xhat and invStd: wrt 0 the input's into
+	// out (n·c·p), γ·invStd/M·(M·g − Σg − x̂·Σg·x̂) when train, else
+	// γ·invStd·g; wrt 1 γ's, Σg·x̂ per channel (c); wrt 2 β's, Σg (c).
+	BatchNormGrad(wrt int, g, xhat, gamma, invStd, out Mem, n, c, p int, train bool) error
 	LossRows(kind int, a, b, loss Mem, n, k int) error
 	LossGrad(kind, wrt int, a, b, grad Mem, n, k int, c float64) error
 	Close() error

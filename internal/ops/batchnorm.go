@@ -8,6 +8,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/kernels"
 )
 
@@ -28,8 +29,8 @@ import (
 // and in inference mode, where the statistics are constants,
 // ∂/∂x = γ·g/√(σ²+ε) with the same ∂/∂β and ∂/∂γ.
 //
-// with x̂ the normalized input and the sums per channel. It runs on the CPU
-// (in a cuda build, on the host copies).
+// with x̂ the normalized input and the sums per channel. With a GPU it runs
+// there (one block per channel), x̂ and 1/√(σ²+ε) staying on the device.
 type batchNormOp struct {
 	opBase
 	rank            int // of x: 2 or 4
@@ -37,8 +38,25 @@ type batchNormOp struct {
 	eps, momentum   float64
 	runMean, runVar []float32 // the layer's running averages, shared by its ops
 	xhat            []float32 // x̂ of the last run, for the gradient
-	invStd          []float64 // 1/√(σ²+ε) per channel of the last run
+	invStd          []float64 // 1/√(σ²+ε) per channel of the last run (CPU)
+	invStd32        []float32 // the same, from the last run on a GPU
+	onGPU           bool      // the last run was on a GPU: xhat and invStd32 live there
 	out             buffer
+}
+
+// hostStats returns x̂ and 1/√(σ²+ε) of the last run as host data, copied
+// back after a run on the GPU (the exact probe's tangent op runs on the
+// host).
+func (op *batchNormOp) hostStats() ([]float32, []float64, error) {
+	if op.onGPU {
+		if err := backend.SyncToHost(op.xhat, op.invStd32); err != nil {
+			return nil, nil, err
+		}
+		for i, v := range op.invStd32 {
+			op.invStd[i] = float64(v)
+		}
+	}
+	return op.xhat, op.invStd, nil
 }
 
 // NewBatchNorm returns a batch-normalization op over x (of rank 2 or 4), γ,
@@ -88,15 +106,15 @@ func (op *batchNormOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 3, len(inputs)); err != nil {
 		return nil, err
 	}
-	x, xs, err := f32s(op.name, 0, inputs[0])
+	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	gamma, _, err := f32s(op.name, 1, inputs[1])
+	gamma, _, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
-	beta, _, err := f32s(op.name, 2, inputs[2])
+	beta, _, err := f32sNoSync(op.name, 2, inputs[2])
 	if err != nil {
 		return nil, err
 	}
@@ -106,9 +124,15 @@ func (op *batchNormOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(xs...)
 	y := out.Data().([]float32)
-	if len(op.xhat) != len(x) {
-		op.xhat, op.invStd = make([]float32, len(x)), make([]float64, c)
+	if len(op.xhat) != len(x) || len(op.invStd) != c {
+		op.xhat, op.invStd, op.invStd32 = make([]float32, len(x)), make([]float64, c), make([]float32, c)
 	}
+	if a := backend.Active(); a != nil {
+		op.onGPU = true
+		return gpuOut(out, a.BatchNorm(y, op.xhat, op.invStd32, x, gamma, beta, op.runMean, op.runVar, n, c, p,
+			op.train, op.train && op.update, op.eps, op.momentum))
+	}
+	op.onGPU = false
 	m := float64(n * p)
 	bnBlocks(c, func(lo, hi int) {
 		var mean, variance, s, s2 [bnBlock]float64
@@ -213,15 +237,15 @@ func (op *batchNormGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if err := checkArity(op.name, 3, len(inputs)); err != nil {
 		return nil, err
 	}
-	_, xs, err := f32s(op.name, 0, inputs[0])
+	_, xs, err := f32sNoSync(op.name, 0, inputs[0])
 	if err != nil {
 		return nil, err
 	}
-	gamma, gs, err := f32s(op.name, 1, inputs[1])
+	gamma, gs, err := f32sNoSync(op.name, 1, inputs[1])
 	if err != nil {
 		return nil, err
 	}
-	g, _, err := f32s(op.name, 2, inputs[2])
+	g, _, err := f32sNoSync(op.name, 2, inputs[2])
 	if err != nil {
 		return nil, err
 	}
@@ -229,6 +253,20 @@ func (op *batchNormGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	xh := op.fwd.xhat
 	if len(xh) != len(g) {
 		return nil, fmt.Errorf("vat: BatchNormGrad: the forward op has not run on this input")
+	}
+	if a := backend.Active(); a != nil {
+		if !op.fwd.onGPU {
+			return nil, fmt.Errorf("vat: BatchNormGrad: the forward op ran on the CPU, its gradient would run on the GPU")
+		}
+		shape := xs
+		if op.wrt > 0 {
+			shape = gs
+		}
+		out := op.out.get(shape...)
+		return gpuOut(out, a.BatchNormGrad(op.wrt, out.Data().([]float32), g, xh, gamma, op.fwd.invStd32, n, c, p, op.fwd.train))
+	}
+	if op.fwd.onGPU {
+		return nil, fmt.Errorf("vat: BatchNormGrad: the forward op ran on the GPU, its gradient would run on the CPU")
 	}
 	// Per channel: Σ g and Σ g·x̂.
 	sumG, sumGX := make([]float64, c), make([]float64, c)

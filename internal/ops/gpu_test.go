@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -475,6 +476,71 @@ func TestGPULossesMatchCPU(t *testing.T) {
 				}
 				gputest.CloseTo(t, fmt.Sprintf("%s %v on %s", c.name, nk, dev.Name), values(got), values(want), 1e-6)
 				backend.Use(nil)
+			}
+		}
+	}
+}
+
+// Batch normalization on a device against the CPU op, on fresh random
+// inputs: N×F and N×C×H×W, one sample of one value (variance 0), training
+// with and without updating the running averages and inference; the
+// output, the three gradients, the updated averages and the exact probe's
+// tangent (which reads x̂ and 1/√(σ²+ε) back from the device). Both sum in
+// float64; the device keeps 1/√(σ²+ε) as a float32, hence 1e-5.
+func TestGPUBatchNormMatchesCPU(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, xs := range []tensor.Shape{{5, 7}, {4, 3, 5, 6}, {1, 3}, {300, 2}} {
+		_, c, _ := bnLayout(xs)
+		x := gradcheck.RandTensor(r, -2, 3, xs...)
+		g := gradcheck.RandTensor(r, -1, 1, xs...)
+		tan := gradcheck.RandTensor(r, -1, 1, xs...)
+		gamma := gradcheck.RandTensor(r, 0.5, 1.5, c)
+		beta := gradcheck.RandTensor(r, -1, 1, c)
+		mean0 := gradcheck.RandTensor(r, -1, 1, c).Data().([]float32)
+		var0 := gradcheck.RandTensor(r, 0.5, 2, c).Data().([]float32)
+		for _, mode := range []struct{ train, update bool }{{true, true}, {true, false}, {false, false}} {
+			run := func(d device.GPU) (outs [][]float32) {
+				if d != nil {
+					gputest.With(t, d)
+					defer backend.Use(nil)
+				}
+				runMean, runVar := slices.Clone(mean0), slices.Clone(var0)
+				fwd := NewBatchNorm(len(xs), mode.train, mode.update, 1e-3, 0.9, runMean, runVar)
+				y, err := fwd.Do(x, gamma, beta)
+				if err != nil {
+					t.Fatal(err)
+				}
+				outs = append(outs, gputest.HostCopy(t, y))
+				for wrt := 0; wrt < 3; wrt++ {
+					gop := &batchNormGradOp{opBase: newOpBase("BatchNormGrad"), fwd: fwd.(*batchNormOp), wrt: wrt}
+					gv, err := gop.Do(x, gamma, g)
+					if err != nil {
+						t.Fatal(err)
+					}
+					outs = append(outs, gputest.HostCopy(t, gv))
+				}
+				top, _ := NewBatchNormTangent(fwd)
+				tv, err := top.Do(tan, gamma, x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				outs = append(outs, gputest.HostCopy(t, tv))
+				if err := backend.SyncToHost(runMean, runVar); err != nil {
+					t.Fatal(err)
+				}
+				return append(outs, runMean, runVar)
+			}
+			want := run(nil)
+			names := []string{"y", "∂x", "∂γ", "∂β", "tangent", "running mean", "running variance"}
+			for _, dev := range gputest.Devices(t) {
+				if dev.Mode != backend.ModeOff {
+					continue
+				}
+				got := run(dev.Dev)
+				for i := range want {
+					gputest.CloseTo(t, fmt.Sprintf("BatchNorm %v train %v update %v on %s: %s", xs, mode.train, mode.update, dev.Name, names[i]),
+						got[i], want[i], 1e-5)
+				}
 			}
 		}
 	}

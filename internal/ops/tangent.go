@@ -216,19 +216,22 @@ func (op *bnTangentOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, err
 	}
 	n, c, p := bnLayout(ts)
-	if len(gamma) != c || len(op.fwd.invStd) != c {
-		return nil, fmt.Errorf("vat: BatchNormTangent: %d channels, γ %d, statistics %d (has the batch normalization run?)", c, len(gamma), len(op.fwd.invStd))
+	xh, invStd, err := op.fwd.hostStats()
+	if err != nil {
+		return nil, err
+	}
+	if len(gamma) != c || len(invStd) != c {
+		return nil, fmt.Errorf("vat: BatchNormTangent: %d channels, γ %d, statistics %d (has the batch normalization run?)", c, len(gamma), len(invStd))
 	}
 	out := op.out.get(ts...)
 	y := out.Data().([]float32)
-	xh := op.fwd.xhat
 	if op.fwd.train && len(xh) != len(t) {
 		return nil, fmt.Errorf("vat: BatchNormTangent: input of %d values, the batch normalization's last run had %d", len(t), len(xh))
 	}
 	m := float64(n * p)
 	bnBlocks(c, func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
-			k := float64(gamma[ch]) * op.fwd.invStd[ch]
+			k := float64(gamma[ch]) * invStd[ch]
 			var mt, mxt float64 // mean(t), mean(x̂·t): zero in inference mode
 			if op.fwd.train {
 				for i := 0; i < n; i++ {

@@ -429,6 +429,92 @@ func (h *HostDevice) Adam(w, g, m, v device.Mem, n int, b1, b2, step, eps float3
 func (*NullDevice) Adam(device.Mem, device.Mem, device.Mem, device.Mem, int, float32, float32, float32, float32) error {
 	return nil
 }
+
+// BatchNorm normalizes per channel from the definition, in float64.
+func (h *HostDevice) BatchNorm(x, gamma, beta, runMean, runVar, xhat, y, invStd device.Mem, n, c, p int, train, update bool, eps, momentum float64) error {
+	X, Xh, Y, Inv := HM32(x), HM32(xhat), HM32(y), HM32(invStd)
+	G, B, RM, RV := HM32(gamma), HM32(beta), HM32(runMean), HM32(runVar)
+	m := float64(n * p)
+	for ch := 0; ch < c; ch++ {
+		idx := bnIndices(n, c, p, ch)
+		mean, variance := float64(RM[ch]), float64(RV[ch])
+		if train {
+			var s, s2 float64
+			for _, k := range idx {
+				s += float64(X[k])
+			}
+			mean = s / m
+			for _, k := range idx {
+				s2 += (float64(X[k]) - mean) * (float64(X[k]) - mean)
+			}
+			variance = s2 / m
+			if update {
+				unbiased := variance
+				if m > 1 {
+					unbiased = s2 / (m - 1)
+				}
+				RM[ch] = float32(momentum*float64(RM[ch]) + (1-momentum)*mean)
+				RV[ch] = float32(momentum*float64(RV[ch]) + (1-momentum)*unbiased)
+			}
+		}
+		inv := 1 / math.Sqrt(variance+eps)
+		Inv[ch] = float32(inv)
+		for _, k := range idx {
+			xh := (float64(X[k]) - mean) * inv
+			Xh[k] = float32(xh)
+			Y[k] = float32(float64(G[ch])*xh + float64(B[ch]))
+		}
+	}
+	return nil
+}
+
+// BatchNormGrad computes one gradient of BatchNorm from the definition.
+func (h *HostDevice) BatchNormGrad(wrt int, g, xhat, gamma, invStd, out device.Mem, n, c, p int, train bool) error {
+	Gr, Xh, Ga, Inv, O := HM32(g), HM32(xhat), HM32(gamma), HM32(invStd), HM32(out)
+	m := float64(n * p)
+	for ch := 0; ch < c; ch++ {
+		idx := bnIndices(n, c, p, ch)
+		var sg, sgx float64
+		for _, k := range idx {
+			sg += float64(Gr[k])
+			sgx += float64(Gr[k]) * float64(Xh[k])
+		}
+		switch wrt {
+		case 1:
+			O[ch] = float32(sgx)
+		case 2:
+			O[ch] = float32(sg)
+		default:
+			k0 := float64(Ga[ch]) * float64(Inv[ch])
+			for _, k := range idx {
+				if train {
+					O[k] = float32(k0 / m * (m*float64(Gr[k]) - sg - float64(Xh[k])*sgx))
+				} else {
+					O[k] = float32(k0 * float64(Gr[k]))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// bnIndices lists the indices of channel ch in n samples of c channels of p values.
+func bnIndices(n, c, p, ch int) []int {
+	idx := make([]int, 0, n*p)
+	for i := 0; i < n; i++ {
+		for j := 0; j < p; j++ {
+			idx = append(idx, (i*c+ch)*p+j)
+		}
+	}
+	return idx
+}
+
+func (*NullDevice) BatchNorm(device.Mem, device.Mem, device.Mem, device.Mem, device.Mem, device.Mem, device.Mem, device.Mem, int, int, int, bool, bool, float64, float64) error {
+	return nil
+}
+func (*NullDevice) BatchNormGrad(int, device.Mem, device.Mem, device.Mem, device.Mem, device.Mem, int, int, int, bool) error {
+	return nil
+}
 func (*NullDevice) LossRows(int, device.Mem, device.Mem, device.Mem, int, int) error { return nil }
 func (*NullDevice) LossGrad(int, int, device.Mem, device.Mem, device.Mem, int, int, float64) error {
 	return nil
