@@ -44,7 +44,7 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
 fi
 
 echo "=== per-layer paths (µs per call, batch 128) and training steps (ms/step; null = the host's share)"
-timeout 150 go test -count=1 -run '^$' -bench 'GPUConvPaths|GPUTrainStep' -benchtime 10x -v . ./internal/ops/ 2>&1 | tee /tmp/bench.log | grep -vE '^(goos|goarch|pkg|cpu):|^=== RUN'
+timeout 150 go test -count=1 -run '^$' -bench 'GPUConvPaths|GPUTrainStep|GPUSemiStep' -benchtime 10x -v . ./internal/ops/ 2>&1 | tee /tmp/bench.log | grep -vE '^(goos|goarch|pkg|cpu):|^=== RUN'
 cp /tmp/bench.log "$out/bench.log"
 awk '/^Benchmark/ {for (i = 3; i < NF; i++) if ($(i+1) ~ /\/(op|step)$/) printf "  %-52s %s %s\n", $1, $i, $(i+1)}' /tmp/bench.log >> /tmp/summary
 
