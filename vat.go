@@ -230,7 +230,8 @@ func adversarialPerturbation(s *scope, cfg VATConfig, in vatInputs, forward func
 	for _, z := range in.probes {
 		d = add(s, d, z) // = d, with z to differentiate by
 		r := l2Normalize(s, d, cfg.Xi)
-		dist := klDivergence(s, pConst, forward(add(s, x, r)), Sum)
+		// Only dist's gradient is used: NewKLRoot computes no value.
+		dist := s.apply(ops.NewKLRoot(ops.Sum), pConst, forward(add(s, x, r)))
 		d = stopGradient(s, gradient(s, dist, z))
 	}
 	return l2Normalize(s, d, cfg.Eps)

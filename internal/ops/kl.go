@@ -21,10 +21,23 @@ import (
 type klOp struct {
 	opBase
 	reduce Reduction
+	root   bool // only a gradient's root: the forward computes nothing (NewKLRoot)
 }
 
 // NewKL returns the op KL(softmax(a) ‖ softmax(b)), reduced by r.
 func NewKL(r Reduction) *klOp { return &klOp{opBase: newOpBase("KL(" + r.String() + ")"), reduce: r} }
+
+// NewKLRoot returns NewKL(r) for a divergence that is only differentiated,
+// never read: VAT's power iteration takes the gradient of
+// KL(p(y|x) ‖ p(y|x + ξd)) and discards the value. Its forward checks its
+// inputs and returns NaN without computing (on a GPU, a computed value
+// would be copied back and wait for the device); its gradients are
+// NewKL's.
+func NewKLRoot(r Reduction) *klOp {
+	op := NewKL(r)
+	op.root, op.name = true, "KLRoot("+r.String()+")"
+	return op
+}
 
 func (op *klOp) Arity() int    { return 2 }
 func (op *klOp) Type() hm.Type { return lossType(2) }
@@ -36,6 +49,9 @@ func (op *klOp) Do(inputs ...G.Value) (G.Value, error) {
 	ms, n, k, _, err := readMatrices(op.name, inputs, 2, false)
 	if err != nil {
 		return nil, err
+	}
+	if op.root {
+		return G.NewF32(float32(math.NaN())), nil
 	}
 	if v, ok, err := lossOnGPU(device.LossKL, ms[0], ms[1], n, k, op.reduce.factor(n)); ok {
 		return v, err
