@@ -87,13 +87,29 @@ func (d *Device) Normals(x Mem, n int, key uint64) error {
 
 // BatchNorm normalizes per channel: one block of 256 threads per channel.
 func (d *Device) BatchNorm(x, gamma, beta, runMean, runVar, xhat, y, invStd Mem, n, c, p int, train, update bool, eps, momentum float64) error {
+	if err := perBlock("BatchNorm", c); err != nil {
+		return err
+	}
 	return d.launch("bn_forward", int64(c)*256, x, gamma, beta, runMean, runVar, xhat, y, invStd,
 		int32(n), int32(c), int32(p), flag(train), flag(update), eps, momentum)
 }
 
 // BatchNormGrad writes one gradient of BatchNorm: one block per channel.
 func (d *Device) BatchNormGrad(wrt int, g, xhat, gamma, invStd, out Mem, n, c, p int, train bool) error {
+	if err := perBlock("BatchNormGrad", c); err != nil {
+		return err
+	}
 	return d.launch("bn_backward", int64(c)*256, int32(wrt), g, xhat, gamma, invStd, out, int32(n), int32(c), int32(p), flag(train))
+}
+
+// perBlock checks that a kernel with one block per item (sample, channel)
+// gets a block for each of n items: launch caps the grid at 65535·8 blocks,
+// and these kernels have no grid-stride loop over blocks.
+func perBlock(what string, n int) error {
+	if n > 65535*8 {
+		return fmt.Errorf("cuda: %s of %d items, at most %d", what, n, 65535*8)
+	}
+	return nil
 }
 
 // flag is a bool as a kernel's int argument.
@@ -124,11 +140,17 @@ func (d *Device) LossGrad(kind, wrt int, a, b, grad Mem, n, k int, c float64) er
 // (all-zero samples give 0) into y.
 func (d *Device) L2Normalize(x, y Mem, n, m int, scale float32) error {
 	// One block of 256 threads per sample: ask for n·256 threads.
+	if err := perBlock("L2Normalize", n); err != nil {
+		return err
+	}
 	return d.launch("l2normalize", int64(n)*256, x, y, int32(n), int32(m), scale)
 }
 
 // L2NormalizeGrad computes the gradient of L2Normalize with respect to x
 // from x and the gradient g of its output.
 func (d *Device) L2NormalizeGrad(x, g, gx Mem, n, m int, scale float32) error {
+	if err := perBlock("L2NormalizeGrad", n); err != nil {
+		return err
+	}
 	return d.launch("l2normalize_grad", int64(n)*256, x, g, gx, int32(n), int32(m), scale)
 }
