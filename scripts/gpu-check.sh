@@ -40,6 +40,13 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   fi
   set +o pipefail
   cp /tmp/test.log "$out/test.log"
+  # Tests skip, and pass, without a usable GPU (say, a PTX without a new
+  # kernel makes Open fail): that must not read as a GPU run.
+  if grep -qE 'no usable GPU|only the host reference device|needs a GPU' /tmp/test.log; then
+    status "GPU used by the tests" "NO: $(grep -m1 -oE '(no usable GPU|only the host reference device|needs a GPU)[^)]*' /tmp/test.log)"
+  else
+    status "GPU used by the tests" yes
+  fi
   grep -E '^(ok|FAIL|---)' /tmp/test.log | grep -E 'ok|FAIL' | sed 's/^/  /' >> /tmp/summary
 fi
 

@@ -320,7 +320,7 @@ func (a *Accelerator) Mul(what string, z, x, mask []float32) error {
 }
 
 // Add computes z = x + y.
-func (a *Accelerator) Add(z, x, y []float32) error { return a.Axpby(z, 1, x, 1, y) }
+func (a *Accelerator) Add(z, x, y []float32) error { return a.axpby("Add", z, 1, x, 1, y) }
 
 // CopyOf computes y = x (stopGradientOp).
 func (a *Accelerator) CopyOf(y, x []float32) error {
@@ -448,7 +448,12 @@ func Normals(r *rng.Chunked, x []float32) error {
 
 // Axpby computes z = α·x + β·y.
 func (a *Accelerator) Axpby(z []float32, alpha float32, x []float32, beta float32, y []float32) error {
-	return a.run("Axpby", func(d device.GPU) error {
+	return a.axpby("Axpby", z, alpha, x, beta, y)
+}
+
+// axpby is Axpby under the op name what (profiles and errors).
+func (a *Accelerator) axpby(what string, z []float32, alpha float32, x []float32, beta float32, y []float32) error {
+	return a.run(what, func(d device.GPU) error {
 		dz, in, err := a.bind(z, x, y)
 		if err != nil {
 			return err
