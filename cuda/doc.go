@@ -1,7 +1,12 @@
 // Package cuda is the GPU side of github.com/org/vat: a CUDA device with
 // cuBLAS, cuDNN (dnn.go: convolutions and max-pooling through cuDNN 9's
 // descriptor API, one plan per shape), device memory, and the package's own
-// kernels (kernels.cu, compiled to kernels.ptx by nvcc and embedded).
+// kernels (kernels.cu, compiled to kernels.ptx by nvcc and embedded): im2col
+// and col2im, bias and ReLU, pooling, L2 normalization, batch
+// normalization, the softmax losses, the Adadelta and Adam updates, and
+// the random draws (dropout masks bit for bit as on the CPU, normals from
+// Philox4x32-10). internal/cudaemu runs the same kernels.cu on the CPU for
+// the tests of machines without a GPU.
 // Everything but this file is built only with the `cuda` build tag, which
 // needs the CUDA toolkit and cuDNN (cuda.h, cublas_v2.h, cudnn.h) and a GPU
 // driver; the default build of the module never compiles or links any of
