@@ -4,8 +4,9 @@
 // kernel in an emulated launch (launch.h).
 #include "emu.h"
 
+#include <condition_variable>
+#include <mutex>
 #include <thread>
-#include <vector>
 
 #include "launch.h"
 
@@ -13,24 +14,70 @@ thread_local dim3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
 std::barrier<>* emu_block_barrier;
 
+namespace {
+
+// blockThreads are a block's OS threads, started by the first threaded
+// launch and kept (starting 256 threads per launch cost more than the
+// kernels). It is never destroyed: its threads wait on it until the process
+// exits.
+struct blockThreads {
+    std::mutex one;  // one launch at a time
+    std::mutex mu;   // guards what follows
+    std::condition_variable start, finished;
+    std::barrier<>* bar = nullptr;
+    const std::function<void()>* body = nullptr;
+    unsigned size = 0, grid = 0, running = 0;
+    unsigned long launch = 0;
+};
+
+blockThreads& pool = *new blockThreads;
+
+// worker is thread t of every block: it runs each launch's blocks in order,
+// meeting the other threads at the barrier after each block (whose shared
+// memory the next block reuses).
+void worker(unsigned t) {
+    unsigned long seen = 0;
+    for (;;) {
+        std::unique_lock<std::mutex> lk(pool.mu);
+        pool.start.wait(lk, [&] { return pool.launch != seen; });
+        seen = pool.launch;
+        const std::function<void()>* body = pool.body;
+        unsigned grid = pool.grid;
+        lk.unlock();
+        threadIdx.x = t;
+        for (unsigned b = 0; b < grid; b++) {
+            blockIdx.x = b;
+            (*body)();
+            pool.bar->arrive_and_wait();
+        }
+        lk.lock();
+        if (--pool.running == 0) pool.finished.notify_one();
+    }
+}
+
+}  // namespace
+
 void emu_launch(unsigned grid, unsigned block, const std::function<void()>& body) {
-    std::barrier<> bar(block);
-    emu_block_barrier = &bar;
+    std::lock_guard<std::mutex> one(pool.one);
+    if (pool.size == 0) {
+        pool.size = block;
+        pool.bar = new std::barrier<>(block);
+        for (unsigned t = 0; t < block; t++) std::thread(worker, t).detach();
+    }
+    if (block != pool.size) {
+        fprintf(stderr, "cudaemu: a launch of %u threads per block, the pool has %u\n", block, pool.size);
+        abort();
+    }
+    emu_block_barrier = pool.bar;
     blockDim.x = block;
     gridDim.x = grid;
-    std::vector<std::thread> threads;
-    threads.reserve(block);
-    for (unsigned t = 0; t < block; t++) {
-        threads.emplace_back([&, t] {
-            threadIdx.x = t;
-            for (unsigned b = 0; b < grid; b++) {
-                blockIdx.x = b;
-                body();
-                bar.arrive_and_wait();  // the block is done: its shared memory may be reused
-            }
-        });
-    }
-    for (auto& th : threads) th.join();
+    std::unique_lock<std::mutex> lk(pool.mu);
+    pool.body = &body;
+    pool.grid = grid;
+    pool.running = block;
+    pool.launch++;
+    pool.start.notify_all();
+    pool.finished.wait(lk, [] { return pool.running == 0; });
     emu_block_barrier = nullptr;
 }
 
@@ -43,6 +90,7 @@ void emu_no_barrier() {
 // the calling thread: for kernels without __syncthreads, whose threads do
 // not wait for each other.
 static void emu_launch_serial(unsigned grid, unsigned block, const std::function<void()>& body) {
+    std::lock_guard<std::mutex> one(pool.one);  // blockDim and gridDim are shared
     blockDim.x = block;
     gridDim.x = grid;
     for (unsigned b = 0; b < grid; b++) {
