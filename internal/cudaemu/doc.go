@@ -3,9 +3,16 @@
 // sessions). Built with the `cudaemu` tag (and cgo with a C++20 compiler),
 // it compiles cuda/kernels.cu as C++ against emu.h, a few lines of CUDA's
 // device-side vocabulary (thread and block indices, __shared__,
-// __syncthreads, __umulhi), and launches each kernel with package cuda's
-// geometry: blocks of 256 threads, one block after another, each block's
-// threads as OS threads meeting at a barrier.
+// __syncthreads, __umulhi, the _rn intrinsics), and launches each kernel
+// with package cuda's geometry: blocks of 256 threads, one block after
+// another. A kernel without __syncthreads runs its threads one after
+// another on the caller's thread; one with it runs each block's threads as
+// 256 OS threads (kept across launches) that meet at a barrier.
+//
+// kernels_cu.h is a symbolic link to ../../cuda/kernels.cu: the go command
+// hashes the header files of a package's folder into its build, so an edit
+// of the kernels rebuilds the emulator (a #include of a path outside the
+// folder would not be tracked, and a stale build would test old kernels).
 //
 // Device is backendtest.HostDevice with every kernel of kernels.cu replaced
 // by its emulated launch; cuBLAS's products and cuDNN stay the host
