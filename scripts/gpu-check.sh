@@ -2,12 +2,15 @@
 # One call on a GPU machine: build the kernels, vet and test the module with
 # -tags cuda, time each convolution and pooling direction on our kernels and
 # on cuDNN, time training steps (own kernels, cuDNN, auto) with auto mode's
-# per-layer choices and a per-op profile, and time the four MNIST runs for
-# one epoch each in auto mode and with VAT_CUDNN=off (the baseline, same
-# sitting), and a short semi-supervised run. A short table comes last. Run from the repository root after
-# scripts/device-pack.sh, carrying .device (the device tool's run:
-# `bash scripts/gpu-check.sh`). Writes $OUT/gpu-check.log, $OUT/test.log,
-# $OUT/bench.log, $OUT/kernels.ptx and $OUT/epoch*/results.json.
+# per-layer choices and a per-op profile, time a semi-supervised step, time
+# the four MNIST runs for one epoch each in auto mode and with
+# VAT_CUDNN=off (the baseline, same sitting), and a short semi-supervised
+# run. A short table comes last; it says whether the tests used the GPU.
+# Run from the repository root after scripts/device-pack.sh, carrying
+# .device (the device tool's run: `bash scripts/gpu-check.sh`). Writes
+# $OUT/gpu-check.log, $OUT/test.log, $OUT/bench.log, $OUT/kernels.ptx,
+# $OUT/epoch*/results.json and $OUT/semisup/results.json. About 6-8
+# minutes on an H200 machine, within one call's 10.
 # EPOCHS=n times n epochs instead of one (EPOCHS_OFF=m: m for the
 # VAT_CUDNN=off baseline); SKIP_TESTS=1 only times.
 set -u
