@@ -9,8 +9,8 @@
 # Run from the repository root after scripts/device-pack.sh, carrying
 # .device (the device tool's run: `bash scripts/gpu-check.sh`). Writes
 # $OUT/gpu-check.log, $OUT/test.log, $OUT/bench.log, $OUT/kernels.ptx,
-# $OUT/epoch*/results.json and $OUT/semisup/results.json. About 6-8
-# minutes on an H200 machine, within one call's 10.
+# $OUT/epoch*/results.json and $OUT/semisup/results.json. Its timeouts
+# (230 + 90 + 2 x 60 + 60 s, besides building) fit one 10-minute call.
 # EPOCHS=n times n epochs instead of one (EPOCHS_OFF=m: m for the
 # VAT_CUDNN=off baseline); SKIP_TESTS=1 only times.
 set -u
@@ -36,7 +36,7 @@ if go vet ./... 2>&1 | tail -30; [ "${PIPESTATUS[0]}" = 0 ]; then status "go vet
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   echo "=== go test -tags cuda ./..."
   set -o pipefail
-  if timeout 300 go test -count=1 -v ./... 2>&1 | tee /tmp/test.log | grep -E '^(--- |ok|FAIL|PASS|panic)|_test.go|GPU|cuDNN|algorithms|choice|  (conv|max-pool)' | grep -v '^=== RUN' | tail -80; then
+  if timeout 230 go test -count=1 -v ./... 2>&1 | tee /tmp/test.log | grep -E '^(--- |ok|FAIL|PASS|panic)|_test.go|GPU|cuDNN|algorithms|choice|  (conv|max-pool)' | grep -v '^=== RUN' | tail -80; then
     status "go test -tags cuda ./..." ok
   else
     status "go test -tags cuda ./..." FAILED
@@ -54,7 +54,7 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
 fi
 
 echo "=== per-layer paths (µs per call, batch 128) and training steps (ms/step; null = the host's share)"
-timeout 150 go test -count=1 -run '^$' -bench 'GPUConvPaths|GPUTrainStep|GPUSemiStep' -benchtime 10x -v . ./internal/ops/ 2>&1 | tee /tmp/bench.log | grep -vE '^(goos|goarch|pkg|cpu):|^=== RUN'
+timeout 90 go test -count=1 -run '^$' -bench 'GPUConvPaths|GPUTrainStep|GPUSemiStep' -benchtime 10x -v . ./internal/ops/ 2>&1 | tee /tmp/bench.log | grep -vE '^(goos|goarch|pkg|cpu):|^=== RUN'
 cp /tmp/bench.log "$out/bench.log"
 awk '/^Benchmark/ {for (i = 3; i < NF; i++) if ($(i+1) ~ /\/(op|step)$/) printf "  %-52s %s %s\n", $1, $i, $(i+1)}' /tmp/bench.log >> /tmp/summary
 
@@ -62,7 +62,7 @@ go build -o /tmp/mnist ./examples/mnist
 for mode in auto off; do
   n=$epochs; [ "$mode" = off ] && n=${EPOCHS_OFF:-$epochs}
   echo "=== VAT_CUDNN=$mode go run -tags cuda ./examples/mnist -epochs $n (all four runs, 60,000 images)"
-  if VAT_CUDNN=$mode timeout 120 /tmp/mnist -epochs "$n" -progress=false -out "$out/epoch$n-$mode"; then
+  if VAT_CUDNN=$mode timeout 60 /tmp/mnist -epochs "$n" -progress=false -out "$out/epoch$n-$mode"; then
     status "examples/mnist -epochs $n ($mode)" ok
   else
     status "examples/mnist -epochs $n ($mode)" FAILED
@@ -75,7 +75,7 @@ done
 si=${SEMISUP_ITERS:-300}
 go build -o /tmp/semisup ./examples/semisup
 echo "=== go run -tags cuda ./examples/semisup -runs supervised,vat -iterations $si (timing only)"
-if timeout 150 /tmp/semisup -runs supervised,vat -iterations "$si" -eval-every "$si" -test-limit 2000 -progress=false -out "$out/semisup"; then
+if timeout 60 /tmp/semisup -runs supervised,vat -iterations "$si" -eval-every "$si" -test-limit 2000 -progress=false -out "$out/semisup"; then
   status "examples/semisup -iterations $si" ok
   # training seconds of each run (supervised, vat), from results.json
   grep -o '"seconds": *[0-9.]*' "$out/semisup/results.json" | sed "s/^/  semisup $si steps: /" >> /tmp/summary
