@@ -317,6 +317,43 @@ func TestGPUSemiSupervisedMatchesCPU(t *testing.T) {
 	}
 }
 
+// A seed fixes a GPU run: two runs of dropout + VAT with the device's own
+// random numbers (masks and noise drawn on the device) end with the same
+// weights, bit for bit, on each device and path (auto mode is left out:
+// it picks each layer's path by timing, which may differ between runs).
+func TestGPURunsRepeat(t *testing.T) {
+	train, _ := loadMNIST(t)
+	data := train.Head(2 * 8)
+	for _, dev := range gputest.Devices(t) {
+		if dev.Name == "host/dnn" {
+			continue // float64 convolutions: slow, and as repeatable as "host"
+		}
+		do := func() [][]float32 {
+			gputest.With(t, dev.Dev, dev.Mode)
+			defer backend.Use(nil)
+			m, _ := NewModel(ModelConfig{Dropout: true, Seed: 8})
+			tr, err := NewTrainer(m, TrainConfig{BatchSize: 8, Seed: 8, VAT: &VATConfig{}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.TrainEpoch(context.Background(), data); err != nil {
+				t.Fatal(err)
+			}
+			var w [][]float32
+			for _, p := range m.Params() {
+				w = append(w, slices.Clone(p.Value.Data().([]float32)))
+			}
+			return w
+		}
+		first, second := do(), do()
+		for i := range first {
+			if !slices.Equal(first[i], second[i]) {
+				t.Fatalf("%s: weights %d differ between two runs of one seed", dev.Name, i)
+			}
+		}
+	}
+}
+
 func paramName(i int) string {
 	m, _ := NewModel(ModelConfig{})
 	return m.params[i].Name
