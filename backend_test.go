@@ -155,10 +155,7 @@ func TestGPUAdamMatchesCPU(t *testing.T) {
 		return out
 	}
 	want := run(nil)
-	for _, dev := range gputest.Devices(t) {
-		if dev.Mode != backend.ModeOff {
-			continue
-		}
+	for _, dev := range gputest.KernelDevices(t) {
 		got := run(dev.Dev)
 		same, total := 0, 0
 		for i := range want {
@@ -226,10 +223,7 @@ func TestGPUBatchNormTraining(t *testing.T) {
 		return r
 	}
 	want := do(nil)
-	for _, dev := range gputest.Devices(t) {
-		if dev.Mode != backend.ModeOff {
-			continue
-		}
+	for _, dev := range gputest.KernelDevices(t) {
 		got := do(dev.Dev)
 		for i := range want.losses {
 			if math.Abs(got.losses[i]-want.losses[i]) > 1e-4*math.Max(1, want.losses[i]) {
@@ -294,10 +288,7 @@ func TestGPUSemiSupervisedMatchesCPU(t *testing.T) {
 		return r
 	}
 	want := do(nil)
-	for _, dev := range gputest.Devices(t) {
-		if dev.Mode != backend.ModeOff {
-			continue
-		}
+	for _, dev := range gputest.KernelDevices(t) {
 		got := do(dev.Dev)
 		for i, w := range want.steps {
 			g := got.steps[i]

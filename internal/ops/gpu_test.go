@@ -308,10 +308,7 @@ func BenchmarkGPUConvPaths(b *testing.B) {
 // rounding almost always hides), and neither writes past the n values
 // asked for.
 func TestGPURandomKernels(t *testing.T) {
-	for _, dev := range gputest.Devices(t) {
-		if dev.Mode != backend.ModeOff {
-			continue // the DNN mode changes nothing here
-		}
+	for _, dev := range gputest.KernelDevices(t) {
 		d := dev.Dev
 		fill := func(n, size int, draw func(m device.Mem) error) []float32 {
 			t.Helper()
@@ -382,10 +379,7 @@ func TestGPUGaussianNoise(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	x := gradcheck.RandTensor(r, -1, 1, 5, 37)
 	xs := x.Data().([]float32)
-	for _, dev := range gputest.Devices(t) {
-		if dev.Mode != backend.ModeOff {
-			continue
-		}
+	for _, dev := range gputest.KernelDevices(t) {
 		gputest.With(t, dev.Dev)
 		op, _ := NewGaussianNoise(0.5, 9)
 		keys := rng.NewChunked(9)
@@ -465,10 +459,7 @@ func TestGPULossesMatchCPU(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, dev := range gputest.Devices(t) {
-				if dev.Mode != backend.ModeOff {
-					continue
-				}
+			for _, dev := range gputest.KernelDevices(t) {
 				gputest.With(t, dev.Dev)
 				got, err := c.op().Do(in...)
 				if err != nil {
@@ -532,10 +523,7 @@ func TestGPUBatchNormMatchesCPU(t *testing.T) {
 			}
 			want := run(nil)
 			names := []string{"y", "∂x", "∂γ", "∂β", "tangent", "running mean", "running variance"}
-			for _, dev := range gputest.Devices(t) {
-				if dev.Mode != backend.ModeOff {
-					continue
-				}
+			for _, dev := range gputest.KernelDevices(t) {
 				got := run(dev.Dev)
 				for i := range want {
 					gputest.CloseTo(t, fmt.Sprintf("BatchNorm %v train %v update %v on %s: %s", xs, mode.train, mode.update, dev.Name, names[i]),

@@ -63,6 +63,18 @@ func Devices(t testing.TB) []Device {
 	return ds
 }
 
+// KernelDevices is Devices with each device once, on its own kernels: for
+// the ops that have no cuDNN path.
+func KernelDevices(t testing.TB) []Device {
+	var ds []Device
+	for _, d := range Devices(t) {
+		if d.Mode == backend.ModeOff {
+			ds = append(ds, d)
+		}
+	}
+	return ds
+}
+
 // RealGPU returns the GPU or skips the test, saying why.
 func RealGPU(t testing.TB) device.GPU {
 	t.Helper()
