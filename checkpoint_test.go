@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/backend/gputest"
 	"github.com/org/vat/internal/safetensors"
 )
 
@@ -214,5 +216,75 @@ func TestResumeRejects(t *testing.T) {
 	// A checkpoint's weights load as weights.
 	if _, err := LoadModel(ckpt); err != nil {
 		t.Fatalf("LoadModel(checkpoint): %v", err)
+	}
+}
+
+// A run on a device resumes bit-identically too: the device's random
+// streams (masks and noise drawn there) continue from the checkpoint's
+// positions, and the weights, running averages and optimizer state it
+// saves are the device's, copied back.
+func TestGPUResumeIsBitIdentical(t *testing.T) {
+	train, test := syntheticData(t, 150, 1), syntheticData(t, 40, 2)
+	cfg := TrainConfig{Epochs: 2, BatchSize: 32, Seed: 9, VAT: &VATConfig{Eps: 2}}
+	hash := func(tr *Trainer) uint64 {
+		m := tr.Model()
+		var hs [][]float32
+		for _, p := range m.Params() {
+			hs = append(hs, p.Value.Data().([]float32))
+		}
+		for _, st := range m.stats {
+			if st != nil {
+				hs = append(hs, st[0], st[1])
+			}
+		}
+		hs = append(append(hs, tr.opt.accGrad...), tr.opt.accUpdate...)
+		if err := backend.SyncToHost(hs...); err != nil {
+			t.Fatal(err)
+		}
+		return stateHash(tr)
+	}
+	for _, dev := range gputest.KernelDevices(t) {
+		gputest.With(t, dev.Dev)
+		whole, err := NewTrainer(resumeNet(t), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := whole.Fit(context.Background(), train, test); err != nil {
+			t.Fatal(err)
+		}
+		want := hash(whole)
+		for _, stopAfter := range []int{3, 5} { // mid-epoch, at the epoch's end
+			ctx, cancel := context.WithCancel(context.Background())
+			steps := 0
+			c := cfg
+			c.OnStep = func(StepInfo) {
+				if steps++; steps == stopAfter {
+					cancel()
+				}
+			}
+			tr, err := NewTrainer(resumeNet(t), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tr.Fit(ctx, train, test); !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s: stopped run: %v", dev.Name, err)
+			}
+			cancel()
+			path := filepath.Join(t.TempDir(), "run.ckpt")
+			if err := tr.Checkpoint(path); err != nil {
+				t.Fatal(err)
+			}
+			res, err := Resume(path, TrainConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := res.Fit(context.Background(), train, test); err != nil {
+				t.Fatal(err)
+			}
+			if got := hash(res); got != want {
+				t.Errorf("%s: stopped after %d steps and resumed: state hash %x, want %x", dev.Name, stopAfter, got, want)
+			}
+		}
+		backend.Use(nil)
 	}
 }

@@ -3,7 +3,7 @@
 package cudaemu
 
 /*
-#cgo CXXFLAGS: -std=c++20 -O2 -Wall -Wno-sign-compare
+#cgo CXXFLAGS: -std=c++17 -O2 -Wall -Wno-sign-compare
 #cgo LDFLAGS: -lstdc++ -lm
 #include "launch.h"
 */

@@ -1,13 +1,16 @@
 // Package cudaemu runs the CUDA kernels of package cuda on the CPU, so that
 // their code is tested on machines without a GPU (CI, and most development
-// sessions). Built with the `cudaemu` tag (and cgo with a C++20 compiler),
+// sessions). Built with the `cudaemu` tag (and cgo with a C++17 compiler),
 // it compiles cuda/kernels.cu as C++ against emu.h, a few lines of CUDA's
 // device-side vocabulary (thread and block indices, __shared__,
 // __syncthreads, __umulhi, the _rn intrinsics), and launches each kernel
 // with package cuda's geometry: blocks of 256 threads, one block after
 // another. A kernel without __syncthreads runs its threads one after
-// another on the caller's thread; one with it runs each block's threads as
-// 256 OS threads (kept across launches) that meet at a barrier.
+// another; one with it runs each block's threads as fibers (ucontext), in
+// rounds: every thread runs up to its next barrier before any goes past it.
+// Run in thread order, a reduction that lacks a barrier reads values not
+// yet written and fails its test (tried: removing one __syncthreads from
+// block_sum2 fails the L2 normalization and batch normalization tests).
 //
 // kernels_cu.h is a symbolic link to ../../cuda/kernels.cu: the go command
 // hashes the header files of a package's folder into its build, so an edit
@@ -19,15 +22,15 @@
 // device's float64 definitions. The GPU-path tests
 // (internal/backend/gputest.Devices) run on it as one more device:
 //
-//	go test -tags cudaemu ./internal/ops/ .
+//	go test -tags cudaemu -run GPU ./internal/ops/ .
 //
-// CI runs the ops' (seconds); the root package's add a few minutes of
-// training on the float64 products.
+// CI runs both: the ops' take seconds, the root package's (training steps
+// on the float64 products) a few minutes.
 //
 // What emulation shows: the kernels' index arithmetic, bounds, grid-stride
-// loops, reductions and random streams, on the CPU's float arithmetic. What
-// it cannot show: timing, races between blocks (blocks run in order),
-// memory-model and warp-level behaviour, and the GPU's own rounding of
-// transcendental functions. Those are checked on a GPU
+// loops, barriers, reductions and random streams, on the CPU's float
+// arithmetic. What it cannot show: timing, races between blocks (blocks run
+// in order) or between threads of a warp, the memory model, and the GPU's
+// own rounding of transcendental functions. Those are checked on a GPU
 // (scripts/gpu-check.sh).
 package cudaemu

@@ -1,12 +1,12 @@
 // emu.h: just enough of CUDA's device-side C++ to compile cuda/kernels.cu
-// with a host C++20 compiler and run its kernels on the CPU (see doc.go).
-// A launch runs the grid's blocks one after another, each block's threads
-// as OS threads that meet at a barrier for __syncthreads and after each
-// block, so __shared__ arrays can be function statics.
+// with a host C++ compiler and run its kernels on the CPU (see doc.go). A
+// launch runs the grid's blocks one after another, so __shared__ arrays can
+// be function statics; a block's threads run one after another, or, in a
+// kernel that calls __syncthreads, as fibers that each run up to the
+// barrier before any goes past it.
 #ifndef VAT_CUDAEMU_H
 #define VAT_CUDAEMU_H
 
-#include <barrier>
 #include <math.h>
 #include <functional>
 #include <stdio.h>
@@ -16,22 +16,19 @@ struct dim3 {
     unsigned x = 1, y = 1, z = 1;
 };
 
-extern thread_local dim3 threadIdx, blockIdx;
-extern dim3 blockDim, gridDim;
-extern std::barrier<>* emu_block_barrier;
+extern dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 #define __global__
 #define __device__
 #define __shared__ static
 
-// __syncthreads waits for the block's other threads. A kernel launched
-// serially (EMU in kernels.cpp) has no barrier: calling it there is a bug
-// of the emulator's launch table, reported and fatal.
-void emu_no_barrier();
-inline void __syncthreads() {
-    if (!emu_block_barrier) emu_no_barrier();
-    emu_block_barrier->arrive_and_wait();
-}
+// __syncthreads returns when every thread of the block has called it: the
+// calling fiber yields to the block's scheduler (kernels.cpp), which runs
+// every other fiber up to the same barrier first. In a kernel launched
+// serially (EMU in kernels.cpp) there is no scheduler: calling it there is
+// a bug of the emulator's launch table, reported and fatal.
+void __syncthreads();
+
 // The round-to-nearest intrinsics: plain float arithmetic on the host
 // (x86-64's default target has no fused multiply-add to contract into).
 inline float __fadd_rn(float a, float b) { return a + b; }

@@ -4,93 +4,97 @@
 // kernel in an emulated launch (launch.h).
 #include "emu.h"
 
-#include <condition_variable>
+#include <ucontext.h>
+
 #include <mutex>
-#include <thread>
+#include <vector>
 
 #include "launch.h"
 
-thread_local dim3 threadIdx, blockIdx;
-dim3 blockDim, gridDim;
-std::barrier<>* emu_block_barrier;
+dim3 threadIdx, blockIdx, blockDim, gridDim;
 
 namespace {
 
-// blockThreads are a block's OS threads, started by the first threaded
-// launch and kept (starting 256 threads per launch cost more than the
-// kernels). It is never destroyed: its threads wait on it until the process
-// exits.
-struct blockThreads {
-    std::mutex one;  // one launch at a time
-    std::mutex mu;   // guards what follows
-    std::condition_variable start, finished;
-    std::barrier<>* bar = nullptr;
-    const std::function<void()>* body = nullptr;
-    unsigned size = 0, grid = 0, running = 0;
-    unsigned long launch = 0;
+// One launch at a time: the indices above and the scheduler are shared.
+std::mutex launching;
+
+// A fiber is one thread of a block, with its own stack (kernels use a few
+// hundred bytes of it).
+struct fiber {
+    ucontext_t ctx;
+    std::vector<char> stack = std::vector<char>(64 << 10);
+    bool done = false;
 };
 
-blockThreads& pool = *new blockThreads;
+ucontext_t scheduler;          // where a fiber yields to
+std::vector<fiber> fibers;     // the block's threads
+const std::function<void()>* kernel;
+unsigned current;              // the fiber running
+bool inBlock;                  // a fiber scheduler is running
 
-// worker is thread t of every block: it runs each launch's blocks in order,
-// meeting the other threads at the barrier after each block (whose shared
-// memory the next block reuses).
-void worker(unsigned t) {
-    unsigned long seen = 0;
-    for (;;) {
-        std::unique_lock<std::mutex> lk(pool.mu);
-        pool.start.wait(lk, [&] { return pool.launch != seen; });
-        seen = pool.launch;
-        const std::function<void()>* body = pool.body;
-        unsigned grid = pool.grid;
-        lk.unlock();
-        threadIdx.x = t;
-        for (unsigned b = 0; b < grid; b++) {
-            blockIdx.x = b;
-            (*body)();
-            pool.bar->arrive_and_wait();
-        }
-        lk.lock();
-        if (--pool.running == 0) pool.finished.notify_one();
-    }
+// run is a fiber's body: the kernel, as thread t.
+void run(int t) {
+    (*kernel)();
+    fibers[t].done = true;
 }
 
 }  // namespace
 
-void emu_launch(unsigned grid, unsigned block, const std::function<void()>& body) {
-    std::lock_guard<std::mutex> one(pool.one);
-    if (pool.size == 0) {
-        pool.size = block;
-        pool.bar = new std::barrier<>(block);
-        for (unsigned t = 0; t < block; t++) std::thread(worker, t).detach();
-    }
-    if (block != pool.size) {
-        fprintf(stderr, "cudaemu: a launch of %u threads per block, the pool has %u\n", block, pool.size);
+void __syncthreads() {
+    if (!inBlock) {
+        fprintf(stderr, "cudaemu: __syncthreads in a kernel launched with EMU: launch it with EMU_SYNC\n");
         abort();
     }
-    emu_block_barrier = pool.bar;
-    blockDim.x = block;
-    gridDim.x = grid;
-    std::unique_lock<std::mutex> lk(pool.mu);
-    pool.body = &body;
-    pool.grid = grid;
-    pool.running = block;
-    pool.launch++;
-    pool.start.notify_all();
-    pool.finished.wait(lk, [] { return pool.running == 0; });
-    emu_block_barrier = nullptr;
+    swapcontext(&fibers[current].ctx, &scheduler);
 }
 
-void emu_no_barrier() {
-    fprintf(stderr, "cudaemu: __syncthreads in a kernel launched with EMU: launch it with EMU_SYNC\n");
-    abort();
+// emu_launch runs body as a grid of grid blocks of block threads, the
+// blocks in order. Each block runs its threads as fibers in rounds: a round
+// resumes every fiber, in thread order, until it reaches the next
+// __syncthreads or returns, so no thread passes a barrier before all have
+// reached it. A round in which some threads return and others wait at a
+// barrier is a kernel whose threads disagree on their barriers: fatal.
+void emu_launch(unsigned grid, unsigned block, const std::function<void()>& body) {
+    std::lock_guard<std::mutex> one(launching);
+    blockDim.x = block;
+    gridDim.x = grid;
+    fibers.resize(block);
+    kernel = &body;
+    inBlock = true;
+    for (unsigned b = 0; b < grid; b++) {
+        blockIdx.x = b;
+        for (unsigned t = 0; t < block; t++) {
+            fiber& f = fibers[t];
+            f.done = false;
+            getcontext(&f.ctx);
+            f.ctx.uc_stack.ss_sp = f.stack.data();
+            f.ctx.uc_stack.ss_size = f.stack.size();
+            f.ctx.uc_link = &scheduler;
+            makecontext(&f.ctx, (void (*)())run, 1, (int)t);
+        }
+        for (;;) {
+            unsigned finished = 0;
+            for (unsigned t = 0; t < block; t++) {
+                current = t;
+                threadIdx.x = t;
+                swapcontext(&scheduler, &fibers[t].ctx);
+                finished += fibers[t].done;
+            }
+            if (finished == block) break;
+            if (finished != 0) {
+                fprintf(stderr, "cudaemu: block %u: %u of %u threads returned while the others wait at __syncthreads\n", b, finished, block);
+                abort();
+            }
+        }
+    }
+    inBlock = false;
 }
 
 // emu_launch_serial runs body for every thread of the grid in order, on
 // the calling thread: for kernels without __syncthreads, whose threads do
 // not wait for each other.
 static void emu_launch_serial(unsigned grid, unsigned block, const std::function<void()>& body) {
-    std::lock_guard<std::mutex> one(pool.one);  // blockDim and gridDim are shared
+    std::lock_guard<std::mutex> one(launching);
     blockDim.x = block;
     gridDim.x = grid;
     for (unsigned b = 0; b < grid; b++) {
