@@ -313,42 +313,43 @@ func (op *fisherOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("vat: %s: shapes %v and %v, want equal N×K", op.name, zs, as)
 	}
 	n, k := zs[0], zs[1]
-	p, v := make([]float64, k), make([]float64, k)
+	p, _, div := fisherRows(z, a, n, k, op.scaled, op.batch)
 	var q float64
-	top := batchTop(op.batch, z, a, n, k)
 	for i := 0; i < n; i++ {
-		softmaxRow(p, z[i*k:(i+1)*k])
 		var s1, s2 float64
-		for j, pj := range p {
+		for j, pj := range p[i*k : (i+1)*k] {
 			v := float64(a[i*k+j])
 			s1 += pj * v * v
 			s2 += pj * v
 		}
-		qi := 0.5 * (s1 - s2*s2)
-		switch {
-		case op.batch:
-			qi /= top
-		case op.scaled:
-			qi /= orOne(fisherRow(v, p, a[i*k:(i+1)*k]))
-		}
-		q += qi
+		q += 0.5 * (s1 - s2*s2) / div[i]
 	}
 	return G.NewF32(float32(q)), nil
 }
 
-// batchTop returns, when batch is set, max |F_i a_i| over every row of the
-// N×K logits z and directions a (1 when all are zero); otherwise 1.
-func batchTop(batch bool, z, a []float32, n, k int) float64 {
-	if !batch {
-		return 1
-	}
-	p, v := make([]float64, k), make([]float64, k)
+// fisherRows returns, for the N×K logits z and directions a, every row's
+// softmax p_i and F_i a_i (N×K each), and the divisor of each row's scale:
+// 1 unless scaled; max_k |(F_i a_i)_k| per row when scaled; the largest of
+// those over the batch when batch is set too (a zero maximum divides by 1).
+func fisherRows(z, a []float32, n, k int, scaled, batch bool) (p, v, div []float64) {
+	p, v, div = make([]float64, n*k), make([]float64, n*k), make([]float64, n)
 	top := 0.0
 	for i := 0; i < n; i++ {
-		softmaxRow(p, z[i*k:(i+1)*k])
-		top = math.Max(top, fisherRow(v, p, a[i*k:(i+1)*k]))
+		softmaxRow(p[i*k:(i+1)*k], z[i*k:(i+1)*k])
+		div[i] = fisherRow(v[i*k:(i+1)*k], p[i*k:(i+1)*k], a[i*k:(i+1)*k])
+		top = math.Max(top, div[i])
 	}
-	return orOne(top)
+	for i := range div {
+		switch {
+		case batch:
+			div[i] = orOne(top)
+		case scaled:
+			div[i] = orOne(div[i])
+		default:
+			div[i] = 1
+		}
+	}
+	return p, v, div
 }
 
 // fisherRow sets v = F·a = p ⊙ a − p (pᵀa) for one row and returns
@@ -438,19 +439,11 @@ func (op *fisherVecOp) Do(inputs ...G.Value) (G.Value, error) {
 	n, k := zs[0], zs[1]
 	out := op.out.get(n, k)
 	y := out.Data().([]float32)
-	p, v := make([]float64, k), make([]float64, k)
-	top := batchTop(op.batch, z, a, n, k)
+	_, v, div := fisherRows(z, a, n, k, op.scaled, op.batch)
 	for i := 0; i < n; i++ {
-		softmaxRow(p, z[i*k:(i+1)*k])
-		scale := float64(g)
-		switch t := fisherRow(v, p, a[i*k:(i+1)*k]); {
-		case op.batch:
-			scale /= top
-		case op.scaled:
-			scale /= orOne(t)
-		}
-		for j := range v {
-			y[i*k+j] = float32(scale * v[j])
+		scale := float64(g) / div[i]
+		for j := i * k; j < (i+1)*k; j++ {
+			y[j] = float32(scale * v[j])
 		}
 	}
 	return out, nil
