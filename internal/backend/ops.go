@@ -358,40 +358,35 @@ func (a *Accelerator) L2NormalizeGrad(gx, x, g []float32, n int, scale float64) 
 // Adadelta updates every parameter on the device; the weights and the
 // running averages then live there (host copies are synchronized on demand).
 func (a *Accelerator) Adadelta(ws, gs, accG, accU [][]float32, rho, eps, lr float32) error {
-	return a.run("Adadelta", func(d device.GPU) error {
-		for i := range ws {
-			in, err := a.ins(ws[i], gs[i], accG[i], accU[i])
-			if err != nil {
-				return err
-			}
-			for _, h := range [][]float32{ws[i], accG[i], accU[i]} {
-				if _, err := a.out(h); err != nil {
-					return err
-				}
-			}
-			if err := d.Adadelta(in[0], in[1], in[2], in[3], len(ws[i]), rho, eps, lr); err != nil {
-				return err
-			}
-		}
-		return nil
+	return a.update("Adadelta", ws, gs, accG, accU, func(d device.GPU, w, g, s1, s2 device.Mem, n int) error {
+		return d.Adadelta(w, g, s1, s2, n, rho, eps, lr)
 	})
 }
 
 // Adam updates every parameter on the device with the root package's Adam
 // (device.Adam); the weights and moments then live there.
 func (a *Accelerator) Adam(ws, gs, ms, vs [][]float32, b1, b2, step, eps float32) error {
-	return a.run("Adam", func(d device.GPU) error {
+	return a.update("Adam", ws, gs, ms, vs, func(d device.GPU, w, g, s1, s2 device.Mem, n int) error {
+		return d.Adam(w, g, s1, s2, n, b1, b2, step, eps)
+	})
+}
+
+// update runs an optimizer's kernel on every parameter i: weights ws[i],
+// gradient gs[i] and two state buffers s1[i], s2[i], uploaded where the host
+// copy is newer; the weights and the state then live on the device.
+func (a *Accelerator) update(name string, ws, gs, s1, s2 [][]float32, kernel func(d device.GPU, w, g, s1, s2 device.Mem, n int) error) error {
+	return a.run(name, func(d device.GPU) error {
 		for i := range ws {
-			in, err := a.ins(ws[i], gs[i], ms[i], vs[i])
+			in, err := a.ins(ws[i], gs[i], s1[i], s2[i])
 			if err != nil {
 				return err
 			}
-			for _, h := range [][]float32{ws[i], ms[i], vs[i]} {
+			for _, h := range [][]float32{ws[i], s1[i], s2[i]} {
 				if _, err := a.out(h); err != nil {
 					return err
 				}
 			}
-			if err := d.Adam(in[0], in[1], in[2], in[3], len(ws[i]), b1, b2, step, eps); err != nil {
+			if err := kernel(d, in[0], in[1], in[2], in[3], len(ws[i])); err != nil {
 				return err
 			}
 		}
