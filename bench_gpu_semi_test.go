@@ -1,7 +1,6 @@
 package vat
 
 import (
-	"context"
 	"testing"
 
 	"github.com/org/vat/internal/backend"
@@ -17,14 +16,7 @@ import (
 //
 //	go test -run '^$' -bench GPUSemiStep .
 func BenchmarkGPUSemiStep(b *testing.B) {
-	train, _, err := LoadMNIST("")
-	if err != nil {
-		b.Fatal(err)
-	}
-	split, err := SplitLabeled(train, 100, Classes, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
+	split := semiBenchSplit(b)
 	devs := []gputest.Device{{Name: "null", Dev: &backendtest.NullDevice{}, Mode: backend.ModeAuto}}
 	if gpu := gputest.Suite(); gpu != nil {
 		devs = append(devs, gputest.Device{Name: "gpu-auto", Dev: gpu.Device(), Mode: backend.ModeAuto})
@@ -33,24 +25,7 @@ func BenchmarkGPUSemiStep(b *testing.B) {
 		b.Run(dev.Name, func(b *testing.B) {
 			a := gputest.With(b, dev.Dev, dev.Mode)
 			defer backend.Use(nil)
-			m, err := Sequential([]int{1, 28, 28}, 1, Flatten(), Dense(1200), BatchNorm(), ReLU(), Dense(1200), BatchNorm(), ReLU(), Dense(10))
-			if err != nil {
-				b.Fatal(err)
-			}
-			tr, err := NewSemiTrainer(m, SemiSupervisedConfig{Iterations: b.N + 1, VAT: &VATConfig{Eps: 5, Xi: 1e-3, Probe: FiniteDifference}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			warm := true
-			tr.cfg.OnStep = func(SemiStep) {
-				if warm { // the first step builds the graph
-					warm = false
-					b.ResetTimer()
-				}
-			}
-			if _, err := tr.Fit(context.Background(), split.Labeled, split.Unlabeled, nil); err != nil {
-				b.Fatal(err)
-			}
+			semiBenchSteps(b, split, &VATConfig{Eps: 5, Xi: 1e-3, Probe: FiniteDifference})
 			if err := a.Device().Sync(); err != nil {
 				b.Fatal(err)
 			}
