@@ -87,33 +87,7 @@ func TestResumeIsBitIdentical(t *testing.T) {
 	wantHash := stateHash(whole)
 	for _, stopAfter := range []int{1, 4, 5, 7, 10, 14} { // mid-epoch, before the remainder batch, at epoch ends, ...
 		t.Run("", func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			steps := 0
-			c := cfg
-			c.OnStep = func(StepInfo) {
-				if steps++; steps == stopAfter {
-					cancel()
-				}
-			}
-			tr, err := NewTrainer(resumeNet(t), c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tr.Fit(ctx, train, test); !errors.Is(err, context.Canceled) {
-				t.Fatalf("stopped run: %v", err)
-			}
-			path := filepath.Join(t.TempDir(), "run.ckpt")
-			if err := tr.Checkpoint(path); err != nil {
-				t.Fatal(err)
-			}
-			res, err := Resume(path, TrainConfig{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := res.Fit(context.Background(), train, test); err != nil {
-				t.Fatal(err)
-			}
+			res := stopAndResume(t, cfg, stopAfter, train, test)
 			if got := stateHash(res); got != wantHash {
 				t.Errorf("stopped after %d steps and resumed: state hash %x, want %x", stopAfter, got, wantHash)
 			}
@@ -128,6 +102,40 @@ func TestResumeIsBitIdentical(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stopAndResume trains resumeNet with cfg, stops it after stopAfter steps,
+// saves a checkpoint, resumes from it and trains to the end: the resumed
+// trainer.
+func stopAndResume(t *testing.T, cfg TrainConfig, stopAfter int, train, test *Dataset) *Trainer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	steps := 0
+	cfg.OnStep = func(StepInfo) {
+		if steps++; steps == stopAfter {
+			cancel()
+		}
+	}
+	tr, err := NewTrainer(resumeNet(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Fit(ctx, train, test); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped run: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "run.ckpt")
+	if err := tr.Checkpoint(path); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Resume(path, TrainConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.Fit(context.Background(), train, test); err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 func TestResumeRejects(t *testing.T) {
@@ -254,33 +262,7 @@ func TestGPUResumeIsBitIdentical(t *testing.T) {
 		}
 		want := hash(whole)
 		for _, stopAfter := range []int{3, 5} { // mid-epoch, at the epoch's end
-			ctx, cancel := context.WithCancel(context.Background())
-			steps := 0
-			c := cfg
-			c.OnStep = func(StepInfo) {
-				if steps++; steps == stopAfter {
-					cancel()
-				}
-			}
-			tr, err := NewTrainer(resumeNet(t), c)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tr.Fit(ctx, train, test); !errors.Is(err, context.Canceled) {
-				t.Fatalf("%s: stopped run: %v", dev.Name, err)
-			}
-			cancel()
-			path := filepath.Join(t.TempDir(), "run.ckpt")
-			if err := tr.Checkpoint(path); err != nil {
-				t.Fatal(err)
-			}
-			res, err := Resume(path, TrainConfig{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := res.Fit(context.Background(), train, test); err != nil {
-				t.Fatal(err)
-			}
+			res := stopAndResume(t, cfg, stopAfter, train, test)
 			if got := hash(res); got != want {
 				t.Errorf("%s: stopped after %d steps and resumed: state hash %x, want %x", dev.Name, stopAfter, got, want)
 			}
