@@ -2,7 +2,11 @@
 
 package cuda
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/org/vat/internal/rng"
+)
 
 // The typed entry points of the kernels in kernels.cu. Sizes are passed as
 // the kernels declare them: int as int32, long as int64.
@@ -73,8 +77,8 @@ func (d *Device) Bernoulli(m Mem, n int, key, t uint64, v float32) error {
 	if n > m.n {
 		return fmt.Errorf("cuda: Bernoulli of %d floats into %d", n, m.n)
 	}
-	const chunk, perChunk = 4096, 4096 / 2 / 16 // rng.ChunkLen; threads per chunk
-	return d.launch("bernoulli_pcg", int64((n+chunk-1)/chunk*perChunk), m, int64(n), key, t, v)
+	const perChunk = rng.ChunkLen / 2 / 16 // threads per chunk: BERN_DRAWS 64-bit draws each
+	return d.launch("bernoulli_pcg", int64((n+rng.ChunkLen-1)/rng.ChunkLen*perChunk), m, int64(n), key, t, v)
 }
 
 // Normals writes rng.PhiloxNormals(x[:n], key): one thread per four values.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/org/vat/internal/backend/backendtest"
 	"github.com/org/vat/internal/device"
+	"github.com/org/vat/internal/rng"
 )
 
 var _ device.GPU = (*Device)(nil)
@@ -162,8 +163,8 @@ func (d *Device) Bernoulli(m device.Mem, n int, key, t uint64, v float32) error 
 	if n == 0 {
 		return nil
 	}
-	const chunk, perChunk = 4096, 4096 / 2 / 16
-	C.emu_bernoulli_pcg(grid((n+chunk-1)/chunk*perChunk), p(m), C.long(n), C.ulonglong(key), C.ulonglong(t), C.float(v))
+	const perChunk = rng.ChunkLen / 2 / 16 // threads per chunk: BERN_DRAWS 64-bit draws each
+	C.emu_bernoulli_pcg(grid((n+rng.ChunkLen-1)/rng.ChunkLen*perChunk), p(m), C.long(n), C.ulonglong(key), C.ulonglong(t), C.float(v))
 	return nil
 }
 
