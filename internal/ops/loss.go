@@ -107,8 +107,8 @@ func lossGradType(args int) hm.Type {
 
 // readMatrices reads the N×K inputs of a loss op and, when withGrad is set,
 // the trailing scalar gradient. It does not synchronize host copies: every
-// loss op has a GPU path (lossRows, lossGrad), so its CPU path runs only
-// without a GPU.
+// loss op has a GPU path (lossOnGPU, lossGradOnGPU), so its CPU path runs
+// only without a GPU.
 func readMatrices(op string, inputs []G.Value, mats int, withGrad bool) (ms [][]float32, n, k int, g float32, err error) {
 	want := mats
 	if withGrad {
@@ -134,9 +134,9 @@ func readMatrices(op string, inputs []G.Value, mats int, withGrad bool) (ms [][]
 }
 
 // lossOnGPU computes a loss of kind (device.LossCrossEntropy, LossKL,
-// LossEntropy) over the rows of a and b on the GPU a: the row losses come
-// back and are summed here in float64, times factor. ok is false without a
-// GPU.
+// LossEntropy) over the rows of x and y on the active GPU: the row losses
+// come back and are summed here in float64, times factor. ok is false
+// without a GPU.
 func lossOnGPU(kind int, x, y []float32, n, k int, factor float64) (v G.Value, ok bool, err error) {
 	a := backend.Active()
 	if a == nil {
