@@ -130,10 +130,11 @@ func TestGPUAdamMatchesCPU(t *testing.T) {
 			params = append(params, &Param{Name: fmt.Sprint("p", i), Value: gradcheck.RandTensor(r, -1, 1, s...)})
 			grads = append(grads, tensor.New(tensor.WithShape(s...), tensor.Of(tensor.Float32)))
 		}
-		o := Adam{LR: 0.01, DecayStart: 0.5}
-		if err := o.withDefaults(); err != nil {
+		o, err := Adam{LR: 0.01}.withDefaults()
+		if err != nil {
 			t.Fatal(err)
 		}
+		st, sched := o.newState(params), LinearDecay{Start: 0.5}
 		const steps = 4
 		for step := 0; step < steps; step++ {
 			for _, g := range grads {
@@ -143,8 +144,8 @@ func TestGPUAdamMatchesCPU(t *testing.T) {
 				}
 				backend.MarkHostWritten(gd)
 			}
-			lr, b1 := o.Schedule(step, steps)
-			if err := o.step(params, grads, lr, b1); err != nil {
+			lr, decaying := sched.Rate(o.baseRate(), step, steps)
+			if err := st.step(params, grads, lr, decaying); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -275,7 +276,7 @@ func TestGPUSemiSupervisedMatchesCPU(t *testing.T) {
 		var r run
 		tr, err := NewSemiTrainer(m, SemiSupervisedConfig{Iterations: 4, LabeledBatch: 10, UnlabeledBatch: 30, Seed: 3,
 			VAT: &VATConfig{Eps: 2, Xi: 10, Probe: FiniteDifference}, VATOnLabeled: true, EntMin: 0.5,
-			Adam: Adam{DecayStart: 0.5, Epsilon: 0.1}, OnStep: func(s SemiStep) { r.steps = append(r.steps, s) }})
+			Optimizer: Adam{LR: 0.002, Epsilon: 0.1}, Schedule: LinearDecay{Start: 0.5}, OnStep: func(s SemiStep) { r.steps = append(r.steps, s) }})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,38 +10,62 @@ import (
 	"strings"
 
 	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/ops"
 	"github.com/org/vat/internal/safetensors"
 )
 
-// A checkpoint is a safetensors file: the model's tensors as Save writes
-// them, the optimizer's state as "optimizer/<param>/accum_grad" and
-// "optimizer/<param>/accum_update" (in the model's own layout), and in the
-// header, besides the network's description, a "checkpoint" entry: the
-// training configuration, the finished epochs and the steps of the
-// unfinished one, every random stream's state and the epochs' results.
+// A checkpoint is a safetensors file, one format for both trainers: the
+// model's tensors as Save writes them; the optimizer's per-parameter state
+// as "optimizer/<param>/<slot>" in the model's own layout (Adadelta's
+// accum_grad and accum_update, Adam's m and v, SGD's velocity); a
+// semi-supervised run's two batch orders as "trainer/labeled_order" and
+// "trainer/unlabeled_order" (I64); and in the header, besides the
+// network's description, a "checkpoint" entry (checkpointState): the
+// kind of training and its configuration, the optimizer and schedule, the
+// position in the run, every random stream's state and the results so far.
+//
+// Checkpoints written before the optimizer became a setting (version 0.x
+// with "adadelta_lr" in their config and no "optimizer" entry) still load,
+// as Adadelta runs at a constant rate: that was the only kind there was.
+
+// Kinds of checkpoint (checkpointState.Kind).
+const (
+	kindSupervised = "supervised"
+	kindSemi       = "semi-supervised"
+)
 
 // checkpointState is the header's "checkpoint" entry.
 type checkpointState struct {
-	Config     checkpointConfig `json:"config"`
-	Epoch      int              `json:"epoch"`                 // finished epochs
-	Step       int              `json:"step"`                  // steps done in the unfinished epoch
-	EpochStart []byte           `json:"epoch_start,omitempty"` // shuffling source before the unfinished epoch
-	Shuffle    []byte           `json:"shuffle"`               // shuffling source now
-	Noise      uint64           `json:"noise_draws"`           // VAT noise buffers drawn
-	Dropout    map[int][]uint64 `json:"dropout_draws"`         // per batch size, each dropout op's masks drawn
-	Data       dataKey          `json:"data"`                  // the unfinished epoch's training set
-	Partial    epochRecord      `json:"partial"`               // the unfinished epoch's sums
-	History    []epochRecord    `json:"history"`
+	// Kind is kindSupervised (or empty, in older files) or kindSemi.
+	Kind           string           `json:"kind,omitempty"`
+	Config         checkpointConfig `json:"config"`
+	Semi           *semiRecord      `json:"semi,omitempty"` // kindSemi's configuration and progress
+	Optimizer      *optimizerRecord `json:"optimizer,omitempty"`
+	Schedule       *scheduleRecord  `json:"schedule,omitempty"`
+	OptimizerSteps int              `json:"optimizer_steps,omitempty"` // Adam's t
+	Noise          uint64           `json:"noise_draws"`               // VAT noise buffers drawn
+	Dropout        map[int][]uint64 `json:"dropout_draws"`             // per graph, each dropout op's masks drawn
+
+	// Supervised progress.
+	Epoch      int           `json:"epoch"`                 // finished epochs
+	Step       int           `json:"step"`                  // steps done in the unfinished epoch
+	EpochStart []byte        `json:"epoch_start,omitempty"` // shuffling source before the unfinished epoch
+	Shuffle    []byte        `json:"shuffle,omitempty"`     // shuffling source now
+	Data       dataKey       `json:"data"`                  // the unfinished epoch's training set
+	Partial    epochRecord   `json:"partial"`               // the unfinished epoch's sums
+	History    []epochRecord `json:"history"`
 }
 
-// checkpointConfig is a TrainConfig without its callbacks.
+// checkpointConfig is a TrainConfig without its callbacks, optimizer and
+// schedule (checkpointState has those). The adadelta_ fields are read from
+// older files only.
 type checkpointConfig struct {
-	Epochs    int        `json:"epochs"`
-	BatchSize int        `json:"batch_size"`
+	Epochs    int        `json:"epochs,omitempty"`
+	BatchSize int        `json:"batch_size,omitempty"`
 	Seed      uint64     `json:"seed"`
-	LR        float64    `json:"adadelta_lr"`
-	Rho       float64    `json:"adadelta_rho"`
-	Epsilon   float64    `json:"adadelta_epsilon"`
+	LR        float64    `json:"adadelta_lr,omitempty"`
+	Rho       float64    `json:"adadelta_rho,omitempty"`
+	Epsilon   float64    `json:"adadelta_epsilon,omitempty"`
 	VAT       *VATConfig `json:"vat,omitempty"`
 }
 
@@ -55,25 +79,191 @@ type epochRecord struct {
 
 func recordOf(r EpochResult) epochRecord {
 	e := epochRecord{EpochResult: r}
-	if !math.IsNaN(r.TestLoss) {
-		e.TestLoss = &r.TestLoss
-	}
-	if !math.IsNaN(r.TestAccuracy) {
-		e.TestAccuracy = &r.TestAccuracy
-	}
+	e.TestLoss, e.TestAccuracy = finite(r.TestLoss), finite(r.TestAccuracy)
 	return e
 }
 
 func (e epochRecord) result() EpochResult {
 	r := e.EpochResult
-	r.TestLoss, r.TestAccuracy = math.NaN(), math.NaN()
-	if e.TestLoss != nil {
-		r.TestLoss = *e.TestLoss
-	}
-	if e.TestAccuracy != nil {
-		r.TestAccuracy = *e.TestAccuracy
-	}
+	r.TestLoss, r.TestAccuracy = orNaN(e.TestLoss), orNaN(e.TestAccuracy)
 	return r
+}
+
+// finite returns &x, or nil for NaN (missing).
+func finite(x float64) *float64 {
+	if math.IsNaN(x) {
+		return nil
+	}
+	return &x
+}
+
+func orNaN(x *float64) float64 {
+	if x == nil {
+		return math.NaN()
+	}
+	return *x
+}
+
+// ckptWriter collects a checkpoint's parts.
+type ckptWriter struct {
+	st    checkpointState
+	extra []safetensors.Tensor
+}
+
+// writeCheckpoint writes the model, the optimizer state st (nil before the
+// first step) and the header entry to path, atomically.
+func writeCheckpoint(path string, m *Model, opt Optimizer, sched Schedule, state optimizerState, w *ckptWriter) error {
+	o, s := opt.record(), sched.record()
+	w.st.Optimizer, w.st.Schedule = &o, &s
+	if state != nil {
+		w.st.OptimizerSteps = state.steps()
+	}
+	js, err := json.Marshal(w.st)
+	if err != nil {
+		return fmt.Errorf("vat: Checkpoint: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	meta := m.header(formatCheckpoint)
+	meta[metaCheckpoint] = string(js)
+	tensors := m.tensors()
+	if state != nil {
+		if err := syncState(state); err != nil {
+			return fmt.Errorf("vat: Checkpoint: %w", err)
+		}
+		for k, slot := range state.slots() {
+			for i, p := range m.params {
+				tensors = append(tensors, safetensors.FromFloat32(optimizerPrefix+p.Name+"/"+slot, p.Value.Shape(), state.buffers()[k][i]))
+			}
+		}
+	}
+	tensors = append(tensors, w.extra...)
+	if err := safetensors.WriteFile(path, &safetensors.File{Metadata: meta, Tensors: tensors}); err != nil {
+		return fmt.Errorf("vat: Checkpoint: %w", err)
+	}
+	return nil
+}
+
+// ckptReader is a checkpoint read back: the file, its header entry, and
+// the model it holds.
+type ckptReader struct {
+	path  string
+	f     *safetensors.File
+	st    checkpointState
+	model *Model
+	opt   Optimizer
+	sched Schedule
+}
+
+// bad returns an ErrWrongNetwork error naming the file.
+func (r *ckptReader) bad(format string, a ...any) error {
+	return fmt.Errorf("vat: %s: %w: %s", r.path, ErrWrongNetwork, fmt.Sprintf(format, a...))
+}
+
+// readCheckpoint reads path, checks that it is a checkpoint of the given
+// kind, and rebuilds its model with its weights.
+func readCheckpoint(path, kind string) (*ckptReader, error) {
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("vat: %w", err)
+	}
+	r := &ckptReader{path: path, f: f}
+	if f.Metadata[metaFormat] != formatCheckpoint {
+		return nil, r.bad("not a checkpoint (format %q, want %q)", clip(f.Metadata[metaFormat]), formatCheckpoint)
+	}
+	dec := json.NewDecoder(bytes.NewReader([]byte(f.Metadata[metaCheckpoint])))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r.st); err != nil {
+		return nil, r.bad("the checkpoint entry is not valid JSON of a checkpoint: %s", clip(err.Error()))
+	}
+	got := r.st.Kind
+	if got == "" {
+		got = kindSupervised
+	}
+	if got != kind {
+		resume := map[string]string{kindSupervised: "Resume", kindSemi: "ResumeSemi"}[got]
+		if resume == "" {
+			return nil, r.bad("checkpoint of kind %q: want %q or %q", clip(got), kindSupervised, kindSemi)
+		}
+		return nil, r.bad("a %s checkpoint: resume it with %s", got, resume)
+	}
+	if r.st.Optimizer == nil { // an older file: Adadelta at a constant rate
+		c := r.st.Config
+		if c.LR == 0 || c.Rho == 0 || c.Epsilon == 0 {
+			return nil, r.bad("no optimizer, and the Adadelta settings %v/%v/%v have zeros", c.LR, c.Rho, c.Epsilon)
+		}
+		r.st.Optimizer = &optimizerRecord{Name: "adadelta", LR: c.LR, Rho: c.Rho, Epsilon: c.Epsilon}
+		r.st.Schedule = &scheduleRecord{Name: "constant"}
+	}
+	if r.st.Schedule == nil {
+		return nil, r.bad("an optimizer without a schedule")
+	}
+	if r.opt, err = r.st.Optimizer.optimizer(); err != nil {
+		return nil, r.bad("%v", err)
+	}
+	if r.sched, err = r.st.Schedule.schedule(); err != nil {
+		return nil, r.bad("%v", err)
+	}
+	if r.st.OptimizerSteps < 0 {
+		return nil, r.bad("optimizer_steps %d: want >= 0", r.st.OptimizerSteps)
+	}
+	m, err := modelFromHeader(f, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.loadFile(f, path); err != nil {
+		return nil, err
+	}
+	r.model = m
+	return r, nil
+}
+
+// optimizerState restores the optimizer's state: all of it, or none when
+// the checkpoint was written before any step (started says a step was
+// made).
+func (r *ckptReader) optimizerState(started bool) (optimizerState, error) {
+	n := 0
+	for _, x := range r.f.Tensors {
+		if strings.HasPrefix(x.Name, optimizerPrefix) {
+			n++
+		}
+	}
+	params := r.model.params
+	state := r.opt.newState(params)
+	if n == 0 {
+		if started && len(state.slots()) > 0 {
+			return nil, r.bad("the optimizer's state is missing after training began")
+		}
+		if started {
+			state.setSteps(r.st.OptimizerSteps)
+			return state, nil
+		}
+		return nil, nil
+	}
+	for k, slot := range state.slots() {
+		for i, p := range params {
+			key := optimizerPrefix + p.Name + "/" + slot
+			x := r.f.Get(key)
+			if x == nil {
+				return nil, r.bad("tensor %q is missing", key)
+			}
+			if x.DType != safetensors.F32 || !slices.Equal(x.Shape, p.Value.Shape()) {
+				return nil, r.bad("tensor %q is %s%v, want F32%v", key, x.DType, x.Shape, []int(p.Value.Shape()))
+			}
+			v, _ := x.Float32()
+			copy(state.buffers()[k][i], v)
+		}
+	}
+	if want := len(state.slots()) * len(params); n != want {
+		return nil, r.bad("%d optimizer tensors, want %d for %v", n, want, r.opt)
+	}
+	state.setSteps(r.st.OptimizerSteps)
+	var hs [][]float32
+	for _, b := range state.buffers() {
+		hs = append(hs, b...)
+	}
+	backend.MarkHostWritten(hs...)
+	return state, nil
 }
 
 // Checkpoint writes everything needed to continue training to path,
@@ -86,59 +276,30 @@ func (e epochRecord) result() EpochResult {
 // or from OnStep or OnEpoch. Model.Load and LoadModel also read a
 // checkpoint's weights.
 func (t *Trainer) Checkpoint(path string) error {
-	st := checkpointState{
-		Config: checkpointConfig{Epochs: t.cfg.Epochs, BatchSize: t.cfg.BatchSize, Seed: t.cfg.Seed,
-			LR: t.opt.LR, Rho: t.opt.Rho, Epsilon: t.opt.Epsilon, VAT: t.vat},
-		Epoch: t.epoch, Step: t.stepInEpoch, Noise: t.noise.Fills(), Dropout: map[int][]uint64{},
+	w := &ckptWriter{st: checkpointState{Kind: kindSupervised,
+		Config: checkpointConfig{Epochs: t.cfg.Epochs, BatchSize: t.cfg.BatchSize, Seed: t.cfg.Seed, VAT: t.vat},
+		Epoch:  t.epoch, Step: t.stepInEpoch, Noise: t.noise.Fills(), Dropout: map[int][]uint64{},
 		Partial: recordOf(t.partial), History: []epochRecord{},
-	}
+	}}
 	var err error
-	if st.Shuffle, err = t.pcg.MarshalBinary(); err != nil {
+	if w.st.Shuffle, err = t.pcg.MarshalBinary(); err != nil {
 		return fmt.Errorf("vat: Checkpoint: %w", err)
 	}
 	if t.stepInEpoch > 0 {
-		st.EpochStart, st.Data = t.epochStart, t.data
+		w.st.EpochStart, w.st.Data = t.epochStart, t.data
 	}
 	for _, r := range t.history {
-		st.History = append(st.History, recordOf(r))
+		w.st.History = append(w.st.History, recordOf(r))
 	}
 	for n, d := range t.draws { // graphs not rebuilt since a Resume
-		st.Dropout[n] = d
+		w.st.Dropout[n] = d
 	}
 	for n, tg := range t.graphs {
-		if len(tg.streams) > 0 {
-			d := make([]uint64, len(tg.streams))
-			for i, s := range tg.streams {
-				d[i] = s.Draws()
-			}
-			st.Dropout[n] = d
+		if d := drawsOf(tg.streams); d != nil {
+			w.st.Dropout[n] = d
 		}
 	}
-	js, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("vat: Checkpoint: %w", err)
-	}
-	m := t.model
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	meta := m.header(formatCheckpoint)
-	meta[metaCheckpoint] = string(js)
-	tensors := m.tensors()
-	if t.opt.accGrad != nil {
-		if err := backend.SyncToHost(append(slices.Clone(t.opt.accGrad), t.opt.accUpdate...)...); err != nil {
-			return fmt.Errorf("vat: Checkpoint: %w", err)
-		}
-		for i, p := range m.params {
-			shape := p.Value.Shape()
-			tensors = append(tensors,
-				safetensors.FromFloat32(optimizerPrefix+p.Name+"/accum_grad", shape, t.opt.accGrad[i]),
-				safetensors.FromFloat32(optimizerPrefix+p.Name+"/accum_update", shape, t.opt.accUpdate[i]))
-		}
-	}
-	if err := safetensors.WriteFile(path, &safetensors.File{Metadata: meta, Tensors: tensors}); err != nil {
-		return fmt.Errorf("vat: Checkpoint: %w", err)
-	}
-	return nil
+	return writeCheckpoint(path, t.model, t.opt, t.sched, t.state, w)
 }
 
 // Resume reads a checkpoint written by Trainer.Checkpoint and returns a
@@ -147,7 +308,8 @@ func (t *Trainer) Checkpoint(path string) error {
 // configuration comes from the checkpoint; cfg may only set the callbacks
 // OnStep and OnEpoch, and Epochs to train further than planned (0 keeps
 // the checkpoint's). Any other field set is an error: it would make a
-// different run.
+// different run. A semi-supervised checkpoint is refused: ResumeSemi reads
+// those.
 func Resume(path string, cfg TrainConfig) (*Trainer, error) {
 	switch {
 	case cfg.BatchSize != 0:
@@ -156,115 +318,80 @@ func Resume(path string, cfg TrainConfig) (*Trainer, error) {
 		return nil, fmt.Errorf("vat: Resume: TrainConfig.VAT is set; a resumed run keeps its checkpoint's")
 	case cfg.Seed != 0:
 		return nil, fmt.Errorf("vat: Resume: TrainConfig.Seed is set; a resumed run keeps its checkpoint's")
-	case cfg.Optimizer.LR != 0 || cfg.Optimizer.Rho != 0 || cfg.Optimizer.Epsilon != 0:
+	case cfg.Optimizer != nil:
 		return nil, fmt.Errorf("vat: Resume: TrainConfig.Optimizer is set; a resumed run keeps its checkpoint's")
+	case cfg.Schedule != nil:
+		return nil, fmt.Errorf("vat: Resume: TrainConfig.Schedule is set; a resumed run keeps its checkpoint's")
 	case cfg.Epochs < 0:
 		return nil, fmt.Errorf("vat: Resume: TrainConfig.Epochs = %d: want >= 0 (0 keeps the checkpoint's)", cfg.Epochs)
 	}
-	f, err := safetensors.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("vat: %w", err)
-	}
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("vat: %s: %w: %s", path, ErrWrongNetwork, fmt.Sprintf(format, a...))
-	}
-	if f.Metadata[metaFormat] != formatCheckpoint {
-		return nil, bad("not a checkpoint (format %q, want %q)", clip(f.Metadata[metaFormat]), formatCheckpoint)
-	}
-	var st checkpointState
-	dec := json.NewDecoder(bytes.NewReader([]byte(f.Metadata[metaCheckpoint])))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&st); err != nil {
-		return nil, bad("the checkpoint entry: %q", clip(err.Error()))
-	}
-	m, err := modelFromHeader(f, path)
+	r, err := readCheckpoint(path, kindSupervised)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.loadFile(f, path); err != nil {
-		return nil, err
-	}
-	c := st.Config
+	st, c := r.st, r.st.Config
 	tc := TrainConfig{Epochs: c.Epochs, BatchSize: c.BatchSize, Seed: c.Seed, VAT: c.VAT,
-		Optimizer: Adadelta{LR: c.LR, Rho: c.Rho, Epsilon: c.Epsilon}, OnStep: cfg.OnStep, OnEpoch: cfg.OnEpoch}
-	if c.Epochs < 1 || c.BatchSize < 1 || c.LR == 0 || c.Rho == 0 || c.Epsilon == 0 {
-		return nil, bad("the configuration %+v has zero or negative values", c)
+		Optimizer: r.opt, Schedule: r.sched, OnStep: cfg.OnStep, OnEpoch: cfg.OnEpoch}
+	if c.Epochs < 1 || c.BatchSize < 1 {
+		return nil, r.bad("the configuration %+v has zero or negative values", c)
 	}
 	if cfg.Epochs != 0 {
 		tc.Epochs = cfg.Epochs
 	}
-	t, err := NewTrainer(m, tc)
+	t, err := NewTrainer(r.model, tc)
 	if err != nil {
-		return nil, bad("%v", err)
+		return nil, r.bad("%v", err)
 	}
 	switch {
 	case st.Epoch < 0 || st.Step < 0 || len(st.History) != st.Epoch:
-		return nil, bad("epoch %d, step %d, %d epochs of history", st.Epoch, st.Step, len(st.History))
+		return nil, r.bad("epoch %d, step %d, %d epochs of history", st.Epoch, st.Step, len(st.History))
 	case st.Epoch > t.cfg.Epochs || (st.Epoch == t.cfg.Epochs && st.Step > 0):
 		return nil, fmt.Errorf("vat: Resume: %s has finished %d epochs; TrainConfig.Epochs = %d: want more", path, st.Epoch, t.cfg.Epochs)
 	case st.Step > 0 && (len(st.EpochStart) == 0 || st.Data.N < 1):
-		return nil, bad("step %d of an epoch without its shuffling state or data", st.Step)
+		return nil, r.bad("step %d of an epoch without its shuffling state or data", st.Step)
 	}
 	if err := t.pcg.UnmarshalBinary(st.Shuffle); err != nil {
-		return nil, bad("shuffling state: %v", err)
+		return nil, r.bad("shuffling state: %v", err)
 	}
 	if st.Step > 0 {
 		var probe rand.PCG
 		if err := probe.UnmarshalBinary(st.EpochStart); err != nil {
-			return nil, bad("shuffling state of the epoch: %v", err)
+			return nil, r.bad("shuffling state of the epoch: %v", err)
 		}
 	}
 	t.noise.SetFills(st.Noise)
 	t.epoch, t.stepInEpoch, t.epochStart, t.data = st.Epoch, st.Step, st.EpochStart, st.Data
 	t.partial = st.Partial.result()
-	for _, r := range st.History {
-		t.history = append(t.history, r.result())
+	for _, h := range st.History {
+		t.history = append(t.history, h.result())
 	}
 	t.draws = st.Dropout
-	if err := t.loadOptimizer(f, bad); err != nil {
+	if t.state, err = r.optimizerState(t.epoch > 0 || t.stepInEpoch > 0); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-// loadOptimizer restores Adadelta's running averages from a checkpoint:
-// all of them, or none when the checkpoint was written before any step.
-func (t *Trainer) loadOptimizer(f *safetensors.File, bad func(string, ...any) error) error {
-	n := 0
-	for _, x := range f.Tensors {
-		if strings.HasPrefix(x.Name, optimizerPrefix) {
-			n++
-		}
-	}
-	if n == 0 {
-		if t.epoch > 0 || t.stepInEpoch > 0 {
-			return bad("the optimizer's state is missing after %d epochs and %d steps", t.epoch, t.stepInEpoch)
-		}
+// drawsOf returns each random op's draw count, or nil when there are none.
+func drawsOf(streams []ops.Stream) []uint64 {
+	if len(streams) == 0 {
 		return nil
 	}
-	var acc, upd [][]float32
-	for _, p := range t.model.params {
-		for _, name := range []string{"accum_grad", "accum_update"} {
-			key := optimizerPrefix + p.Name + "/" + name
-			x := f.Get(key)
-			if x == nil {
-				return bad("tensor %q is missing", key)
-			}
-			if x.DType != safetensors.F32 || !slices.Equal(x.Shape, p.Value.Shape()) {
-				return bad("tensor %q is %s%v, want F32%v", key, x.DType, x.Shape, []int(p.Value.Shape()))
-			}
-			v, _ := x.Float32()
-			if name == "accum_grad" {
-				acc = append(acc, v)
-			} else {
-				upd = append(upd, v)
-			}
-		}
+	d := make([]uint64, len(streams))
+	for i, s := range streams {
+		d[i] = s.Draws()
 	}
-	if n != 2*len(t.model.params) {
-		return bad("%d optimizer tensors, want %d", n, 2*len(t.model.params))
+	return d
+}
+
+// setDraws restores the draw counts d (from a checkpoint) of a graph's
+// random ops; what names the graph in the error.
+func setDraws(streams []ops.Stream, d []uint64, what string) error {
+	if len(d) != len(streams) {
+		return fmt.Errorf("vat: the checkpoint has %d dropout streams for %s, the graph %d", len(d), what, len(streams))
 	}
-	t.opt.accGrad, t.opt.accUpdate = acc, upd
-	backend.MarkHostWritten(append(slices.Clone(acc), upd...)...)
+	for i, s := range streams {
+		s.SetDraws(d[i])
+	}
 	return nil
 }

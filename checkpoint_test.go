@@ -66,16 +66,35 @@ func stateHash(tr *Trainer) uint64 {
 			put(st[1])
 		}
 	}
-	for i := range tr.opt.accGrad {
-		put(tr.opt.accGrad[i])
-		put(tr.opt.accUpdate[i])
+	for _, b := range stateBuffers(tr.state) {
+		put(b)
 	}
 	return h.Sum64()
+}
+
+// stateBuffers lists an optimizer state's buffers (none for nil).
+func stateBuffers(st optimizerState) [][]float32 {
+	if st == nil {
+		return nil
+	}
+	var out [][]float32
+	for _, b := range st.buffers() {
+		out = append(out, b...)
+	}
+	return out
 }
 
 func TestResumeIsBitIdentical(t *testing.T) {
 	train, test := syntheticData(t, 150, 1), syntheticData(t, 40, 2)
 	cfg := TrainConfig{Epochs: 3, BatchSize: 32, Seed: 9, VAT: &VATConfig{Eps: 2}} // 5 steps per epoch, the last of 22
+	t.Run("Adadelta", func(t *testing.T) { testResume(t, cfg, train, test) })
+	cfg.Optimizer, cfg.Schedule = Adam{LR: 0.003}, WarmUp{Steps: 4, Then: LinearDecay{Start: 0.5}}
+	t.Run("Adam", func(t *testing.T) { testResume(t, cfg, train, test) })
+	cfg.Optimizer, cfg.Schedule = SGD{LR: 0.05, Momentum: 0.9, WeightDecay: 1e-3}, StepDecay{Every: 3, Factor: 0.7}
+	t.Run("SGD", func(t *testing.T) { testResume(t, cfg, train, test) })
+}
+
+func testResume(t *testing.T, cfg TrainConfig, train, test *Dataset) {
 	whole, err := NewTrainer(resumeNet(t), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -227,6 +246,74 @@ func TestResumeRejects(t *testing.T) {
 	}
 }
 
+// TestResumeOlderCheckpoint: a checkpoint written before the optimizer
+// became a setting (Adadelta's settings in its config, no optimizer,
+// schedule or kind) resumes as the Adadelta run it was, bit for bit.
+func TestResumeOlderCheckpoint(t *testing.T) {
+	train := syntheticData(t, 150, 1)
+	cfg := TrainConfig{Epochs: 2, BatchSize: 32, Seed: 3, VAT: &VATConfig{Eps: 2}}
+	whole, err := NewTrainer(resumeNet(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := whole.Fit(context.Background(), train, nil); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	steps := 0
+	cfg.OnStep = func(StepInfo) {
+		if steps++; steps == 3 {
+			cancel()
+		}
+	}
+	tr, err := NewTrainer(resumeNet(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Fit(ctx, train, nil); !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "new.ckpt")
+	if err := tr.Checkpoint(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	dec := json.NewDecoder(strings.NewReader(f.Metadata[metaCheckpoint]))
+	dec.UseNumber() // the data's 64-bit hash survives
+	if err := dec.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	delete(c, "kind")
+	delete(c, "optimizer")
+	delete(c, "schedule")
+	conf := c["config"].(map[string]any)
+	conf["adadelta_lr"], conf["adadelta_rho"], conf["adadelta_epsilon"] = 1.0, 0.95, 1e-7
+	b, _ := json.Marshal(c)
+	meta := maps.Clone(f.Metadata)
+	meta[metaCheckpoint] = string(b)
+	old := filepath.Join(t.TempDir(), "old.ckpt")
+	if err := safetensors.WriteFile(old, &safetensors.File{Metadata: meta, Tensors: f.Tensors}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Resume(old, TrainConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := res.Config().Optimizer.(Adadelta); !ok {
+		t.Fatalf("an older checkpoint resumed with %v, want Adadelta", res.Config().Optimizer)
+	}
+	if _, err := res.Fit(context.Background(), train, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stateHash(res), stateHash(whole); got != want {
+		t.Errorf("resumed from an older checkpoint: state hash %x, want %x", got, want)
+	}
+}
+
 // A run on a device resumes bit-identically too: the device's random
 // streams (masks and noise drawn there) continue from the checkpoint's
 // positions, and the weights, running averages and optimizer state it
@@ -245,7 +332,7 @@ func TestGPUResumeIsBitIdentical(t *testing.T) {
 				hs = append(hs, st[0], st[1])
 			}
 		}
-		hs = append(append(hs, tr.opt.accGrad...), tr.opt.accUpdate...)
+		hs = append(hs, stateBuffers(tr.state)...)
 		if err := backend.SyncToHost(hs...); err != nil {
 			t.Fatal(err)
 		}

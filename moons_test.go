@@ -48,7 +48,7 @@ func TestSemiSupervisedBeatsSupervised(t *testing.T) {
 			t.Fatal(err)
 		}
 		tr, err := NewSemiTrainer(m, SemiSupervisedConfig{Iterations: 400, LabeledBatch: 8, UnlabeledBatch: 64,
-			VAT: vat, Adam: Adam{LR: 0.01}, EvalEvery: 400, Seed: 1})
+			VAT: vat, Optimizer: Adam{LR: 0.01}, EvalEvery: 400, Seed: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

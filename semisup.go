@@ -21,14 +21,14 @@ import (
 //
 //	CE(labeled batch) + α·LDS(unlabeled batch) + β·H(unlabeled batch)
 //
-// with H the mean entropy of the predictions ("VAT+EntMin" when β > 0), by
-// Adam with the official code's schedule. The labeled set, small, is
-// cycled many times; the unlabeled set is iterated independently; each is
-// reshuffled when exhausted, and batches always have their full size. As in
-// the official code, the labeled batch's clean pass alone updates batch
-// normalization's running averages; the unlabeled passes use their batch's
-// statistics without updating them. The zero value (with VAT set) is the
-// official MNIST setting: batches of 100 and 250, Adam at 0.002.
+// with H the mean entropy of the predictions ("VAT+EntMin" when β > 0). The
+// labeled set, small, is cycled many times; the unlabeled set is iterated
+// independently; each is reshuffled when exhausted, and batches always have
+// their full size. As in the official code, the labeled batch's clean pass
+// alone updates batch normalization's running averages; the unlabeled
+// passes use their batch's statistics without updating them. The zero
+// value (with VAT set) is the official MNIST setting: batches of 100 and
+// 250, Adam at 0.002 decaying linearly over the last third.
 type SemiSupervisedConfig struct {
 	// Iterations is the number of training steps; 0 means 10,000.
 	Iterations int
@@ -51,9 +51,13 @@ type SemiSupervisedConfig struct {
 	// from 0 to its value, in [0, 1); 0 means no warm-up (as the official
 	// code).
 	WarmUp float64
-	// Adam is the optimizer; its zero value means Adam's defaults with the
-	// official MNIST learning rate 0.002.
-	Adam Adam
+	// Optimizer is the training method; nil means Adam{LR: 0.002} (the
+	// official MNIST rate).
+	Optimizer Optimizer
+	// Schedule shapes the learning rate over the Iterations; nil means
+	// LinearDecay{} (constant for two thirds, then linearly to zero, with
+	// Adam's β₁ at its DecayBeta1 meanwhile: the official code's).
+	Schedule Schedule
 	// EvalEvery is the number of steps between evaluations on the test
 	// set; 0 means Iterations/20.
 	EvalEvery int
@@ -62,7 +66,7 @@ type SemiSupervisedConfig struct {
 	// SplitLabeled.)
 	Seed uint64
 	// OnStep, if set, is called after every step; OnEval after every
-	// evaluation.
+	// evaluation. Both may call SemiTrainer.Checkpoint.
 	OnStep func(SemiStep)
 	OnEval func(SemiEval)
 }
@@ -76,7 +80,8 @@ type SemiStep struct {
 }
 
 // SemiEval is one evaluation during semi-supervised training: the mean loss
-// parts since the previous evaluation, and the test figures.
+// parts since the previous evaluation, and the test figures (NaN without a
+// test set).
 type SemiEval struct {
 	Iteration    int     `json:"iteration"`
 	TrainLoss    float64 `json:"train_loss"`
@@ -89,13 +94,30 @@ type SemiEval struct {
 }
 
 // SemiTrainer trains a Model from a few labeled samples and many
-// unlabeled ones (see SemiSupervisedConfig).
+// unlabeled ones (see SemiSupervisedConfig). It keeps its place in the
+// run: a Fit that was cancelled continues where it stopped when called
+// again (on the same data), Checkpoint saves that place and ResumeSemi
+// restores it in another process.
 type SemiTrainer struct {
 	model *Model
 	cfg   SemiSupervisedConfig
 	vat   *VATConfig
+	opt   Optimizer
+	sched Schedule
+	state optimizerState // nil until the first step
 	noise rng.Chunked
 	graph *semiGraph
+
+	// Progress, all of which Checkpoint saves.
+	it       int        // iterations done
+	lab, unl *cycler    // the batch orders; nil before the first Fit (unl nil without VAT and EntMin)
+	labKey   dataKey    // the data the orders were made for
+	unlKey   dataKey    //
+	sum      SemiEval   // loss sums since the last evaluation
+	sumSteps int        //
+	history  []SemiEval // every evaluation
+	draws    []uint64   // after ResumeSemi: the dropout ops' draw counts, for the graph not built yet
+	cursors  [2]*cursor // after ResumeSemi: the batch orders, for the cyclers not made yet
 }
 
 // NewSemiTrainer validates cfg and returns a semi-supervised trainer for m.
@@ -111,9 +133,6 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	}
 	if cfg.UnlabeledBatch == 0 {
 		cfg.UnlabeledBatch = 250
-	}
-	if cfg.Adam.LR == 0 {
-		cfg.Adam.LR = 0.002
 	}
 	if cfg.EvalEvery == 0 {
 		cfg.EvalEvery = max(1, cfg.Iterations/20)
@@ -134,10 +153,15 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	case cfg.VATOnLabeled && cfg.VAT == nil:
 		return nil, fmt.Errorf("vat: SemiSupervisedConfig.VATOnLabeled is set without VAT")
 	}
-	if err := cfg.Adam.withDefaults(); err != nil {
+	t := &SemiTrainer{model: m, cfg: cfg, noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
+	var err error
+	if t.opt, err = optimizerOrDefault(cfg.Optimizer, Adam{LR: 0.002}); err != nil {
 		return nil, err
 	}
-	t := &SemiTrainer{model: m, cfg: cfg, noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
+	if t.sched, err = scheduleOrDefault(cfg.Schedule, LinearDecay{}); err != nil {
+		return nil, err
+	}
+	t.cfg.Optimizer, t.cfg.Schedule = t.opt, t.sched
 	if cfg.VAT != nil {
 		v, err := cfg.VAT.withDefaults()
 		if err != nil {
@@ -149,20 +173,47 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	return t, nil
 }
 
-// Config returns the trainer's configuration with defaults filled in.
-func (t *SemiTrainer) Config() SemiSupervisedConfig { return t.cfg }
+// Config returns the trainer's configuration with defaults filled in. It
+// shares no state with the trainer: NewSemiTrainer(m2, t.Config()) starts
+// a fresh run.
+func (t *SemiTrainer) Config() SemiSupervisedConfig {
+	c := t.cfg
+	if t.vat != nil {
+		v := *t.vat
+		c.VAT = &v
+	}
+	return c
+}
 
-// Fit trains for the configured iterations on labeled and unlabeled
-// (whose labels are never read), evaluating on test every EvalEvery steps
-// and after the last when test is non-nil. It returns the evaluations. When
-// ctx is cancelled it stops after the current step and returns the
-// evaluations so far with an error wrapping ctx.Err().
+// Model returns the model the trainer trains.
+func (t *SemiTrainer) Model() *Model { return t.model }
+
+// History returns every evaluation of the run, those before a ResumeSemi
+// included.
+func (t *SemiTrainer) History() []SemiEval { return append([]SemiEval(nil), t.history...) }
+
+// Iteration returns the number of iterations done.
+func (t *SemiTrainer) Iteration() int { return t.it }
+
+// Fit trains until the configured iterations are done, on labeled and
+// unlabeled (whose labels are never read), evaluating on test every
+// EvalEvery steps and after the last when test is non-nil. It returns the
+// evaluations it made. When ctx is cancelled it stops after the current
+// step and returns them with an error wrapping ctx.Err(); the trainer then
+// holds its place, so that a later Fit on the same data (or a Checkpoint
+// and ResumeSemi) continues from that step. Fit on a finished run is an
+// error.
 func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset) ([]SemiEval, error) {
 	m := t.model
+	cfg := t.cfg
+	if t.it >= cfg.Iterations {
+		return nil, fmt.Errorf("vat: SemiTrainer.Fit: the run has finished its %d iterations; start another with NewSemiTrainer", cfg.Iterations)
+	}
 	if err := labeled.validate("labeled", m); err != nil {
 		return nil, err
 	}
-	if t.vat != nil || t.cfg.EntMin > 0 {
+	needU := t.vat != nil || cfg.EntMin > 0
+	if needU {
 		if unlabeled.Len() == 0 { // validate reads labels, which an unlabeled set may not have
 			return nil, fmt.Errorf("vat: the unlabeled dataset is empty")
 		}
@@ -175,36 +226,39 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 			return nil, err
 		}
 	}
-	cfg := t.cfg
 	if t.graph == nil {
 		g, err := newSemiGraph(m, cfg.LabeledBatch, cfg.UnlabeledBatch, t.vat, cfg.VATOnLabeled, cfg.EntMin, cfg.Seed)
 		if err != nil {
 			return nil, err
 		}
+		if t.draws != nil {
+			if err := setDraws(g.streams, t.draws, "the semi-supervised step"); err != nil {
+				return nil, err
+			}
+			t.draws = nil
+		}
 		t.graph = g
 	}
-	g := t.graph
-	lab := newCycler(labeled.Len(), rng.New(cfg.Seed, rng.Shuffle, 0))
-	var unl *cycler
-	if g.xu != nil {
-		unl = newCycler(unlabeled.Len(), rng.New(cfg.Seed, rng.Unlabeled, 0))
+	if err := t.orders(labeled, unlabeled, needU); err != nil {
+		return nil, err
 	}
+	g := t.graph
 	var evals []SemiEval
-	var sum SemiEval
-	grads := make([]*tensor.Dense, len(g.grads)) // the step's gradients, handed to Adam
-	var steps int
+	grads := make([]*tensor.Dense, len(g.grads)) // the step's gradients, handed to the optimizer
 	start := time.Now()
 	px := size(m.inShape)
-	for it := 0; it < cfg.Iterations; it++ {
+	for t.it < cfg.Iterations {
+		it := t.it
 		if err := ctx.Err(); err != nil {
+			t.sum.Seconds += time.Since(start).Seconds()
 			return evals, fmt.Errorf("vat: training stopped after %d of %d iterations: %w", it, cfg.Iterations, err)
 		}
 		xl, yl := g.xl.Data().([]float32), g.yl.Data().([]float32)
-		labeled.fill(xl, yl, lab.next(cfg.LabeledBatch), m.classes)
+		labeled.fill(xl, yl, t.lab.next(cfg.LabeledBatch), m.classes)
 		backend.MarkHostWritten(xl, yl)
-		if unl != nil {
+		if t.unl != nil {
 			xu := g.xu.Data().([]float32)
-			for i, j := range unl.next(cfg.UnlabeledBatch) {
+			for i, j := range t.unl.next(cfg.UnlabeledBatch) {
 				copy(xu[i*px:(i+1)*px], unlabeled.Images[j*px:(j+1)*px])
 			}
 			backend.MarkHostWritten(xu)
@@ -214,7 +268,7 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 				return evals, err
 			}
 		}
-		lr, b1 := cfg.Adam.Schedule(it, cfg.Iterations)
+		lr, decaying := t.sched.Rate(t.opt.baseRate(), it, cfg.Iterations)
 		st := SemiStep{Iteration: it + 1, Iterations: cfg.Iterations, LearningRate: lr, Beta: cfg.EntMin}
 		if t.vat != nil {
 			st.Alpha = t.vat.Alpha
@@ -232,22 +286,24 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		for i, n := range g.grads {
 			grads[i] = n.Value().(*tensor.Dense)
 		}
-		if err := t.cfg.Adam.step(m.params, grads, lr, b1); err != nil {
+		if t.state == nil {
+			t.state = t.opt.newState(m.params)
+		}
+		if err := t.state.step(m.params, grads, lr, decaying); err != nil {
 			return evals, err
 		}
 		m.countStatUpdate()
-		sum.TrainLoss += st.Loss
-		sum.TrainCE += st.CE
-		sum.TrainLDS += st.LDS
-		sum.TrainEntropy += st.Entropy
-		steps++
-		if cfg.OnStep != nil {
-			cfg.OnStep(st)
-		}
-		if (it+1)%cfg.EvalEvery == 0 || it+1 == cfg.Iterations {
-			e := SemiEval{Iteration: it + 1, TrainLoss: sum.TrainLoss / float64(steps), TrainCE: sum.TrainCE / float64(steps),
-				TrainLDS: sum.TrainLDS / float64(steps), TrainEntropy: sum.TrainEntropy / float64(steps),
-				Seconds: time.Since(start).Seconds(), TestLoss: math.NaN(), TestAccuracy: math.NaN()}
+		t.sum.TrainLoss += st.Loss
+		t.sum.TrainCE += st.CE
+		t.sum.TrainLDS += st.LDS
+		t.sum.TrainEntropy += st.Entropy
+		t.sumSteps++
+		evalNow := (it+1)%cfg.EvalEvery == 0 || it+1 == cfg.Iterations
+		if evalNow {
+			n := float64(t.sumSteps)
+			e := SemiEval{Iteration: it + 1, TrainLoss: t.sum.TrainLoss / n, TrainCE: t.sum.TrainCE / n,
+				TrainLDS: t.sum.TrainLDS / n, TrainEntropy: t.sum.TrainEntropy / n,
+				Seconds: t.sum.Seconds + time.Since(start).Seconds(), TestLoss: math.NaN(), TestAccuracy: math.NaN()}
 			if test != nil {
 				ev, err := m.Evaluate(test)
 				if err != nil {
@@ -256,13 +312,63 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 				e.TestLoss, e.TestAccuracy = ev.Loss, ev.Accuracy
 			}
 			evals = append(evals, e)
-			if cfg.OnEval != nil {
-				cfg.OnEval(e)
-			}
-			sum, steps, start = SemiEval{}, 0, time.Now()
+			t.history = append(t.history, e)
+			t.sum, t.sumSteps, start = SemiEval{}, 0, time.Now()
+		}
+		t.it++ // the step is done: callbacks may checkpoint it
+		if cfg.OnStep != nil {
+			cfg.OnStep(st)
+		}
+		if evalNow && cfg.OnEval != nil {
+			cfg.OnEval(evals[len(evals)-1])
 		}
 	}
 	return evals, nil
+}
+
+// orders makes the two batch orders on the first Fit (or restores them
+// from a checkpoint), or checks that a continued run has the data it began
+// on.
+func (t *SemiTrainer) orders(labeled, unlabeled *Dataset, needU bool) error {
+	lk := keyOf(labeled)
+	var uk dataKey
+	if needU {
+		uk = dataKey{N: unlabeled.Len()}
+	}
+	if t.lab != nil {
+		if lk != t.labKey || uk != t.unlKey {
+			return fmt.Errorf("vat: SemiTrainer.Fit: the run began on %d labeled and %d unlabeled samples; continue it on the same sets (these have %d and %d)",
+				t.labKey.N, t.unlKey.N, lk.N, uk.N)
+		}
+		return nil
+	}
+	t.lab = newCycler(labeled.Len(), rng.NewPCG(t.cfg.Seed, rng.Shuffle, 0))
+	if needU {
+		t.unl = newCycler(unlabeled.Len(), rng.NewPCG(t.cfg.Seed, rng.Unlabeled, 0))
+	}
+	t.labKey, t.unlKey = lk, uk
+	for k, c := range []*cycler{t.lab, t.unl} {
+		cur := t.cursors[k]
+		if cur == nil {
+			continue
+		}
+		if c == nil || cur.data != []dataKey{lk, uk}[k] || len(cur.order) != len(c.perm) {
+			return fmt.Errorf("vat: SemiTrainer.Fit: the checkpoint's run began on %d labeled and %d unlabeled samples; continue it on the same sets (these have %d and %d)",
+				t.cursors[0].data.N, cursorN(t.cursors[1]), lk.N, uk.N)
+		}
+		if err := c.restore(cur); err != nil {
+			return err
+		}
+	}
+	t.cursors = [2]*cursor{}
+	return nil
+}
+
+func cursorN(c *cursor) int {
+	if c == nil {
+		return 0
+	}
+	return c.data.N
 }
 
 // cycler hands out indices 0..n−1 in random order, batch after batch,
@@ -271,12 +377,13 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 type cycler struct {
 	perm  []int
 	pos   int
+	src   *rand.PCG
 	r     *rand.Rand
 	batch []int
 }
 
-func newCycler(n int, r *rand.Rand) *cycler {
-	c := &cycler{perm: make([]int, n), r: r, pos: n}
+func newCycler(n int, src *rand.PCG) *cycler {
+	c := &cycler{perm: make([]int, n), src: src, r: rand.New(src), pos: n}
 	for i := range c.perm {
 		c.perm[i] = i
 	}
@@ -297,6 +404,58 @@ func (c *cycler) next(k int) []int {
 	return c.batch
 }
 
+// cursor is a cycler's place, as a checkpoint records it.
+type cursor struct {
+	order  []int64 // the current order
+	pos    int
+	source []byte // the shuffling source
+	data   dataKey
+}
+
+func (c *cycler) save(data dataKey) (*cursor, error) {
+	src, err := c.src.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	order := make([]int64, len(c.perm))
+	for i, p := range c.perm {
+		order[i] = int64(p)
+	}
+	return &cursor{order: order, pos: c.pos, source: src, data: data}, nil
+}
+
+// check reports whether cur is a place in a permutation, with a valid
+// shuffling source.
+func (cur *cursor) check() error {
+	if cur.pos < 0 || cur.pos > len(cur.order) {
+		return fmt.Errorf("the batch order is at %d of %d", cur.pos, len(cur.order))
+	}
+	seen := make([]bool, len(cur.order))
+	for _, p := range cur.order {
+		if p < 0 || p >= int64(len(seen)) || seen[p] {
+			return fmt.Errorf("the batch order is not a permutation of 0-%d", len(seen)-1)
+		}
+		seen[p] = true
+	}
+	var src rand.PCG
+	if err := src.UnmarshalBinary(cur.source); err != nil {
+		return fmt.Errorf("the shuffling state: %v", err)
+	}
+	return nil
+}
+
+// restore sets c to cur, checked, of c's length.
+func (c *cycler) restore(cur *cursor) error {
+	for i, p := range cur.order {
+		c.perm[i] = int(p)
+	}
+	c.pos = cur.pos
+	if err := c.src.UnmarshalBinary(cur.source); err != nil {
+		return fmt.Errorf("vat: the checkpoint's shuffling state: %w", err)
+	}
+	return nil
+}
+
 // semiGraph is one compiled semi-supervised step.
 type semiGraph struct {
 	vm         G.VM
@@ -307,6 +466,7 @@ type semiGraph struct {
 	loss, ce   *G.Node
 	lds, ent   *G.Node // nil when off
 	grads      []*G.Node
+	streams    []ops.Stream // the dropout and noise ops, whose draw counts checkpoints save
 }
 
 func newSemiGraph(m *Model, nl, nu int, vat *VATConfig, vatOnLabeled bool, beta float64, seed uint64) (*semiGraph, error) {
@@ -411,6 +571,7 @@ func newSemiGraph(m *Model, nl, nu int, vat *VATConfig, vatOnLabeled bool, beta 
 		return nil, fmt.Errorf("vat: compiling the semi-supervised graph: %w", err)
 	}
 	g.vm = G.NewTapeMachine(s.g, G.WithPrecompiled(prog, locMap))
+	g.streams = s.streams
 	return g, nil
 }
 

@@ -17,10 +17,11 @@ func TestAdamMatchesDefinition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt := Adam{LR: 0.01, DecayStart: 0.5}
-	if err := opt.withDefaults(); err != nil {
+	opt, err := Adam{LR: 0.01}.withDefaults()
+	if err != nil {
 		t.Fatal(err)
 	}
+	st, sched := opt.newState(m.params), LinearDecay{Start: 0.5}
 	const steps = 6
 	w := m.params[0].Value.Data().([]float32)
 	ref := make([]float64, len(w))
@@ -35,7 +36,11 @@ func TestAdamMatchesDefinition(t *testing.T) {
 		}
 		grads := []*tensor.Dense{tensor.New(tensor.WithShape(5, 3), tensor.Of(tensor.Float32)), tensor.New(tensor.WithShape(3), tensor.Of(tensor.Float32))}
 		copy(grads[0].Data().([]float32), g)
-		lr, b1 := opt.Schedule(s, steps)
+		lr, decaying := sched.Rate(opt.baseRate(), s, steps)
+		b1 := 0.9
+		if decaying {
+			b1 = 0.5
+		}
 		wantLR, wantB1 := 0.01, 0.9
 		if s >= 3 {
 			wantLR, wantB1 = 0.01*float64(steps-s)/3, 0.5
@@ -43,7 +48,7 @@ func TestAdamMatchesDefinition(t *testing.T) {
 		if math.Abs(lr-wantLR) > 1e-15 || b1 != wantB1 {
 			t.Fatalf("step %d: schedule %v, %v; want %v, %v", s, lr, b1, wantLR, wantB1)
 		}
-		if err := opt.step(m.params, grads, lr, b1); err != nil {
+		if err := st.step(m.params, grads, lr, decaying); err != nil {
 			t.Fatal(err)
 		}
 		for i := range ref {
@@ -99,7 +104,7 @@ func TestSplitLabeled(t *testing.T) {
 }
 
 func TestCyclerCoversEverySample(t *testing.T) {
-	c := newCycler(7, rand.New(rand.NewPCG(1, 2)))
+	c := newCycler(7, rand.NewPCG(1, 2))
 	seen := map[int]int{}
 	for i := 0; i < 7; i++ { // 7 batches of 3 = three full passes
 		for _, j := range c.next(3) {
@@ -167,7 +172,7 @@ func TestSemiSupervisedLearns(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []SemiSupervisedConfig{{Iterations: -1}, {LabeledBatch: -2}, {EntMin: -1}, {WarmUp: 1}, {VATOnLabeled: true}, {Adam: Adam{Beta1: 1}}, {VAT: &VATConfig{Eps: -1}}} {
+	for _, bad := range []SemiSupervisedConfig{{Iterations: -1}, {LabeledBatch: -2}, {EntMin: -1}, {WarmUp: 1}, {VATOnLabeled: true}, {Optimizer: Adam{Beta1: 1}}, {Schedule: LinearDecay{Start: 2}}, {Optimizer: SGD{Nesterov: true}}, {VAT: &VATConfig{Eps: -1}}} {
 		if _, err := NewSemiTrainer(nil, bad); err == nil {
 			t.Errorf("NewSemiTrainer(nil, %+v) accepted", bad)
 		}

@@ -16,19 +16,24 @@ import (
 	"github.com/org/vat/internal/rng"
 )
 
-// TrainConfig configures a Trainer. The zero value is the seed's plain run:
-// 12 epochs of batches of 128, Adadelta with Keras' defaults, no VAT.
+// TrainConfig configures a Trainer. The zero value is the Keras original's
+// plain run: 12 epochs of batches of 128, Adadelta with Keras' defaults at a
+// constant rate, no VAT.
 type TrainConfig struct {
 	// Epochs is the number of passes over the training set; 0 means 12.
 	Epochs int
 	// BatchSize is the number of images per step; 0 means 128. Every image is
 	// used every epoch: the last batch holds the remainder.
 	BatchSize int
-	// VAT adds the virtual adversarial loss when non-nil (its zero value
-	// means the seed's settings).
+	// VAT adds the virtual adversarial loss when non-nil (see VATConfig
+	// for its defaults).
 	VAT *VATConfig
-	// Optimizer is the Adadelta configuration; its zero value is Keras'.
-	Optimizer Adadelta
+	// Optimizer is the training method: Adadelta, Adam or SGD; nil means
+	// Adadelta{} (Keras' defaults).
+	Optimizer Optimizer
+	// Schedule shapes the learning rate over the Epochs; nil means
+	// Constant{}.
+	Schedule Schedule
 	// Seed fixes the shuffling order, the dropout masks and the VAT noise.
 	// (The initial weights come from ModelConfig.Seed.)
 	Seed uint64
@@ -62,7 +67,9 @@ type Trainer struct {
 	model   *Model
 	cfg     TrainConfig
 	vat     *VATConfig
-	opt     Adadelta
+	opt     Optimizer
+	sched   Schedule
+	state   optimizerState // nil until the first step
 	graphs  map[int]*trainGraph
 	pcg     *rand.PCG  // the shuffling stream's source
 	shuffle *rand.Rand // draws from pcg
@@ -97,10 +104,14 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 	if cfg.BatchSize < 0 || cfg.BatchSize > 65536 {
 		return nil, fmt.Errorf("vat: TrainConfig.BatchSize = %d: want 1 to 65536", cfg.BatchSize)
 	}
-	t := &Trainer{model: m, cfg: cfg, opt: cfg.Optimizer, graphs: map[int]*trainGraph{},
+	t := &Trainer{model: m, cfg: cfg, graphs: map[int]*trainGraph{},
 		pcg: rng.NewPCG(cfg.Seed, rng.Shuffle, 0), noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
 	t.shuffle = rand.New(t.pcg)
-	if err := t.opt.withDefaults(); err != nil {
+	var err error
+	if t.opt, err = optimizerOrDefault(cfg.Optimizer, Adadelta{}); err != nil {
+		return nil, err
+	}
+	if t.sched, err = scheduleOrDefault(cfg.Schedule, Constant{}); err != nil {
 		return nil, err
 	}
 	if cfg.VAT != nil {
@@ -113,10 +124,12 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 	return t, nil
 }
 
-// Config returns the trainer's configuration with defaults filled in.
+// Config returns the trainer's configuration with defaults filled in. It
+// shares no state with the trainer: NewTrainer(m2, t.Config()) starts a
+// fresh run.
 func (t *Trainer) Config() TrainConfig {
 	c := t.cfg
-	c.Optimizer = Adadelta{LR: t.opt.LR, Rho: t.opt.Rho, Epsilon: t.opt.Epsilon}
+	c.Optimizer, c.Schedule = t.opt, t.sched
 	if t.vat != nil {
 		v := *t.vat
 		c.VAT = &v
@@ -213,7 +226,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (EpochResult, 
 			return *r, fmt.Errorf("vat: training stopped in epoch %d after %d of %d steps: %w", t.epoch+1, s, steps, err)
 		}
 		idx := t.perm[s*bs : min((s+1)*bs, n)]
-		loss, ce, lds, err := t.step(train, idx)
+		loss, ce, lds, err := t.step(train, idx, t.epoch*steps+s, t.cfg.Epochs*steps)
 		if err != nil {
 			return *r, err
 		}
@@ -253,8 +266,9 @@ func (t *Trainer) History() []EpochResult { return append([]EpochResult(nil), t.
 // Model returns the model the trainer trains.
 func (t *Trainer) Model() *Model { return t.model }
 
-// step trains on the images idx of d.
-func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error) {
+// step trains on the images idx of d, as step it (0-based) of a run of
+// steps.
+func (t *Trainer) step(d *Dataset, idx []int, it, steps int) (loss, ce, lds float64, err error) {
 	tg, err := t.graph(len(idx))
 	if err != nil {
 		return 0, 0, 0, err
@@ -280,7 +294,11 @@ func (t *Trainer) step(d *Dataset, idx []int) (loss, ce, lds float64, err error)
 	for i := range t.grads {
 		t.grads[i] = tg.grads[i].Value().(*tensor.Dense)
 	}
-	if err := t.opt.step(t.model.params, t.grads); err != nil {
+	if t.state == nil {
+		t.state = t.opt.newState(t.model.params)
+	}
+	lr, decaying := t.sched.Rate(t.opt.baseRate(), it, steps)
+	if err := t.state.step(t.model.params, t.grads, lr, decaying); err != nil {
 		return 0, 0, 0, err
 	}
 	t.model.countStatUpdate()
@@ -319,11 +337,8 @@ func (t *Trainer) graph(n int) (*trainGraph, error) {
 		return nil, err
 	}
 	if d, ok := t.draws[n]; ok {
-		if len(d) != len(tg.streams) {
-			return nil, fmt.Errorf("vat: the checkpoint has %d dropout streams for batches of %d, the graph %d", len(d), n, len(tg.streams))
-		}
-		for i, s := range tg.streams {
-			s.SetDraws(d[i])
+		if err := setDraws(tg.streams, d, fmt.Sprintf("batches of %d", n)); err != nil {
+			return nil, err
 		}
 		delete(t.draws, n)
 	}

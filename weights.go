@@ -41,8 +41,10 @@ const (
 	formatCheckpoint = "github.com/org/vat checkpoint v1"
 	presetMNISTCNN   = "mnist-cnn"
 
-	// optimizerPrefix starts the names of a checkpoint's optimizer state.
+	// optimizerPrefix starts the names of a checkpoint's optimizer state,
+	// trainerPrefix those of its trainer's state (the batch orders).
 	optimizerPrefix = "optimizer/"
+	trainerPrefix   = "trainer/"
 )
 
 // layerSpec describes one layer in a file's header: the constructor's name
@@ -382,7 +384,8 @@ func product(dims []int, limit int64) (int64, bool) {
 }
 
 // loadFile checks every tensor of f against the model, then stores them.
-// Tensors under "optimizer/" are allowed in checkpoints and ignored here.
+// Tensors under "optimizer/" and "trainer/" are allowed in checkpoints and
+// ignored here.
 func (m *Model) loadFile(f *safetensors.File, path string) error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("vat: %s: %w: %s", path, ErrWrongNetwork, fmt.Sprintf(format, a...))
@@ -400,7 +403,7 @@ func (m *Model) loadFile(f *safetensors.File, path string) error {
 		known[e.name] = true
 	}
 	for _, t := range f.Tensors {
-		if !known[t.Name] && !(f.Metadata[metaFormat] == formatCheckpoint && strings.HasPrefix(t.Name, optimizerPrefix)) {
+		if !known[t.Name] && !(f.Metadata[metaFormat] == formatCheckpoint && (strings.HasPrefix(t.Name, optimizerPrefix) || strings.HasPrefix(t.Name, trainerPrefix))) {
 			return bad("unexpected tensor %q (this network's are %s)", clip(t.Name), strings.Join(m.StateDictNames(), ", "))
 		}
 	}

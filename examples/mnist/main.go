@@ -456,7 +456,7 @@ func (p *progress) done() { p.Done() }
 func newRunResult(name string, dropout bool, c vat.TrainConfig) *results.Run {
 	r := &results.Run{Name: name, Options: results.RunOptions{
 		Dropout: dropout, VAT: c.VAT != nil, Epochs: c.Epochs, Batch: c.BatchSize, Seed: c.Seed,
-		Optimizer: fmt.Sprintf("adadelta(lr=%g, rho=%g, epsilon=%g)", c.Optimizer.LR, c.Optimizer.Rho, c.Optimizer.Epsilon),
+		Optimizer: fmt.Sprintf("%v, %#v", c.Optimizer, c.Schedule),
 	}}
 	if v := c.VAT; v != nil {
 		r.Options.Xi, r.Options.Eps, r.Options.Ip, r.Options.Alpha, r.Options.CleanGrad = &v.Xi, &v.Eps, &v.Ip, &v.Alpha, &v.CleanGrad

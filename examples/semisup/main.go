@@ -11,8 +11,15 @@
 //
 // It writes results.json and test_error.png into -out; -merge a,b,... writes
 // the runs of earlier -out folders together instead (runs made in parallel
-// processes). Ctrl-C stops after
-// the current step, writes what finished and exits with status 130.
+// processes). Ctrl-C stops after the current step, saves the run's
+// checkpoint in -out/checkpoints, writes what finished and exits with
+// status 130; -checkpoint-every N also saves one every N steps. -resume
+// continues from -out: runs that results.json records as finished are
+// kept, a run with a checkpoint continues from it (bit-identical to a run
+// never stopped), the others start.
+//
+//	go run ./examples/semisup -iterations 50000 -checkpoint-every 1000 -out docs/semisup/long
+//	go run ./examples/semisup -iterations 50000 -checkpoint-every 1000 -out docs/semisup/long -resume
 package main
 
 import (
@@ -24,6 +31,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -59,6 +67,8 @@ type options struct {
 	probe                 vat.Probe
 	lr, decayStart, warm  float64
 	evalEvery             int
+	checkpointEvery       int
+	resume                bool
 	vatOnLabeled          bool
 	seed                  uint64
 	testLimit             int
@@ -91,6 +101,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.lr, "lr", 0.002, "Adam's learning rate (> 0)")
 	fs.Float64Var(&o.decayStart, "decay-start", 2.0/3, "fraction of the iterations after which the learning rate decays linearly to 0, in (0, 1]")
 	fs.IntVar(&o.evalEvery, "eval-every", 500, "steps between test evaluations (>= 1)")
+	fs.IntVar(&o.checkpointEvery, "checkpoint-every", 0, "steps between checkpoints in -out/checkpoints (0 = only on Ctrl-C)")
+	fs.BoolVar(&o.resume, "resume", false, "continue the experiment in -out: keep its finished runs, resume runs from their checkpoints")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the initial weights, batch order and VAT noise")
 	fs.IntVar(&o.testLimit, "test-limit", 0, "use the first N test images (0 = all 10,000)")
 	fs.StringVar(&o.data, "data", "", "folder with the four MNIST IDX files (default: the GoMNIST module's copy)")
@@ -171,6 +183,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-decay-start %v: want a fraction in (0, 1]", o.decayStart)
 	case o.evalEvery < 1:
 		return nil, fmt.Errorf("-eval-every %d: want >= 1", o.evalEvery)
+	case o.checkpointEvery < 0:
+		return nil, fmt.Errorf("-checkpoint-every %d: want >= 0 (0 = only on Ctrl-C)", o.checkpointEvery)
+	case o.resume && len(o.merge) > 0:
+		return nil, fmt.Errorf("-resume and -merge: want one of them")
 	case o.testLimit < 0:
 		return nil, fmt.Errorf("-test-limit %d: want >= 0 (0 = all)", o.testLimit)
 	case o.out == "":
@@ -237,6 +253,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	res := results.New(train.Len(), test.Len())
 	fmt.Fprintf(stderr, "backend: %s\n", res.Machine.Backend)
+	done := map[string]bool{} // with -resume: the runs results.json records as finished
+	if o.resume {
+		if old, err := results.Read(o.out); err == nil {
+			for _, r := range old.Runs {
+				if !r.Interrupted {
+					res.Runs = append(res.Runs, r)
+					done[r.Name] = true
+				}
+			}
+			fmt.Fprintf(stderr, "resume: %d finished run(s) in %s\n", len(res.Runs), o.out)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(stderr, "error: -resume: %v\n", err)
+			return exitError
+		}
+	}
 	status := exitOK
 runs:
 	for _, ls := range o.labelSeeds {
@@ -246,6 +277,9 @@ runs:
 			return exitError
 		}
 		for _, name := range o.runs {
+			if done[runLabel(name, split)] {
+				continue
+			}
 			rr, err := trainRun(ctx, o, name, split, test, stderr)
 			if rr != nil && len(rr.Evaluations) > 0 {
 				res.Runs = append(res.Runs, *rr)
@@ -312,7 +346,7 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 		return nil, err
 	}
 	cfg := vat.SemiSupervisedConfig{Iterations: o.iterations, LabeledBatch: o.batch, UnlabeledBatch: o.unlabeledBatch,
-		Adam: vat.Adam{LR: o.lr, DecayStart: o.decayStart}, EvalEvery: o.evalEvery, Seed: o.seed}
+		Optimizer: vat.Adam{LR: o.lr}, Schedule: vat.LinearDecay{Start: o.decayStart}, EvalEvery: o.evalEvery, Seed: o.seed}
 	if name != "supervised" {
 		cfg.VAT = &vat.VATConfig{Xi: o.xi, Eps: o.eps, Ip: o.ip, Alpha: o.alpha, Probe: o.probe}
 		cfg.WarmUp, cfg.VATOnLabeled = o.warm, o.vatOnLabeled
@@ -320,25 +354,40 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 	if name == "vat+entmin" {
 		cfg.EntMin = o.beta
 	}
-	label := fmt.Sprintf("%s/%d", name, split.Seed)
+	label := runLabel(name, split)
 	bar := cli.NewProgress(stderr, label, o.progress)
+	ckpt := filepath.Join(o.out, "checkpoints", strings.ReplaceAll(label, "/", "-")+".ckpt")
+	var tr *vat.SemiTrainer
+	var ckptErr error
 	cfg.OnStep = func(s vat.SemiStep) {
 		bar.Update(float64(s.Iteration), float64(s.Iterations), fmt.Sprintf("iteration %d/%d  loss %.4f", s.Iteration, s.Iterations, s.Loss))
+		if o.checkpointEvery > 0 && s.Iteration%o.checkpointEvery == 0 && s.Iteration < s.Iterations && ckptErr == nil {
+			ckptErr = tr.Checkpoint(ckpt)
+		}
 	}
 	cfg.OnEval = func(e vat.SemiEval) {
 		bar.Line("iteration %d: CE %.4f, LDS %.4f, entropy %.4f, test error %.2f %%, %.1f s",
 			e.Iteration, e.TrainCE, e.TrainLDS, e.TrainEntropy, 100*(1-e.TestAccuracy), e.Seconds)
 	}
-	tr, err := vat.NewSemiTrainer(model, cfg)
-	if err != nil {
+	if _, err := os.Stat(ckpt); o.resume && err == nil {
+		if tr, err = vat.ResumeSemi(ckpt, vat.SemiSupervisedConfig{Iterations: cfg.Iterations, OnStep: cfg.OnStep, OnEval: cfg.OnEval}); err != nil {
+			return nil, err
+		}
+		if err := sameRun(tr.Config(), cfg, model); err != nil {
+			return nil, fmt.Errorf("-resume: %s: %w; remove it, or give the flags it was made with", ckpt, err)
+		}
+		fmt.Fprintf(stderr, "%s: resuming from %s at iteration %d\n", label, ckpt, tr.Iteration())
+	} else if tr, err = vat.NewSemiTrainer(model, cfg); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(ckpt), 0o755); err != nil {
 		return nil, err
 	}
 	c := tr.Config()
 	seed := split.Seed
 	rr := &results.Run{Name: label, Options: results.RunOptions{VAT: c.VAT != nil, Batch: c.LabeledBatch, Seed: c.Seed,
-		Optimizer: fmt.Sprintf("adam(lr=%g, decay_start=%g, beta1=%g→%g, beta2=%g, epsilon=%g)", c.Adam.LR, c.Adam.DecayStart,
-			c.Adam.Beta1, c.Adam.DecayBeta1, c.Adam.Beta2, c.Adam.Epsilon),
-		Labels: split.Labeled.Len(), LabelSeed: &seed, SplitHash: split.Hash, Iterations: c.Iterations,
+		Optimizer: fmt.Sprintf("%v, %#v", c.Optimizer, c.Schedule),
+		Labels:    split.Labeled.Len(), LabelSeed: &seed, SplitHash: split.Hash, Iterations: c.Iterations,
 		LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch, Network: networks[o.network].desc}}
 	if v := c.VAT; v != nil {
 		rr.Options.Xi, rr.Options.Eps, rr.Options.Ip, rr.Options.Alpha = &v.Xi, &v.Eps, &v.Ip, &v.Alpha
@@ -347,8 +396,22 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 	if c.EntMin > 0 {
 		rr.Options.EntMin = &c.EntMin
 	}
-	evals, err := tr.Fit(ctx, split.Labeled, split.Unlabeled, test)
+	_, err = tr.Fit(ctx, split.Labeled, split.Unlabeled, test)
 	bar.Done()
+	if err == nil {
+		err = ckptErr
+	}
+	switch {
+	case err != nil && ctx.Err() != nil: // interrupted: save the place
+		if cerr := tr.Checkpoint(ckpt); cerr != nil {
+			fmt.Fprintf(stderr, "error: saving the checkpoint: %v\n", cerr)
+		} else {
+			fmt.Fprintf(stderr, "%s: checkpoint at iteration %d in %s (continue with -resume)\n", label, tr.Iteration(), ckpt)
+		}
+	case err == nil:
+		os.Remove(ckpt) // the run is finished: results.json has it
+	}
+	evals := tr.History()
 	rr.Evaluations = evals
 	if len(evals) > 0 {
 		last := evals[len(evals)-1]
@@ -356,6 +419,31 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 	}
 	rr.Interrupted = err != nil && ctx.Err() != nil
 	return rr, err
+}
+
+// runLabel names a run of a split: "vat/1".
+func runLabel(name string, split *vat.Split) string { return fmt.Sprintf("%s/%d", name, split.Seed) }
+
+// sameRun reports what differs between a resumed run's configuration and
+// the one the flags ask for (the number of iterations may grow); fresh is
+// an untrained model of the run's network.
+func sameRun(got, want vat.SemiSupervisedConfig, fresh *vat.Model) error {
+	desc := func(c vat.SemiSupervisedConfig) string {
+		v := "none"
+		if c.VAT != nil {
+			v = fmt.Sprintf("%+v", *c.VAT)
+		}
+		return fmt.Sprintf("batches %d+%d, VAT %s, entmin %g, warm-up %g, vat-on-labeled %t, %v, %#v, eval every %d, seed %d",
+			c.LabeledBatch, c.UnlabeledBatch, v, c.EntMin, c.WarmUp, c.VATOnLabeled, c.Optimizer, c.Schedule, c.EvalEvery, c.Seed)
+	}
+	w, err := vat.NewSemiTrainer(fresh, want) // the flags' settings with defaults filled in
+	if err != nil {
+		return err
+	}
+	if g, x := desc(got), desc(w.Config()); g != x {
+		return fmt.Errorf("its settings (%s) are not the flags' (%s)", g, x)
+	}
+	return nil
 }
 
 // printTable writes each run's final test error, then per kind of run the

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/org/vat/internal/results"
 )
@@ -104,5 +105,90 @@ func TestInterruptWritesFinishedRuns(t *testing.T) {
 	}
 	if _, err := results.Read(out); err != nil {
 		t.Fatalf("results.json after the interrupt: %v", err)
+	}
+}
+
+// TestResumeAfterInterrupt stops a run at whatever step the interrupt
+// lands on, resumes it with -resume, and gets the evaluations of a run
+// never stopped; a run that finished is kept, not trained again.
+func TestResumeAfterInterrupt(t *testing.T) {
+	args := func(out string) []string {
+		return []string{"-runs", "supervised,vat", "-iterations", "24", "-eval-every", "6", "-batch", "20", "-unlabeled-batch", "40",
+			"-test-limit", "100", "-checkpoint-every", "2", "-out", out, "-progress=false"}
+	}
+	whole := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), args(whole), &stdout, &stderr); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	want, err := results.Read(whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out := t.TempDir()
+	ckpt := filepath.Join(out, "checkpoints", "vat-1.ckpt")
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { // interrupt once the vat run has written a checkpoint
+		for ctx.Err() == nil {
+			if _, err := os.Stat(ckpt); err == nil {
+				cancel()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	stderr.Reset()
+	code := run(ctx, args(out), &stdout, &stderr)
+	cancel()
+	if code != exitInterrupted || !strings.Contains(stderr.String(), "checkpoint at iteration") {
+		t.Fatalf("interrupted run: exit %d, stderr %q", code, stderr.String())
+	}
+	stderr.Reset()
+	if code := run(context.Background(), append(args(out), "-resume"), &stdout, &stderr); code != exitOK {
+		t.Fatalf("resumed run: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "1 finished run(s)") || !strings.Contains(stderr.String(), "resuming from") {
+		t.Errorf("resumed run's stderr %q: want the finished supervised run kept and the vat run resumed", stderr.String())
+	}
+	got, err := results.Read(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Runs) != len(want.Runs) {
+		t.Fatalf("%d runs, want %d", len(got.Runs), len(want.Runs))
+	}
+	for i, w := range want.Runs {
+		g := got.Runs[i]
+		if g.Name != w.Name || len(g.Evaluations) != len(w.Evaluations) {
+			t.Fatalf("run %d: %s with %d evaluations, want %s with %d", i, g.Name, len(g.Evaluations), w.Name, len(w.Evaluations))
+		}
+		for k := range w.Evaluations {
+			ge, we := g.Evaluations[k], w.Evaluations[k]
+			if ge.TrainLoss != we.TrainLoss || ge.TestLoss != we.TestLoss || ge.TestAccuracy != we.TestAccuracy {
+				t.Errorf("%s, evaluation %d: %+v, want %+v", g.Name, k, ge, we)
+			}
+		}
+	}
+	if _, err := os.Stat(ckpt); !os.IsNotExist(err) {
+		t.Errorf("the finished run's checkpoint is still there: %v", err)
+	}
+	// A checkpoint made with other settings is refused.
+	stderr.Reset()
+	cancelAt := t.TempDir()
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	ck2 := filepath.Join(cancelAt, "checkpoints", "supervised-1.ckpt")
+	go func() {
+		for ctx2.Err() == nil {
+			if _, err := os.Stat(ck2); err == nil {
+				cancel2()
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	run(ctx2, args(cancelAt), &stdout, &stderr)
+	cancel2()
+	stderr.Reset()
+	if code := run(context.Background(), append(args(cancelAt), "-resume", "-lr", "0.01"), &stdout, &stderr); code != exitError || !strings.Contains(stderr.String(), "not the flags'") {
+		t.Errorf("resuming with another -lr: exit %d, stderr %q", code, stderr.String())
 	}
 }
