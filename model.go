@@ -117,11 +117,11 @@ func presetModules(layers []Layer) []string {
 	names := make([]string, len(layers))
 	conv, fc := 0, 0
 	for i, l := range layers {
-		switch l.(type) {
-		case *conv2D:
+		switch l.kind() {
+		case "conv":
 			conv++
 			names[i] = fmt.Sprintf("conv%d", conv)
-		case *dense:
+		case "dense":
 			fc++
 			names[i] = fmt.Sprintf("fc%d", fc)
 		}
@@ -152,7 +152,7 @@ func Sequential(inputShape []int, seed uint64, layers ...Layer) (*Model, error) 
 	if len(layers) == 0 {
 		return nil, fmt.Errorf("vat: Sequential: no layers")
 	}
-	if _, ok := layers[len(layers)-1].(*dense); !ok {
+	if _, ok := layers[len(layers)-1].(logitsLayer); !ok {
 		return nil, fmt.Errorf("vat: Sequential: the last layer is %s, want Dense (its outputs are the logits)", layers[len(layers)-1].kind())
 	}
 	m := &Model{cfg: ModelConfig{Seed: seed}, inShape: append([]int(nil), inputShape...), layers: layers,
@@ -179,21 +179,16 @@ func Sequential(inputShape []int, seed uint64, layers ...Layer) (*Model, error) 
 		}
 		m.weights = append(m.weights, idx)
 		var st *[2][]float32
-		if _, ok := l.(*batchNorm); ok {
-			c := shape[0]
-			st = &[2][]float32{make([]float32, c), make([]float32, c)}
-			for j := range st[1] {
-				st[1][j] = 1
-			}
+		if sl, ok := l.(statsLayer); ok {
+			st = sl.newStats(shape)
 		}
 		m.stats = append(m.stats, st)
 		next := false
 		if i+1 < len(layers) {
-			_, next = layers[i+1].(relu)
+			_, next = layers[i+1].(fusableReLU)
 		}
-		_, isConv := l.(*conv2D)
-		_, isDense := l.(*dense)
-		m.fused = append(m.fused, next && (isConv || isDense))
+		_, fuses := l.(fusesReLU)
+		m.fused = append(m.fused, next && fuses)
 		shape = out
 	}
 	m.classes = shape[0]

@@ -35,33 +35,7 @@ func (m *Model) tangent(s *scope, w weights, trace []layerTrace, d *G.Node) *G.N
 		for j, k := range m.weights[i] {
 			ws[j] = w.nodes[k]
 		}
-		switch l := l.(type) {
-		case *conv2D:
-			if l.padding == Same && l.kernel > 1 {
-				h = s.apply(ops.NewPad(l.kernel/2, l.kernel/2), h)
-			}
-			h = s.apply(ops.NewConv2d(false), h, ws[0], s.zeros(ws[1]))
-		case *dense:
-			if s.err == nil {
-				h = s.apply(ops.NewDense(false, h.Dims()), h, ws[0], s.zeros(ws[1]))
-			}
-		case relu:
-			h = s.apply(ops.NewMask(), h, trace[i].out)
-		case *maxPool2D:
-			h = s.apply(ops.NewPoolSelect(), h, trace[i].in, trace[i].out)
-		case *batchNorm:
-			op, err := ops.NewBatchNormTangent(trace[i].out.Op())
-			if err != nil && s.err == nil {
-				s.err = fmt.Errorf("vat: internal error: %w", err)
-			}
-			h = s.apply(op, h, ws[0], trace[i].out) // runs after the recorded pass's batch norm
-		case *dropoutLayer:
-			if s.dropout && l.rate > 0 && s.err == nil {
-				s.err = fmt.Errorf("vat: VATConfig.Probe = Exact: the network has Dropout(%g), which the exact probe does not linearize; use FiniteDifference", l.rate)
-			}
-		case *gaussianNoise: // additive: its tangent is the identity
-		case flatten:
-		}
+		h = l.tangent(s, h, ws, trace[i])
 		if m.fused[i] {
 			h = s.apply(ops.NewMask(), h, trace[i].out)
 		}

@@ -319,8 +319,8 @@ func (d *Dataset) fill(x, y []float32, idx []int, classes int) {
 // countStatUpdate records that a training step's clean pass updated every
 // BatchNorm layer's running averages (PyTorch's num_batches_tracked).
 func (m *Model) countStatUpdate() {
-	for i, l := range m.layers {
-		if _, ok := l.(*batchNorm); ok {
+	for i, st := range m.stats {
+		if st != nil {
 			m.bnBatches[i]++
 		}
 	}

@@ -273,10 +273,11 @@ func exactPerturbation(s *scope, cfg VATConfig, in vatInputs, tangent func(*G.No
 
 func stopGradient(s *scope, x *G.Node) *G.Node { return s.apply(ops.NewStopGradient(), x) }
 
-// hasBatchNorm reports whether the network has a BatchNorm layer.
+// hasBatchNorm reports whether the network has a layer with running
+// statistics (BatchNorm), whose tangent map mixes the batch's samples.
 func (m *Model) hasBatchNorm() bool {
-	for _, l := range m.layers {
-		if _, ok := l.(*batchNorm); ok {
+	for _, st := range m.stats {
+		if st != nil {
 			return true
 		}
 	}

@@ -47,48 +47,6 @@ const (
 	trainerPrefix   = "trainer/"
 )
 
-// layerSpec describes one layer in a file's header: the constructor's name
-// and arguments.
-type layerSpec struct {
-	Layer   string  `json:"layer"`
-	Filters int     `json:"filters,omitempty"`
-	Kernel  int     `json:"kernel,omitempty"`
-	Padding string  `json:"padding,omitempty"`
-	Size    int     `json:"size,omitempty"`
-	Units   int     `json:"units,omitempty"`
-	Rate    float64 `json:"rate,omitempty"`
-	Stddev  float64 `json:"stddev,omitempty"`
-}
-
-// layer returns the layer s describes.
-func (s layerSpec) layer() (Layer, error) {
-	switch s.Layer {
-	case "Conv2D":
-		switch s.Padding {
-		case "valid":
-			return Conv2D(s.Filters, s.Kernel, Valid), nil
-		case "same":
-			return Conv2D(s.Filters, s.Kernel, Same), nil
-		}
-		return nil, fmt.Errorf("Conv2D padding %q: want valid or same", clip(s.Padding))
-	case "MaxPool2D":
-		return MaxPool2D(s.Size), nil
-	case "Dense":
-		return Dense(s.Units), nil
-	case "ReLU":
-		return ReLU(), nil
-	case "Dropout":
-		return Dropout(s.Rate), nil
-	case "GaussianNoise":
-		return GaussianNoise(s.Stddev), nil
-	case "Flatten":
-		return Flatten(), nil
-	case "BatchNorm":
-		return BatchNorm(), nil
-	}
-	return nil, fmt.Errorf("unknown layer %q", clip(s.Layer))
-}
-
 // presetConfig is the header's record of a NewModel preset.
 type presetConfig struct {
 	Name    string `json:"name"`
@@ -117,26 +75,11 @@ type stateEntry struct {
 func (m *Model) stateDict() []stateEntry {
 	var out []stateEntry
 	for i, l := range m.layers {
-		mod := m.modules[i]
-		ps := m.weights[i]
-		switch l.(type) {
-		case *conv2D:
-			out = append(out, plainEntry(mod+".weight", m.params[ps[0]]), plainEntry(mod+".bias", m.params[ps[1]]))
-		case *dense:
-			k := m.params[ps[0]]
-			in, units := k.Value.Shape()[0], k.Value.Shape()[1]
-			data := k.Value.Data().([]float32)
-			out = append(out, stateEntry{name: mod + ".weight", shape: []int{units, in},
-				get:  func() []float32 { return transpose(data, in, units) },
-				set:  func(v []float32) { copy(data, transpose(v, units, in)) },
-				host: func() []float32 { return data }},
-				plainEntry(mod+".bias", m.params[ps[1]]))
-		case *batchNorm:
-			st := m.stats[i]
-			out = append(out, plainEntry(mod+".weight", m.params[ps[0]]), plainEntry(mod+".bias", m.params[ps[1]]),
-				sliceEntry(mod+".running_mean", st[0]), sliceEntry(mod+".running_var", st[1]),
-				stateEntry{name: mod + ".num_batches_tracked", shape: []int{}, count: &m.bnBatches[i]})
+		w := make([]*Param, len(m.weights[i]))
+		for j, k := range m.weights[i] {
+			w[j] = m.params[k]
 		}
+		out = append(out, l.state(m.modules[i], w, m.stats[i], &m.bnBatches[i])...)
 	}
 	return out
 }

@@ -2,7 +2,7 @@
 // the float32 matrix product (gemm.go, with an AVX2/FMA micro-kernel in Go
 // assembly chosen at run time and a pure-Go fallback), the convolution
 // products that gather the im2col matrix while packing (gemm_im2col.go),
-// and the worker pool they and the ops share (pool.go). It knows nothing of
+// and the worker pool they and the ops share (parallel.go). It knows nothing of
 // Gorgonia or of the ops: the root package's ops call it.
 //
 // Every result is a sum in a fixed order, so it does not depend on the
