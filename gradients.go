@@ -69,20 +69,20 @@ func (m *Model) Gradients(images []float32, labels []int, noise []float32, vat *
 		}
 		m.grads[key] = tg
 	}
-	x, y := tg.x.Data().([]float32), tg.y.Data().([]float32)
+	x, y := tg.xl.Data().([]float32), tg.yl.Data().([]float32)
 	copy(x, images)
 	kernels.Zero(y)
 	for i, l := range labels {
 		y[i*m.classes+l] = 1
 	}
 	backend.MarkHostWritten(x, y)
-	if tg.noise != nil {
-		d := tg.noise.Data().([]float32)
+	for _, n := range tg.noise {
+		d := n.Data().([]float32)
 		copy(d, noise)
 		backend.MarkHostWritten(d)
 	}
 	g := &Gradients{}
-	if g.Loss, g.CE, g.LDS, err = tg.run(); err != nil {
+	if g.Loss, g.CE, g.LDS, _, err = tg.run(); err != nil {
 		return nil, err
 	}
 	if vat != nil {

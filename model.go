@@ -10,7 +10,6 @@ import (
 
 	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/kernels"
-	"github.com/org/vat/internal/ops"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -79,9 +78,9 @@ type Model struct {
 	bnBatches []int64
 
 	mu    sync.Mutex
-	evals map[int]*evalGraph      // inference graphs by batch size
-	grads map[gradKey]*trainGraph // Gradients' graphs
-	dirs  map[dirKey]*dirGraph    // Robustness' graphs
+	evals map[int]*evalGraph     // inference graphs by batch size
+	grads map[gradKey]*stepGraph // Gradients' graphs
+	dirs  map[dirKey]*dirGraph   // Robustness' graphs
 }
 
 // NewModel returns Keras' MNIST CNN, freshly initialized from cfg.Seed.
@@ -156,7 +155,7 @@ func Sequential(inputShape []int, seed uint64, layers ...Layer) (*Model, error) 
 		return nil, fmt.Errorf("vat: Sequential: the last layer is %s, want Dense (its outputs are the logits)", layers[len(layers)-1].kind())
 	}
 	m := &Model{cfg: ModelConfig{Seed: seed}, inShape: append([]int(nil), inputShape...), layers: layers,
-		evals: map[int]*evalGraph{}, grads: map[gradKey]*trainGraph{}, dirs: map[dirKey]*dirGraph{},
+		evals: map[int]*evalGraph{}, grads: map[gradKey]*stepGraph{}, dirs: map[dirKey]*dirGraph{},
 		modules: moduleNames(len(layers)), bnBatches: make([]int64, len(layers))}
 	count := map[string]int{}
 	shape := m.inShape
@@ -272,63 +271,6 @@ func (m *Model) NumParams() int {
 // Sequential model only Seed is set.
 func (m *Model) Config() ModelConfig { return m.cfg }
 
-// scope carries what layer functions need while they build one graph: the
-// graph, whether dropout is active and where its seeds come from. The first
-// error sticks; later layers become no-ops, so model code reads top to
-// bottom without error checks after every line.
-type scope struct {
-	g        *G.ExprGraph
-	dropout  bool
-	seed     uint64
-	dropouts uint64       // dropout ops created so far, to give each its own stream
-	streams  []ops.Stream // the dropout ops, in creation order, for checkpoints
-	err      error
-
-	// Batch normalization: batchStats normalizes with the batch's
-	// statistics (training graphs) instead of the running averages
-	// (inference); updateStats lets a pass update the running averages
-	// (the clean training pass only); stats are the current layer's
-	// running mean and variance, set by Model.forward.
-	batchStats, updateStats bool
-	stats                   *[2][]float32
-
-	// The exact probe: trace, when set, records each layer's input and
-	// output as forward builds them; consts are the constant inputs (zero
-	// biases) that tangent adds, which the graph's compiler must be given.
-	trace  *[]layerTrace
-	consts []*G.Node
-}
-
-// layerTrace is one layer's input and output in a recorded pass (for a
-// layer whose ReLU is fused, the output after the ReLU).
-type layerTrace struct{ in, out *G.Node }
-
-func newScope(dropout bool, seed uint64) *scope {
-	return &scope{g: G.NewGraph(), dropout: dropout, seed: seed}
-}
-
-// weights is one set of input nodes bound to the model's live tensors, so
-// that optimizer updates reach every graph without copying. A forward pass
-// whose gradient is needed gets a set of its own: each weight node then has
-// one differentiable consumer, and Gorgonia's Grad adds no summing ops of
-// its own (which would bring Gorgonia's stock ops back into the graph).
-type weights struct {
-	nodes []*G.Node // in Model.params order
-	named map[string]*G.Node
-}
-
-// weightNodes adds a weight set to s's graph; tag tells sets apart.
-func (m *Model) weightNodes(s *scope, tag string) weights {
-	w := weights{named: map[string]*G.Node{}}
-	for _, p := range m.params {
-		n := G.NewTensor(s.g, G.Float32, p.Value.Dims(), G.WithShape(p.Value.Shape()...),
-			G.WithValue(p.Value), G.WithName(p.Name+tag))
-		w.nodes = append(w.nodes, n)
-		w.named[p.Name] = n
-	}
-	return w
-}
-
 // forward builds the network on the batch x (N × the input shape) with the
 // weights w and returns the logits (N × classes).
 func (m *Model) forward(s *scope, w weights, x *G.Node) *G.Node {
@@ -357,56 +299,12 @@ func (m *Model) forward(s *scope, w weights, x *G.Node) *G.Node {
 	return h
 }
 
-func (s *scope) assertShape(x *G.Node, want ...int) {
-	if s.err == nil && !x.Shape().Eq(tensor.Shape(want)) {
-		s.err = fmt.Errorf("vat: internal error: layer output %v has shape %v, want %v", x.Name(), x.Shape(), want)
+// countStatUpdate records that a training step's clean pass updated every
+// BatchNorm layer's running averages (PyTorch's num_batches_tracked).
+func (m *Model) countStatUpdate() {
+	for i, st := range m.stats {
+		if st != nil {
+			m.bnBatches[i]++
+		}
 	}
-}
-
-func (s *scope) apply(op G.Op, in ...*G.Node) *G.Node {
-	if s.err != nil {
-		return nil
-	}
-	out, err := G.ApplyOp(op, in...)
-	if err != nil {
-		s.err = fmt.Errorf("vat: building %v: %w", op, err)
-		return nil
-	}
-	return out
-}
-
-// dropout drops with the given rate when the scope trains with dropout, and
-// is the identity otherwise.
-func dropout(s *scope, x *G.Node, rate float64) *G.Node {
-	return stochastic(s, x, func(seed uint64) (streamOp, error) { return ops.NewDropout(rate, seed) })
-}
-
-// noise adds GaussianNoise's noise when the scope trains (as dropout), and
-// is the identity otherwise.
-func noise(s *scope, x *G.Node, stddev float64) *G.Node {
-	return stochastic(s, x, func(seed uint64) (streamOp, error) { return ops.NewGaussianNoise(stddev, seed) })
-}
-
-// streamOp is an op that draws random numbers every run.
-type streamOp interface {
-	G.Op
-	ops.Stream
-}
-
-// stochastic applies the op that newOp makes, seeded from the scope's seed
-// and the number of random layers before it (one family of streams for
-// dropout masks and noise), and records it among the streams a checkpoint
-// saves.
-func stochastic(s *scope, x *G.Node, newOp func(seed uint64) (streamOp, error)) *G.Node {
-	if s.err != nil || !s.dropout {
-		return x
-	}
-	op, err := newOp(rng.SplitMix64(s.seed ^ rng.SplitMix64(rng.Dropout) ^ s.dropouts))
-	s.dropouts++
-	if err != nil {
-		s.err = err
-		return nil
-	}
-	s.streams = append(s.streams, op)
-	return s.apply(op, x)
 }

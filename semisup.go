@@ -4,14 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"time"
 
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/backend"
-	"github.com/org/vat/internal/ops"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -106,7 +103,7 @@ type SemiTrainer struct {
 	sched Schedule
 	state optimizerState // nil until the first step
 	noise rng.Chunked
-	graph *semiGraph
+	graph *stepGraph
 
 	// Progress, all of which Checkpoint saves.
 	it       int        // iterations done
@@ -227,7 +224,12 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		}
 	}
 	if t.graph == nil {
-		g, err := newSemiGraph(m, cfg.LabeledBatch, cfg.UnlabeledBatch, t.vat, cfg.VATOnLabeled, cfg.EntMin, cfg.Seed)
+		sp := stepSpec{labeled: cfg.LabeledBatch, vat: t.vat, vatOnLabeled: cfg.VATOnLabeled, entMin: cfg.EntMin,
+			dropout: true, updateStats: true, seed: rng.SplitMix64(cfg.Seed ^ 0x5e31)}
+		if t.vat != nil || cfg.EntMin > 0 {
+			sp.unlabeled = cfg.UnlabeledBatch
+		}
+		g, err := newStepGraph(m, sp)
 		if err != nil {
 			return nil, err
 		}
@@ -275,9 +277,10 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 			if warm := cfg.WarmUp * float64(cfg.Iterations); float64(it+1) < warm {
 				st.Alpha *= float64(it+1) / warm
 			}
-			g.sum.SetWeight(g.alphaAt, st.Alpha)
+			g.setAlpha(st.Alpha)
 		}
-		if err := g.run(&st); err != nil {
+		var err error
+		if st.Loss, st.CE, st.LDS, st.Entropy, err = g.run(); err != nil {
 			return evals, err
 		}
 		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
@@ -361,233 +364,5 @@ func (t *SemiTrainer) orders(labeled, unlabeled *Dataset, needU bool) error {
 		}
 	}
 	t.cursors = [2]*cursor{}
-	return nil
-}
-
-func cursorN(c *cursor) int {
-	if c == nil {
-		return 0
-	}
-	return c.data.N
-}
-
-// cycler hands out indices 0..n−1 in random order, batch after batch,
-// reshuffling whenever all have been handed out; a batch that straddles
-// the end continues in the next order.
-type cycler struct {
-	perm  []int
-	pos   int
-	src   *rand.PCG
-	r     *rand.Rand
-	batch []int
-}
-
-func newCycler(n int, src *rand.PCG) *cycler {
-	c := &cycler{perm: make([]int, n), src: src, r: rand.New(src), pos: n}
-	for i := range c.perm {
-		c.perm[i] = i
-	}
-	return c
-}
-
-func (c *cycler) next(k int) []int {
-	c.batch = c.batch[:0]
-	for len(c.batch) < k {
-		if c.pos == len(c.perm) {
-			c.r.Shuffle(len(c.perm), func(i, j int) { c.perm[i], c.perm[j] = c.perm[j], c.perm[i] })
-			c.pos = 0
-		}
-		take := min(k-len(c.batch), len(c.perm)-c.pos)
-		c.batch = append(c.batch, c.perm[c.pos:c.pos+take]...)
-		c.pos += take
-	}
-	return c.batch
-}
-
-// cursor is a cycler's place, as a checkpoint records it.
-type cursor struct {
-	order  []int64 // the current order
-	pos    int
-	source []byte // the shuffling source
-	data   dataKey
-}
-
-func (c *cycler) save(data dataKey) (*cursor, error) {
-	src, err := c.src.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	order := make([]int64, len(c.perm))
-	for i, p := range c.perm {
-		order[i] = int64(p)
-	}
-	return &cursor{order: order, pos: c.pos, source: src, data: data}, nil
-}
-
-// check reports whether cur is a place in a permutation, with a valid
-// shuffling source.
-func (cur *cursor) check() error {
-	if cur.pos < 0 || cur.pos > len(cur.order) {
-		return fmt.Errorf("the batch order is at %d of %d", cur.pos, len(cur.order))
-	}
-	seen := make([]bool, len(cur.order))
-	for _, p := range cur.order {
-		if p < 0 || p >= int64(len(seen)) || seen[p] {
-			return fmt.Errorf("the batch order is not a permutation of 0-%d", len(seen)-1)
-		}
-		seen[p] = true
-	}
-	var src rand.PCG
-	if err := src.UnmarshalBinary(cur.source); err != nil {
-		return fmt.Errorf("the shuffling state: %v", err)
-	}
-	return nil
-}
-
-// restore sets c to cur, checked, of c's length.
-func (c *cycler) restore(cur *cursor) error {
-	for i, p := range cur.order {
-		c.perm[i] = int(p)
-	}
-	c.pos = cur.pos
-	if err := c.src.UnmarshalBinary(cur.source); err != nil {
-		return fmt.Errorf("vat: the checkpoint's shuffling state: %w", err)
-	}
-	return nil
-}
-
-// semiGraph is one compiled semi-supervised step.
-type semiGraph struct {
-	vm         G.VM
-	xl, yl, xu *tensor.Dense   // xu nil without VAT and EntMin
-	noise      []*tensor.Dense // VAT's start directions (unlabeled, then labeled)
-	sum        interface{ SetWeight(int, float64) }
-	alphaAt    int // α's position in sum
-	loss, ce   *G.Node
-	lds, ent   *G.Node // nil when off
-	grads      []*G.Node
-	streams    []ops.Stream // the dropout and noise ops, whose draw counts checkpoints save
-}
-
-func newSemiGraph(m *Model, nl, nu int, vat *VATConfig, vatOnLabeled bool, beta float64, seed uint64) (*semiGraph, error) {
-	s := newScope(true, rng.SplitMix64(seed^0x5e31))
-	g := &semiGraph{}
-	tensorOf := func(shape ...int) *tensor.Dense {
-		return tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
-	}
-	lshape := append([]int{nl}, m.inShape...)
-	g.xl, g.yl = tensorOf(lshape...), tensorOf(nl, m.classes)
-	xl := G.NewTensor(s.g, G.Float32, len(lshape), G.WithShape(lshape...), G.WithValue(g.xl), G.WithName("x"))
-	yl := G.NewMatrix(s.g, G.Float32, G.WithShape(nl, m.classes), G.WithValue(g.yl), G.WithName("labels"))
-	L := m.weightNodes(s, "")
-	inputs := append(G.Nodes{xl, yl}, L.nodes...)
-	sets := [][]*G.Node{L.nodes}
-
-	s.batchStats, s.updateStats = true, true
-	var traceL, traceU []layerTrace // the clean passes, which the exact probe linearizes
-	s.trace = &traceL
-	logitsL := m.forward(s, L, xl)
-	s.trace, s.updateStats = nil, false
-	g.ce = s.apply(ops.NewCrossEntropy(), logitsL, yl)
-	terms, coefs := []*G.Node{g.ce}, []float64{1}
-
-	// vatOn adds the VAT term on batch x (clean logits from weights w) and
-	// returns LDS.
-	vatOn := func(x, logits *G.Node, w weights, trace []layerTrace, tag string) *G.Node {
-		shape := x.Shape().Clone()
-		vin, nz, vnodes := bindVATInputs(s, vat.Ip, shape)
-		g.noise = append(g.noise, nz)
-		inputs = append(inputs, vnodes...)
-		adv := m.weightNodes(s, "@adv"+tag)
-		inputs = append(inputs, adv.nodes...)
-		sets = append(sets, adv.nodes)
-		lds, _, _ := vatTerm(s, *vat, vin, m.vatPasses(s, w, trace, adv), x, logits, vat.CleanGrad)
-		return lds
-	}
-	if vat != nil || beta > 0 {
-		ushape := append([]int{nu}, m.inShape...)
-		g.xu = tensorOf(ushape...)
-		xu := G.NewTensor(s.g, G.Float32, len(ushape), G.WithShape(ushape...), G.WithValue(g.xu), G.WithName("x/unlabeled"))
-		U := m.weightNodes(s, "@u")
-		inputs = append(inputs, xu)
-		inputs = append(inputs, U.nodes...)
-		s.trace = &traceU
-		logitsU := m.forward(s, U, xu)
-		s.trace = nil
-		if beta > 0 || (vat != nil && vat.CleanGrad) {
-			sets = append(sets, U.nodes) // the entropy's gradient flows through the unlabeled clean pass
-		}
-		if vat != nil {
-			g.lds = vatOn(xu, logitsU, U, traceU, "u")
-			if vatOnLabeled {
-				ldsL := vatOn(xl, logitsL, L, traceL, "l")
-				n := float64(nl + nu)
-				g.lds = weightedSum(s, []float64{float64(nu) / n, float64(nl) / n}, g.lds, ldsL)
-			}
-			g.alphaAt = len(terms)
-			terms, coefs = append(terms, g.lds), append(coefs, vat.Alpha)
-		}
-		if beta > 0 {
-			g.ent = s.apply(ops.NewEntropy(), logitsU)
-			terms, coefs = append(terms, g.ent), append(coefs, beta)
-		}
-	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	inputs = append(inputs, s.consts...)
-	sum := ops.NewWeightedSum(coefs...)
-	g.sum = sum
-	g.loss = s.apply(sum, terms...)
-	var wrt []*G.Node
-	for _, set := range sets {
-		wrt = append(wrt, set...)
-	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	grads, err := G.Grad(g.loss, wrt...)
-	if err != nil {
-		return nil, fmt.Errorf("vat: differentiating the semi-supervised loss: %w", err)
-	}
-	np := len(m.params)
-	g.grads = grads[:np]
-	for k := 1; k < len(sets); k++ { // ∂loss/∂w sums every pass's part
-		for i := range g.grads {
-			g.grads[i] = add(s, g.grads[i], grads[k*np+i])
-		}
-	}
-	if s.err != nil {
-		return nil, s.err
-	}
-	outputs := append(G.Nodes{g.loss, g.ce}, g.grads...)
-	for _, n := range []*G.Node{g.lds, g.ent} {
-		if n != nil {
-			outputs = append(outputs, n)
-		}
-	}
-	prog, locMap, err := G.CompileFunction(s.g, inputs, outputs)
-	if err != nil {
-		return nil, fmt.Errorf("vat: compiling the semi-supervised graph: %w", err)
-	}
-	g.vm = G.NewTapeMachine(s.g, G.WithPrecompiled(prog, locMap))
-	g.streams = s.streams
-	return g, nil
-}
-
-// run executes one step and fills st's loss parts.
-func (g *semiGraph) run(st *SemiStep) error {
-	g.vm.Reset()
-	if err := g.vm.RunAll(); err != nil {
-		return fmt.Errorf("vat: semi-supervised step: %w", err)
-	}
-	read := func(n *G.Node) float64 {
-		if n == nil {
-			return 0
-		}
-		v, _ := ops.Scalar32("loss", 0, n.Value())
-		return float64(v)
-	}
-	st.Loss, st.CE, st.LDS, st.Entropy = read(g.loss), read(g.ce), read(g.lds), read(g.ent)
 	return nil
 }

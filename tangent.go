@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/ops"
 )
@@ -44,17 +43,4 @@ func (m *Model) tangent(s *scope, w weights, trace []layerTrace, d *G.Node) *G.N
 		}
 	}
 	return h
-}
-
-// zeros returns a constant all-zero input shaped like x (a bias the
-// tangent map leaves out), registered in s.consts.
-func (s *scope) zeros(x *G.Node) *G.Node {
-	if s.err != nil {
-		return nil
-	}
-	z := G.NewTensor(s.g, G.Float32, x.Dims(), G.WithShape(x.Shape()...),
-		G.WithValue(tensor.New(tensor.WithShape(x.Shape()...), tensor.Of(tensor.Float32))),
-		G.WithName(fmt.Sprintf("zeros#%d", len(s.consts))))
-	s.consts = append(s.consts, z)
-	return z
 }

@@ -3,7 +3,6 @@ package vat
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -11,8 +10,6 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/backend"
-	"github.com/org/vat/internal/kernels"
-	"github.com/org/vat/internal/ops"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -70,7 +67,7 @@ type Trainer struct {
 	opt     Optimizer
 	sched   Schedule
 	state   optimizerState // nil until the first step
-	graphs  map[int]*trainGraph
+	graphs  map[int]*stepGraph
 	pcg     *rand.PCG  // the shuffling stream's source
 	shuffle *rand.Rand // draws from pcg
 	noise   rng.Chunked
@@ -104,7 +101,7 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 	if cfg.BatchSize < 0 || cfg.BatchSize > 65536 {
 		return nil, fmt.Errorf("vat: TrainConfig.BatchSize = %d: want 1 to 65536", cfg.BatchSize)
 	}
-	t := &Trainer{model: m, cfg: cfg, graphs: map[int]*trainGraph{},
+	t := &Trainer{model: m, cfg: cfg, graphs: map[int]*stepGraph{},
 		pcg: rng.NewPCG(cfg.Seed, rng.Shuffle, 0), noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
 	t.shuffle = rand.New(t.pcg)
 	var err error
@@ -246,19 +243,6 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (EpochResult, 
 	return *r, nil
 }
 
-// dataKey identifies a training set well enough to refuse continuing an
-// epoch on another one: its size and a hash of its labels.
-type dataKey struct {
-	N      int    `json:"images"`
-	Labels uint64 `json:"labels_fnv64a"`
-}
-
-func keyOf(d *Dataset) dataKey {
-	h := fnv.New64a()
-	h.Write(d.Labels)
-	return dataKey{N: d.Len(), Labels: h.Sum64()}
-}
-
 // History returns the results of every finished epoch, those before a
 // Resume included (test figures are set by Fit).
 func (t *Trainer) History() []EpochResult { return append([]EpochResult(nil), t.history...) }
@@ -273,16 +257,16 @@ func (t *Trainer) step(d *Dataset, idx []int, it, steps int) (loss, ce, lds floa
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	x, y := tg.x.Data().([]float32), tg.y.Data().([]float32)
+	x, y := tg.xl.Data().([]float32), tg.yl.Data().([]float32)
 	d.fill(x, y, idx, t.model.classes)
-	if tg.noise != nil {
+	for _, n := range tg.noise {
 		// Data() allocates: call it once. On a GPU the noise is drawn there.
-		if err := backend.Normals(&t.noise, tg.noise.Data().([]float32)); err != nil {
+		if err := backend.Normals(&t.noise, n.Data().([]float32)); err != nil {
 			return 0, 0, 0, err
 		}
 	}
 	backend.MarkHostWritten(x, y)
-	if loss, ce, lds, err = tg.run(); err != nil {
+	if loss, ce, lds, _, err = tg.run(); err != nil {
 		return 0, 0, 0, err
 	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
@@ -305,30 +289,9 @@ func (t *Trainer) step(d *Dataset, idx []int, it, steps int) (loss, ce, lds floa
 	return loss, ce, lds, nil
 }
 
-// fill copies the samples idx of d into x and their one-hot labels (of
-// classes) into y: a batch for a training graph.
-func (d *Dataset) fill(x, y []float32, idx []int, classes int) {
-	px := size(d.shape())
-	kernels.Zero(y)
-	for i, j := range idx {
-		copy(x[i*px:(i+1)*px], d.Images[j*px:(j+1)*px])
-		y[i*classes+int(d.Labels[j])] = 1
-	}
-}
-
-// countStatUpdate records that a training step's clean pass updated every
-// BatchNorm layer's running averages (PyTorch's num_batches_tracked).
-func (m *Model) countStatUpdate() {
-	for i, st := range m.stats {
-		if st != nil {
-			m.bnBatches[i]++
-		}
-	}
-}
-
 // graph returns the compiled training graph for batches of n, building it
 // on first use. An epoch needs at most two: full batches and the remainder.
-func (t *Trainer) graph(n int) (*trainGraph, error) {
+func (t *Trainer) graph(n int) (*stepGraph, error) {
 	if tg, ok := t.graphs[n]; ok {
 		return tg, nil
 	}
@@ -344,131 +307,4 @@ func (t *Trainer) graph(n int) (*trainGraph, error) {
 	}
 	t.graphs[n] = tg
 	return tg, nil
-}
-
-// Evaluation is the result of Model.Evaluate.
-type Evaluation struct {
-	Accuracy float64 // fraction classified right
-	Loss     float64 // mean cross-entropy
-}
-
-const evalBatch = 500
-
-// Evaluate returns the accuracy and mean cross-entropy of the model on d.
-func (m *Model) Evaluate(d *Dataset) (Evaluation, error) {
-	if err := d.validate("evaluation", m); err != nil {
-		return Evaluation{}, err
-	}
-	var ev Evaluation
-	k := m.classes
-	lp := make([]float64, k)
-	err := m.logits(d.Images, d.Len(), func(first int, logits []float32) {
-		for i := 0; i < len(logits)/k; i++ {
-			row := logits[i*k : (i+1)*k]
-			label := int(d.Labels[first+i])
-			ops.LogSoftmax(lp, row)
-			ev.Loss -= lp[label]
-			if argmax(row) == label {
-				ev.Accuracy++
-			}
-		}
-	})
-	if err != nil {
-		return Evaluation{}, err
-	}
-	ev.Loss /= float64(d.Len())
-	ev.Accuracy /= float64(d.Len())
-	return ev, nil
-}
-
-// Predict returns the most likely class of each sample. images holds whole
-// samples of the model's input shape (for the preset, 28×28 images,
-// row-major, pixels in [0, 1]).
-func (m *Model) Predict(images []float32) ([]int, error) {
-	n, err := m.sampleCount(images)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]int, 0, n)
-	err = m.logits(images, n, func(_ int, logits []float32) {
-		for i := 0; i < len(logits)/m.classes; i++ {
-			out = append(out, argmax(logits[i*m.classes:(i+1)*m.classes]))
-		}
-	})
-	return out, err
-}
-
-// Probabilities returns the softmax class probabilities of each sample,
-// one per class (Classes() of them).
-func (m *Model) Probabilities(images []float32) ([]float32, error) {
-	n, err := m.sampleCount(images)
-	if err != nil {
-		return nil, err
-	}
-	k := m.classes
-	out := make([]float32, 0, n*k)
-	lp := make([]float64, k)
-	err = m.logits(images, n, func(_ int, logits []float32) {
-		for i := 0; i < len(logits)/k; i++ {
-			ops.LogSoftmax(lp, logits[i*k:(i+1)*k])
-			for _, l := range lp {
-				out = append(out, float32(math.Exp(l)))
-			}
-		}
-	})
-	return out, err
-}
-
-// Classes returns the number of classes: the last Dense layer's units.
-func (m *Model) Classes() int { return m.classes }
-
-// InputShape returns the shape of one sample, e.g. [1 28 28].
-func (m *Model) InputShape() []int { return append([]int(nil), m.inShape...) }
-
-// sampleCount returns how many samples of the model's input shape images
-// holds.
-func (m *Model) sampleCount(images []float32) (int, error) {
-	px := size(m.inShape)
-	if len(images) == 0 || len(images)%px != 0 {
-		return 0, fmt.Errorf("vat: %d values is not a whole number of samples of %v", len(images), m.inShape)
-	}
-	return len(images) / px, nil
-}
-
-// logits runs the inference graph over n images in batches, passing each
-// batch's logits (and the index of its first image) to fn.
-func (m *Model) logits(images []float32, n int, fn func(first int, logits []float32)) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	px := size(m.inShape)
-	for first := 0; first < n; first += evalBatch {
-		b := min(evalBatch, n-first)
-		eg, ok := m.evals[b]
-		if !ok {
-			var err error
-			if eg, err = newEvalGraph(m, b); err != nil {
-				return err
-			}
-			m.evals[b] = eg
-		}
-		x := eg.x.Data().([]float32)
-		copy(x, images[first*px:(first+b)*px])
-		backend.MarkHostWritten(x)
-		logits, err := eg.run()
-		if err != nil {
-			return err
-		}
-		fn(first, logits)
-	}
-	return nil
-}
-
-func argmax(v []float32) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }

@@ -84,15 +84,16 @@ func TestVATStopGradient(t *testing.T) {
 			t.Fatal(err)
 		}
 		x, y := batchTensor(train, 8)
-		copy(tg.x.Data().([]float32), x.Data().([]float32))
-		copy(tg.y.Data().([]float32), y.Data().([]float32))
-		backend.MarkHostWritten(tg.x.Data().([]float32), tg.y.Data().([]float32))
+		copy(tg.xl.Data().([]float32), x.Data().([]float32))
+		copy(tg.yl.Data().([]float32), y.Data().([]float32))
+		backend.MarkHostWritten(tg.xl.Data().([]float32), tg.yl.Data().([]float32))
 		rng := rand.New(rand.NewPCG(6, 6))
-		for i := range tg.noise.Data().([]float32) {
-			tg.noise.Data().([]float32)[i] = float32(rng.NormFloat64())
+		noise := tg.noise[0].Data().([]float32)
+		for i := range noise {
+			noise[i] = float32(rng.NormFloat64())
 		}
-		backend.MarkHostWritten(tg.noise.Data().([]float32))
-		if _, _, _, err := tg.run(); err != nil {
+		backend.MarkHostWritten(noise)
+		if _, _, _, _, err := tg.run(); err != nil {
 			t.Fatal(err)
 		}
 		rAdv, err := tg.adversarial()
