@@ -39,7 +39,7 @@ func benchTrainerBatch(b *testing.B, train *Dataset, vat *VATConfig, batch int) 
 	for i := range idx {
 		idx[i] = i
 	}
-	if _, _, _, err := tr.step(train, idx, 0, 1); err != nil { // build the graph
+	if err := tr.step(train, idx, &StepInfo{Iteration: 1, Iterations: 1}); err != nil { // build the graph
 		b.Fatal(err)
 	}
 	return tr, idx
@@ -70,7 +70,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				for j := range idx {
 					idx[j] = off + j
 				}
-				if _, _, _, err := tr.step(train, idx, 0, 1); err != nil {
+				if err := tr.step(train, idx, &StepInfo{Iteration: 1, Iterations: 1}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -113,7 +113,7 @@ func BenchmarkTrainStepBatch(b *testing.B) {
 					for j := range idx {
 						idx[j] = off + j
 					}
-					if _, _, _, err := tr.step(train, idx, 0, 1); err != nil {
+					if err := tr.step(train, idx, &StepInfo{Iteration: 1, Iterations: 1}); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -170,7 +170,7 @@ func BenchmarkEfficiency(b *testing.B) {
 			flops0 := ops.ProductFLOPs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, _, _, err := tr.step(train, idx, 0, 1); err != nil {
+				if err := tr.step(train, idx, &StepInfo{Iteration: 1, Iterations: 1}); err != nil {
 					b.Fatal(err)
 				}
 			}

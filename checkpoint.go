@@ -43,6 +43,7 @@ type checkpointState struct {
 	Optimizer      *optimizerRecord `json:"optimizer,omitempty"`
 	Schedule       *scheduleRecord  `json:"schedule,omitempty"`
 	OptimizerSteps int              `json:"optimizer_steps,omitempty"` // Adam's t
+	Early          *earlyRecord     `json:"early_stopping,omitempty"`  // early stopping's state
 	Noise          uint64           `json:"noise_draws"`               // VAT noise buffers drawn
 	Dropout        map[int][]uint64 `json:"dropout_draws"`             // per graph, each dropout op's masks drawn
 
@@ -60,13 +61,14 @@ type checkpointState struct {
 // schedule (checkpointState has those). The adadelta_ fields are read from
 // older files only.
 type checkpointConfig struct {
-	Epochs    int        `json:"epochs,omitempty"`
-	BatchSize int        `json:"batch_size,omitempty"`
-	Seed      uint64     `json:"seed"`
-	LR        float64    `json:"adadelta_lr,omitempty"`
-	Rho       float64    `json:"adadelta_rho,omitempty"`
-	Epsilon   float64    `json:"adadelta_epsilon,omitempty"`
-	VAT       *VATConfig `json:"vat,omitempty"`
+	Epochs    int            `json:"epochs,omitempty"`
+	BatchSize int            `json:"batch_size,omitempty"`
+	Seed      uint64         `json:"seed"`
+	LR        float64        `json:"adadelta_lr,omitempty"`
+	Rho       float64        `json:"adadelta_rho,omitempty"`
+	Epsilon   float64        `json:"adadelta_epsilon,omitempty"`
+	VAT       *VATConfig     `json:"vat,omitempty"`
+	EarlyStop *EarlyStopping `json:"early_stop,omitempty"`
 }
 
 // epochRecord is an EpochResult whose test figures may be missing (NaN,
@@ -110,11 +112,13 @@ type ckptWriter struct {
 	extra []safetensors.Tensor
 }
 
-// writeCheckpoint writes the model, the optimizer state st (nil before the
-// first step) and the header entry to path, atomically.
-func writeCheckpoint(path string, m *Model, opt Optimizer, sched Schedule, state optimizerState, w *ckptWriter) error {
-	o, s := opt.record(), sched.record()
-	w.st.Optimizer, w.st.Schedule = &o, &s
+// writeCheckpoint writes the model, the training core's optimizer state
+// (none before the first step) and early stopping's, and the header entry
+// to path, atomically.
+func writeCheckpoint(path string, l *loop, w *ckptWriter) error {
+	m, state := l.model, l.state
+	o, s := l.opt.record(), l.sched.record()
+	w.st.Optimizer, w.st.Schedule, w.st.Early = &o, &s, l.earlyRecord()
 	if state != nil {
 		w.st.OptimizerSteps = state.steps()
 	}
@@ -277,7 +281,7 @@ func (r *ckptReader) optimizerState(started bool) (optimizerState, error) {
 // checkpoint's weights.
 func (t *Trainer) Checkpoint(path string) error {
 	w := &ckptWriter{st: checkpointState{Kind: kindSupervised,
-		Config: checkpointConfig{Epochs: t.cfg.Epochs, BatchSize: t.cfg.BatchSize, Seed: t.cfg.Seed, VAT: t.vat},
+		Config: checkpointConfig{Epochs: t.cfg.Epochs, BatchSize: t.cfg.BatchSize, Seed: t.cfg.Seed, VAT: t.vat, EarlyStop: t.early},
 		Epoch:  t.epoch, Step: t.stepInEpoch, Noise: t.noise.Fills(), Dropout: map[int][]uint64{},
 		Partial: recordOf(t.partial), History: []epochRecord{},
 	}}
@@ -299,7 +303,7 @@ func (t *Trainer) Checkpoint(path string) error {
 			w.st.Dropout[n] = d
 		}
 	}
-	return writeCheckpoint(path, t.model, t.opt, t.sched, t.state, w)
+	return writeCheckpoint(path, &t.loop, w)
 }
 
 // Resume reads a checkpoint written by Trainer.Checkpoint and returns a
@@ -322,6 +326,8 @@ func Resume(path string, cfg TrainConfig) (*Trainer, error) {
 		return nil, fmt.Errorf("vat: Resume: TrainConfig.Optimizer is set; a resumed run keeps its checkpoint's")
 	case cfg.Schedule != nil:
 		return nil, fmt.Errorf("vat: Resume: TrainConfig.Schedule is set; a resumed run keeps its checkpoint's")
+	case cfg.EarlyStop != nil:
+		return nil, fmt.Errorf("vat: Resume: TrainConfig.EarlyStop is set; a resumed run keeps its checkpoint's")
 	case cfg.Epochs < 0:
 		return nil, fmt.Errorf("vat: Resume: TrainConfig.Epochs = %d: want >= 0 (0 keeps the checkpoint's)", cfg.Epochs)
 	}
@@ -330,7 +336,7 @@ func Resume(path string, cfg TrainConfig) (*Trainer, error) {
 		return nil, err
 	}
 	st, c := r.st, r.st.Config
-	tc := TrainConfig{Epochs: c.Epochs, BatchSize: c.BatchSize, Seed: c.Seed, VAT: c.VAT,
+	tc := TrainConfig{Epochs: c.Epochs, BatchSize: c.BatchSize, Seed: c.Seed, VAT: c.VAT, EarlyStop: c.EarlyStop,
 		Optimizer: r.opt, Schedule: r.sched, OnStep: cfg.OnStep, OnEpoch: cfg.OnEpoch}
 	if c.Epochs < 1 || c.BatchSize < 1 {
 		return nil, r.bad("the configuration %+v has zero or negative values", c)
@@ -366,6 +372,7 @@ func Resume(path string, cfg TrainConfig) (*Trainer, error) {
 		t.history = append(t.history, h.result())
 	}
 	t.draws = st.Dropout
+	t.setEarly(st.Early)
 	if t.state, err = r.optimizerState(t.epoch > 0 || t.stepInEpoch > 0); err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@
 // Three ways in:
 //
 //   - NewModel: the preset, Keras' MNIST CNN, which examples/mnist trains
-//     plain, with dropout, with VAT and with both (the seed's experiment);
+//     plain, with dropout, with VAT and with both (the Keras original's experiment);
 //   - Sequential: a classifier of the package's layers (Conv2D, MaxPool2D,
 //     Dense, ReLU, Dropout, Flatten, BatchNorm) for C×H×W or flat inputs
 //     and any number of classes;

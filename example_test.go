@@ -26,7 +26,7 @@ func Example() {
 	}
 	trainer, err := vat.NewTrainer(model, vat.TrainConfig{
 		Epochs: 1,
-		VAT:    &vat.VATConfig{}, // the seed's ξ = 10, ε = 1, one power iteration
+		VAT:    &vat.VATConfig{}, // the Keras original's ξ = 10, ε = 1, one power iteration
 		Seed:   1,
 	})
 	if err != nil {

@@ -48,7 +48,7 @@ func (d Direction) MarshalJSON() ([]byte, error) { return json.Marshal(d.String(
 var DefaultRobustnessEps = []float64{0, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5}
 
 // RobustnessConfig configures Model.Robustness. The zero value measures all
-// three directions at DefaultRobustnessEps, with the seed's power
+// three directions at DefaultRobustnessEps, with the Keras original's power
 // iteration (ξ = 10, one iteration).
 type RobustnessConfig struct {
 	// Eps are the perturbations' L2 norms, each >= 0; nil means

@@ -10,15 +10,16 @@ import (
 // configuration (without callbacks, optimizer and schedule) and progress.
 // The batch orders themselves are tensors (orderTensors).
 type semiRecord struct {
-	Iterations     int        `json:"iterations"`
-	LabeledBatch   int        `json:"labeled_batch"`
-	UnlabeledBatch int        `json:"unlabeled_batch"`
-	VAT            *VATConfig `json:"vat,omitempty"`
-	VATOnLabeled   bool       `json:"vat_on_labeled,omitempty"`
-	EntMin         float64    `json:"entmin,omitempty"`
-	WarmUp         float64    `json:"warmup,omitempty"`
-	EvalEvery      int        `json:"eval_every"`
-	Seed           uint64     `json:"seed"`
+	Iterations     int            `json:"iterations"`
+	LabeledBatch   int            `json:"labeled_batch"`
+	UnlabeledBatch int            `json:"unlabeled_batch"`
+	VAT            *VATConfig     `json:"vat,omitempty"`
+	VATOnLabeled   bool           `json:"vat_on_labeled,omitempty"`
+	EntMin         float64        `json:"entmin,omitempty"`
+	WarmUp         float64        `json:"warmup,omitempty"`
+	EvalEvery      int            `json:"eval_every"`
+	EarlyStop      *EarlyStopping `json:"early_stop,omitempty"`
+	Seed           uint64         `json:"seed"`
 
 	Iteration int              `json:"iteration"` // iterations done
 	Labeled   *cursorRecord    `json:"labeled,omitempty"`
@@ -37,19 +38,19 @@ type cursorRecord struct {
 	Data   dataKey `json:"data"`
 }
 
-// semiEvalRecord is a SemiEval whose test figures may be missing.
+// semiEvalRecord is a Report whose test figures may be missing.
 type semiEvalRecord struct {
-	SemiEval
+	Report
 	TestLoss     *float64 `json:"test_loss"`
 	TestAccuracy *float64 `json:"test_accuracy"`
 }
 
-func semiRecordOf(e SemiEval) semiEvalRecord {
-	return semiEvalRecord{SemiEval: e, TestLoss: finite(e.TestLoss), TestAccuracy: finite(e.TestAccuracy)}
+func semiRecordOf(e Report) semiEvalRecord {
+	return semiEvalRecord{Report: e, TestLoss: finite(e.TestLoss), TestAccuracy: finite(e.TestAccuracy)}
 }
 
-func (r semiEvalRecord) eval() SemiEval {
-	e := r.SemiEval
+func (r semiEvalRecord) eval() Report {
+	e := r.Report
 	e.TestLoss, e.TestAccuracy = orNaN(r.TestLoss), orNaN(r.TestAccuracy)
 	return e
 }
@@ -71,7 +72,7 @@ const (
 func (t *SemiTrainer) Checkpoint(path string) error {
 	c := t.cfg
 	rec := &semiRecord{Iterations: c.Iterations, LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch,
-		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EvalEvery: c.EvalEvery, Seed: c.Seed,
+		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EvalEvery: c.EvalEvery, EarlyStop: t.early, Seed: c.Seed,
 		Iteration: t.it, Sum: semiRecordOf(t.sum), SumSteps: t.sumSteps, History: []semiEvalRecord{}}
 	for _, e := range t.history {
 		rec.History = append(rec.History, semiRecordOf(e))
@@ -108,7 +109,7 @@ func (t *SemiTrainer) Checkpoint(path string) error {
 		}
 		w.extra = append(w.extra, safetensors.FromInt64(name, []int{len(cur.order)}, cur.order))
 	}
-	return writeCheckpoint(path, t.model, t.opt, t.sched, t.state, w)
+	return writeCheckpoint(path, &t.loop, w)
 }
 
 // ResumeSemi reads a checkpoint written by SemiTrainer.Checkpoint and
@@ -126,8 +127,8 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig's loss (VAT, VATOnLabeled, EntMin, WarmUp) is set; a resumed run keeps its checkpoint's")
 	case cfg.Optimizer != nil || cfg.Schedule != nil:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Optimizer or Schedule is set; a resumed run keeps its checkpoint's")
-	case cfg.Seed != 0 || cfg.EvalEvery != 0:
-		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Seed or EvalEvery is set; a resumed run keeps its checkpoint's")
+	case cfg.Seed != 0 || cfg.EvalEvery != 0 || cfg.EarlyStop != nil:
+		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Seed, EvalEvery or EarlyStop is set; a resumed run keeps its checkpoint's")
 	case cfg.Iterations < 0:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Iterations = %d: want >= 0 (0 keeps the checkpoint's)", cfg.Iterations)
 	}
@@ -141,7 +142,7 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	}
 	sc := SemiSupervisedConfig{Iterations: rec.Iterations, LabeledBatch: rec.LabeledBatch, UnlabeledBatch: rec.UnlabeledBatch,
 		VAT: rec.VAT, VATOnLabeled: rec.VATOnLabeled, EntMin: rec.EntMin, WarmUp: rec.WarmUp, Optimizer: r.opt, Schedule: r.sched,
-		EvalEvery: rec.EvalEvery, Seed: rec.Seed, OnStep: cfg.OnStep, OnEval: cfg.OnEval}
+		EvalEvery: rec.EvalEvery, EarlyStop: rec.EarlyStop, Seed: rec.Seed, OnStep: cfg.OnStep, OnEval: cfg.OnEval}
 	if rec.Iterations < 1 || rec.LabeledBatch < 1 || rec.UnlabeledBatch < 1 || rec.EvalEvery < 1 {
 		return nil, r.bad("iterations %d, batches %d and %d, eval_every %d: want each >= 1", rec.Iterations, rec.LabeledBatch, rec.UnlabeledBatch, rec.EvalEvery)
 	}
@@ -186,6 +187,7 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		t.history = append(t.history, e.eval())
 	}
 	t.noise.SetFills(r.st.Noise)
+	t.setEarly(r.st.Early)
 	if d, ok := r.st.Dropout[0]; ok {
 		t.draws = d
 	}

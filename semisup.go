@@ -6,8 +6,6 @@ import (
 	"math"
 	"time"
 
-	"gorgonia.org/tensor"
-
 	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/rng"
 )
@@ -62,32 +60,13 @@ type SemiSupervisedConfig struct {
 	// (The initial weights come from the model, the split from
 	// SplitLabeled.)
 	Seed uint64
+	// EarlyStop, if set, ends the run when its metric stops improving
+	// over the reports.
+	EarlyStop *EarlyStopping
 	// OnStep, if set, is called after every step; OnEval after every
-	// evaluation. Both may call SemiTrainer.Checkpoint.
-	OnStep func(SemiStep)
-	OnEval func(SemiEval)
-}
-
-// SemiStep reports one step of semi-supervised training: the loss and its
-// parts (LDS before α, Entropy before β), and the schedule's values.
-type SemiStep struct {
-	Iteration, Iterations     int // 1-based
-	Loss, CE, LDS, Entropy    float64
-	LearningRate, Alpha, Beta float64
-}
-
-// SemiEval is one evaluation during semi-supervised training: the mean loss
-// parts since the previous evaluation, and the test figures (NaN without a
-// test set).
-type SemiEval struct {
-	Iteration    int     `json:"iteration"`
-	TrainLoss    float64 `json:"train_loss"`
-	TrainCE      float64 `json:"train_ce"`
-	TrainLDS     float64 `json:"train_lds"`
-	TrainEntropy float64 `json:"train_entropy"`
-	TestLoss     float64 `json:"test_loss"`
-	TestAccuracy float64 `json:"test_accuracy"`
-	Seconds      float64 `json:"seconds"` // training time since the previous evaluation
+	// report. Both may call SemiTrainer.Checkpoint.
+	OnStep func(StepInfo)
+	OnEval func(Report)
 }
 
 // SemiTrainer trains a Model from a few labeled samples and many
@@ -96,12 +75,10 @@ type SemiEval struct {
 // again (on the same data), Checkpoint saves that place and ResumeSemi
 // restores it in another process.
 type SemiTrainer struct {
+	loop
 	model *Model
 	cfg   SemiSupervisedConfig
 	vat   *VATConfig
-	opt   Optimizer
-	sched Schedule
-	state optimizerState // nil until the first step
 	noise rng.Chunked
 	graph *stepGraph
 
@@ -150,15 +127,12 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	case cfg.VATOnLabeled && cfg.VAT == nil:
 		return nil, fmt.Errorf("vat: SemiSupervisedConfig.VATOnLabeled is set without VAT")
 	}
-	t := &SemiTrainer{model: m, cfg: cfg, noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
-	var err error
-	if t.opt, err = optimizerOrDefault(cfg.Optimizer, Adam{LR: 0.002}); err != nil {
+	core, err := newLoop(m, cfg.Optimizer, Adam{LR: 0.002}, cfg.Schedule, LinearDecay{}, cfg.EarlyStop, "SemiSupervisedConfig")
+	if err != nil {
 		return nil, err
 	}
-	if t.sched, err = scheduleOrDefault(cfg.Schedule, LinearDecay{}); err != nil {
-		return nil, err
-	}
-	t.cfg.Optimizer, t.cfg.Schedule = t.opt, t.sched
+	t := &SemiTrainer{loop: core, model: m, cfg: cfg, noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
+	t.cfg.Optimizer, t.cfg.Schedule, t.cfg.EarlyStop = t.opt, t.sched, t.early
 	if cfg.VAT != nil {
 		v, err := cfg.VAT.withDefaults()
 		if err != nil {
@@ -179,6 +153,10 @@ func (t *SemiTrainer) Config() SemiSupervisedConfig {
 		v := *t.vat
 		c.VAT = &v
 	}
+	if t.early != nil {
+		e := *t.early
+		c.EarlyStop = &e
+	}
 	return c
 }
 
@@ -187,7 +165,7 @@ func (t *SemiTrainer) Model() *Model { return t.model }
 
 // History returns every evaluation of the run, those before a ResumeSemi
 // included.
-func (t *SemiTrainer) History() []SemiEval { return append([]SemiEval(nil), t.history...) }
+func (t *SemiTrainer) History() []Report { return append([]Report(nil), t.history...) }
 
 // Iteration returns the number of iterations done.
 func (t *SemiTrainer) Iteration() int { return t.it }
@@ -200,11 +178,16 @@ func (t *SemiTrainer) Iteration() int { return t.it }
 // holds its place, so that a later Fit on the same data (or a Checkpoint
 // and ResumeSemi) continues from that step. Fit on a finished run is an
 // error.
-func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset) ([]SemiEval, error) {
+func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset) ([]Report, error) {
 	m := t.model
 	cfg := t.cfg
-	if t.it >= cfg.Iterations {
+	switch {
+	case t.stopped:
+		return nil, fmt.Errorf("vat: SemiTrainer.Fit: the run has finished: early stopping ended it at iteration %d; start another with NewSemiTrainer", t.it)
+	case t.it >= cfg.Iterations:
 		return nil, fmt.Errorf("vat: SemiTrainer.Fit: the run has finished its %d iterations; start another with NewSemiTrainer", cfg.Iterations)
+	case t.early.needsTest() && test == nil:
+		return nil, fmt.Errorf("vat: SemiSupervisedConfig.EarlyStop watches %v: Fit needs a test set", t.early.Metric)
 	}
 	if err := labeled.validate("labeled", m); err != nil {
 		return nil, err
@@ -245,8 +228,7 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		return nil, err
 	}
 	g := t.graph
-	var evals []SemiEval
-	grads := make([]*tensor.Dense, len(g.grads)) // the step's gradients, handed to the optimizer
+	var evals []Report
 	start := time.Now()
 	px := size(m.inShape)
 	for t.it < cfg.Iterations {
@@ -270,8 +252,8 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 				return evals, err
 			}
 		}
-		lr, decaying := t.sched.Rate(t.opt.baseRate(), it, cfg.Iterations)
-		st := SemiStep{Iteration: it + 1, Iterations: cfg.Iterations, LearningRate: lr, Beta: cfg.EntMin}
+		st := StepInfo{Iteration: it + 1, Iterations: cfg.Iterations, Beta: cfg.EntMin}
+		t.rate(&st, it, cfg.Iterations)
 		if t.vat != nil {
 			st.Alpha = t.vat.Alpha
 			if warm := cfg.WarmUp * float64(cfg.Iterations); float64(it+1) < warm {
@@ -283,19 +265,9 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		if st.Loss, st.CE, st.LDS, st.Entropy, err = g.run(); err != nil {
 			return evals, err
 		}
-		if math.IsNaN(st.Loss) || math.IsInf(st.Loss, 0) {
-			return evals, fmt.Errorf("vat: the loss became %v at iteration %d; lower the learning rate or VAT's alpha/eps", st.Loss, it+1)
-		}
-		for i, n := range g.grads {
-			grads[i] = n.Value().(*tensor.Dense)
-		}
-		if t.state == nil {
-			t.state = t.opt.newState(m.params)
-		}
-		if err := t.state.step(m.params, grads, lr, decaying); err != nil {
+		if err := t.update(g, &st, it, cfg.Iterations); err != nil {
 			return evals, err
 		}
-		m.countStatUpdate()
 		t.sum.TrainLoss += st.Loss
 		t.sum.TrainCE += st.CE
 		t.sum.TrainLDS += st.LDS
@@ -304,7 +276,7 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		evalNow := (it+1)%cfg.EvalEvery == 0 || it+1 == cfg.Iterations
 		if evalNow {
 			n := float64(t.sumSteps)
-			e := SemiEval{Iteration: it + 1, TrainLoss: t.sum.TrainLoss / n, TrainCE: t.sum.TrainCE / n,
+			e := Report{Iteration: it + 1, TrainLoss: t.sum.TrainLoss / n, TrainCE: t.sum.TrainCE / n,
 				TrainLDS: t.sum.TrainLDS / n, TrainEntropy: t.sum.TrainEntropy / n,
 				Seconds: t.sum.Seconds + time.Since(start).Seconds(), TestLoss: math.NaN(), TestAccuracy: math.NaN()}
 			if test != nil {
@@ -316,7 +288,8 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 			}
 			evals = append(evals, e)
 			t.history = append(t.history, e)
-			t.sum, t.sumSteps, start = SemiEval{}, 0, time.Now()
+			t.sum, t.sumSteps, start = Report{}, 0, time.Now()
+			t.judge(e)
 		}
 		t.it++ // the step is done: callbacks may checkpoint it
 		if cfg.OnStep != nil {
@@ -324,6 +297,9 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		}
 		if evalNow && cfg.OnEval != nil {
 			cfg.OnEval(evals[len(evals)-1])
+		}
+		if t.stopped {
+			break
 		}
 	}
 	return evals, nil

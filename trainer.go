@@ -7,8 +7,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"gorgonia.org/tensor"
-
 	"github.com/org/vat/internal/backend"
 	"github.com/org/vat/internal/rng"
 )
@@ -34,52 +32,37 @@ type TrainConfig struct {
 	// Seed fixes the shuffling order, the dropout masks and the VAT noise.
 	// (The initial weights come from ModelConfig.Seed.)
 	Seed uint64
+	// EarlyStop, if set, ends the run when its metric stops improving
+	// over the epochs' reports (Fit only).
+	EarlyStop *EarlyStopping
 	// OnStep, if set, is called after every training step.
 	OnStep func(StepInfo)
-	// OnEpoch, if set, is called after every epoch, test evaluation included.
-	OnEpoch func(EpochResult)
+	// OnEpoch, if set, is called with every epoch's report, test
+	// evaluation included (Fit only).
+	OnEpoch func(Report)
 }
 
-// StepInfo reports one training step.
-type StepInfo struct {
-	Epoch, Step, Steps int     // 1-based epoch, 1-based step of Steps
-	Loss               float64 // the batch's total loss
-}
-
-// EpochResult holds the figures of one epoch.
-type EpochResult struct {
-	Epoch        int     `json:"epoch"`
-	TrainLoss    float64 `json:"train_loss"`    // mean total loss over the epoch's images
-	TrainCE      float64 `json:"train_ce"`      // its cross-entropy part
-	TrainLDS     float64 `json:"train_lds"`     // its VAT part before α (0 without VAT)
-	TestLoss     float64 `json:"test_loss"`     // mean cross-entropy on the test set
-	TestAccuracy float64 `json:"test_accuracy"` // fraction of test images classified right
-	Seconds      float64 `json:"seconds"`       // wall time of the training steps
-	EvalSeconds  float64 `json:"eval_seconds"`  // wall time of the test evaluation
-}
-
-// Trainer trains a Model with minibatch Adadelta on cross-entropy, plus
-// α·LDS when VAT is on.
+// Trainer trains a Model by minibatches on cross-entropy, plus α·LDS when
+// VAT is on, epoch after epoch over a labeled training set (see
+// TrainConfig). SemiTrainer is its semi-supervised sibling; both run the
+// same training core, report with StepInfo and Report, and checkpoint.
 type Trainer struct {
+	loop
 	model   *Model
 	cfg     TrainConfig
 	vat     *VATConfig
-	opt     Optimizer
-	sched   Schedule
-	state   optimizerState // nil until the first step
 	graphs  map[int]*stepGraph
 	pcg     *rand.PCG  // the shuffling stream's source
 	shuffle *rand.Rand // draws from pcg
 	noise   rng.Chunked
 	perm    []int
-	grads   []*tensor.Dense // the last step's gradients, handed to the optimizer
 
 	// Progress, all of which Checkpoint saves.
 	epoch       int              // finished epochs
 	stepInEpoch int              // steps done in the unfinished epoch (0 between epochs)
 	epochStart  []byte           // the shuffling source before the unfinished epoch's shuffle
-	partial     EpochResult      // the unfinished epoch's running sums
-	history     []EpochResult    // the finished epochs
+	partial     Report           // the unfinished epoch's running sums
+	history     []Report         // the finished epochs
 	data        dataKey          // the training set of the unfinished epoch
 	draws       map[int][]uint64 // after Resume: dropout draw counts of graphs not built yet
 }
@@ -101,16 +84,13 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 	if cfg.BatchSize < 0 || cfg.BatchSize > 65536 {
 		return nil, fmt.Errorf("vat: TrainConfig.BatchSize = %d: want 1 to 65536", cfg.BatchSize)
 	}
-	t := &Trainer{model: m, cfg: cfg, graphs: map[int]*stepGraph{},
+	core, err := newLoop(m, cfg.Optimizer, Adadelta{}, cfg.Schedule, Constant{}, cfg.EarlyStop, "TrainConfig")
+	if err != nil {
+		return nil, err
+	}
+	t := &Trainer{loop: core, model: m, cfg: cfg, graphs: map[int]*stepGraph{},
 		pcg: rng.NewPCG(cfg.Seed, rng.Shuffle, 0), noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
 	t.shuffle = rand.New(t.pcg)
-	var err error
-	if t.opt, err = optimizerOrDefault(cfg.Optimizer, Adadelta{}); err != nil {
-		return nil, err
-	}
-	if t.sched, err = scheduleOrDefault(cfg.Schedule, Constant{}); err != nil {
-		return nil, err
-	}
 	if cfg.VAT != nil {
 		v, err := cfg.VAT.withDefaults()
 		if err != nil {
@@ -127,6 +107,10 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 func (t *Trainer) Config() TrainConfig {
 	c := t.cfg
 	c.Optimizer, c.Schedule = t.opt, t.sched
+	if t.early != nil {
+		e := *t.early
+		c.EarlyStop = &e
+	}
 	if t.vat != nil {
 		v := *t.vat
 		c.VAT = &v
@@ -139,18 +123,23 @@ func (t *Trainer) Config() TrainConfig {
 // results of the epochs it finished. When ctx is cancelled it stops after
 // the current step and returns what finished with an error wrapping
 // ctx.Err(); the trainer then holds the unfinished epoch's place, so that a
-// later Fit (or a Checkpoint and Resume) continues from that step.
-func (t *Trainer) Fit(ctx context.Context, train, test *Dataset) ([]EpochResult, error) {
+// later Fit (or a Checkpoint and Resume) continues from that step. With
+// EarlyStop it ends early, without an error, when its metric stops
+// improving; Stopped then reports it, and a later Fit does nothing.
+func (t *Trainer) Fit(ctx context.Context, train, test *Dataset) ([]Report, error) {
 	if err := train.validate("training", t.model); err != nil {
 		return nil, err
+	}
+	if t.early.needsTest() && test == nil {
+		return nil, fmt.Errorf("vat: TrainConfig.EarlyStop watches %v: Fit needs a test set", t.early.Metric)
 	}
 	if test != nil {
 		if err := test.validate("test", t.model); err != nil {
 			return nil, err
 		}
 	}
-	var results []EpochResult
-	for t.epoch < t.cfg.Epochs {
+	var results []Report
+	for t.epoch < t.cfg.Epochs && !t.stopped {
 		r, err := t.TrainEpoch(ctx, train)
 		if err != nil {
 			return results, err
@@ -167,6 +156,7 @@ func (t *Trainer) Fit(ctx context.Context, train, test *Dataset) ([]EpochResult,
 		}
 		t.history[len(t.history)-1] = r
 		results = append(results, r)
+		t.judge(r)
 		if t.cfg.OnEpoch != nil {
 			t.cfg.OnEpoch(r)
 		}
@@ -178,9 +168,9 @@ func (t *Trainer) Fit(ctx context.Context, train, test *Dataset) ([]EpochResult,
 // finishes the pass a cancelled TrainEpoch or Fit left (or a resumed
 // checkpoint recorded), on the same training set. Its result has no test
 // figures.
-func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (EpochResult, error) {
+func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (Report, error) {
 	if err := train.validate("training", t.model); err != nil {
-		return EpochResult{}, err
+		return Report{}, err
 	}
 	n, bs := train.Len(), t.cfg.BatchSize
 	steps := (n + bs - 1) / bs
@@ -188,9 +178,9 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (EpochResult, 
 	if t.stepInEpoch == 0 {
 		state, err := t.pcg.MarshalBinary()
 		if err != nil {
-			return EpochResult{}, fmt.Errorf("vat: saving the shuffling state: %w", err)
+			return Report{}, fmt.Errorf("vat: saving the shuffling state: %w", err)
 		}
-		t.epochStart, t.partial, t.data = state, EpochResult{Epoch: t.epoch + 1}, key
+		t.epochStart, t.partial, t.data = state, Report{Epoch: t.epoch + 1}, key
 	} else {
 		if key != t.data || t.stepInEpoch >= steps {
 			return t.partial, fmt.Errorf("vat: TrainEpoch: epoch %d stopped after %d steps on a training set of %d images; continue it on the same set (this one has %d)",
@@ -223,17 +213,19 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (EpochResult, 
 			return *r, fmt.Errorf("vat: training stopped in epoch %d after %d of %d steps: %w", t.epoch+1, s, steps, err)
 		}
 		idx := t.perm[s*bs : min((s+1)*bs, n)]
-		loss, ce, lds, err := t.step(train, idx, t.epoch*steps+s, t.cfg.Epochs*steps)
-		if err != nil {
+		it := t.epoch*steps + s
+		st := StepInfo{Epoch: t.epoch + 1, Step: s + 1, Steps: steps, Iteration: it + 1, Iterations: t.cfg.Epochs * steps}
+		if err := t.step(train, idx, &st); err != nil {
 			return *r, err
 		}
 		w := float64(len(idx)) / float64(n)
-		r.TrainLoss += w * loss
-		r.TrainCE += w * ce
-		r.TrainLDS += w * lds
+		r.TrainLoss += w * st.Loss
+		r.TrainCE += w * st.CE
+		r.TrainLDS += w * st.LDS
+		r.Iteration = it + 1
 		t.stepInEpoch = s + 1
 		if t.cfg.OnStep != nil {
-			t.cfg.OnStep(StepInfo{Epoch: t.epoch + 1, Step: s + 1, Steps: steps, Loss: loss})
+			t.cfg.OnStep(st)
 		}
 	}
 	r.Seconds += time.Since(start).Seconds()
@@ -245,48 +237,35 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (EpochResult, 
 
 // History returns the results of every finished epoch, those before a
 // Resume included (test figures are set by Fit).
-func (t *Trainer) History() []EpochResult { return append([]EpochResult(nil), t.history...) }
+func (t *Trainer) History() []Report { return append([]Report(nil), t.history...) }
 
 // Model returns the model the trainer trains.
 func (t *Trainer) Model() *Model { return t.model }
 
-// step trains on the images idx of d, as step it (0-based) of a run of
-// steps.
-func (t *Trainer) step(d *Dataset, idx []int, it, steps int) (loss, ce, lds float64, err error) {
+// step trains on the samples idx of d: the step st describes, whose loss
+// parts and learning rate it fills in.
+func (t *Trainer) step(d *Dataset, idx []int, st *StepInfo) error {
 	tg, err := t.graph(len(idx))
 	if err != nil {
-		return 0, 0, 0, err
+		return err
 	}
 	x, y := tg.xl.Data().([]float32), tg.yl.Data().([]float32)
 	d.fill(x, y, idx, t.model.classes)
 	for _, n := range tg.noise {
 		// Data() allocates: call it once. On a GPU the noise is drawn there.
 		if err := backend.Normals(&t.noise, n.Data().([]float32)); err != nil {
-			return 0, 0, 0, err
+			return err
 		}
 	}
 	backend.MarkHostWritten(x, y)
-	if loss, ce, lds, _, err = tg.run(); err != nil {
-		return 0, 0, 0, err
+	if st.Loss, st.CE, st.LDS, _, err = tg.run(); err != nil {
+		return err
 	}
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return 0, 0, 0, fmt.Errorf("vat: the loss became %v in epoch %d; lower the learning rate or VAT's alpha/eps", loss, t.epoch+1)
+	if t.vat != nil {
+		st.Alpha = t.vat.Alpha
 	}
-	if t.grads == nil {
-		t.grads = make([]*tensor.Dense, len(t.model.params))
-	}
-	for i := range t.grads {
-		t.grads[i] = tg.grads[i].Value().(*tensor.Dense)
-	}
-	if t.state == nil {
-		t.state = t.opt.newState(t.model.params)
-	}
-	lr, decaying := t.sched.Rate(t.opt.baseRate(), it, steps)
-	if err := t.state.step(t.model.params, t.grads, lr, decaying); err != nil {
-		return 0, 0, 0, err
-	}
-	t.model.countStatUpdate()
-	return loss, ce, lds, nil
+	t.rate(st, st.Iteration-1, st.Iterations)
+	return t.update(tg, st, st.Iteration-1, st.Iterations)
 }
 
 // graph returns the compiled training graph for batches of n, building it

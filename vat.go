@@ -13,10 +13,10 @@ import (
 // VATConfig holds the hyperparameters of Virtual Adversarial Training
 // (Miyato, Maeda, Koyama, Ishii: "Virtual Adversarial Training: a
 // Regularization Method for Supervised and Semi-Supervised Learning",
-// TPAMI 2018, arXiv:1704.03976). The zero value means the seed's settings.
+// TPAMI 2018, arXiv:1704.03976). The zero value means the Keras original's settings.
 type VATConfig struct {
 	// Xi is the length ξ of the probe perturbation in the power iteration.
-	// 0 means 10 (the seed's value; the paper's code uses 1e-6).
+	// 0 means 10 (the Keras original's value; the paper's code uses 1e-6).
 	Xi float64
 	// Eps is the length ε of the adversarial perturbation. 0 means 1.
 	Eps float64
@@ -25,7 +25,7 @@ type VATConfig struct {
 	// Alpha weighs the VAT term in the loss: CE + α·LDS. 0 means 1.
 	Alpha float64
 	// CleanGrad lets the gradient flow through the clean prediction p(y|x)
-	// in the final KL term, as the seed's Keras code does. By default p(y|x)
+	// in the final KL term, as the Keras original's Keras code does. By default p(y|x)
 	// is a constant there, as in the paper's official code.
 	CleanGrad bool
 	// Probe chooses how the power iteration multiplies d by the KL's
@@ -183,7 +183,7 @@ func perturbation(s *scope, cfg VATConfig, in vatInputs, ps passes, x, pConst *G
 
 // adversarialPerturbation approximates r_adv = argmax_{‖r‖≤ε} KL(p(y|x) ‖
 // p(y|x+r)) by power iteration on the Hessian of the KL (the paper's
-// Algorithm 1, in the seed's form):
+// Algorithm 1, in the Keras original's form):
 //
 //	d ~ N(0, I)
 //	repeat ip times:
@@ -191,10 +191,10 @@ func perturbation(s *scope, cfg VATConfig, in vatInputs, ps passes, x, pConst *G
 //	r_adv = ε·d/‖d‖
 //
 // with norms per sample. The gradient is taken with respect to d, through
-// the normalization, as SPEC.md, the seed and the PyTorch peer do. The
+// the normalization, as SPEC.md, the Keras original and the PyTorch peer do. The
 // paper's code takes it with respect to r = ξ·d/‖d‖ instead; the two differ
 // by the component along d, which the normalization removes. With the
-// paper's ξ = 1e-6 that component is small; with the seed's ξ = 10 the KL
+// paper's ξ = 1e-6 that component is small; with the Keras original's ξ = 10 the KL
 // grows steeply along the random start direction itself, and keeping that
 // component would pull r_adv back towards the random noise.
 //

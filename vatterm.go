@@ -40,7 +40,7 @@ type VATTerm struct {
 
 // NewVATTerm adds VAT's term for the classifier forward to the graph of x,
 // whose clean logits (N×K, softmax not applied) are logits. cfg's zero
-// fields mean the seed's settings (VATConfig); seed fixes the random
+// fields mean the Keras original's settings (VATConfig); seed fixes the random
 // directions that Resample draws.
 //
 // forward(in) must build the caller's network on the node in (shaped like

@@ -111,7 +111,7 @@ func mlpParams(rng *rand.Rand, h int) []*tensor.Dense {
 // LDS, r_adv and weight gradients of CE + α·LDS, to float32 rounding (the
 // stock matrix product sums in another order), for both clean-prediction
 // options and two power iterations. Seen: at most 5e-6 of each tensor's
-// scale; the tolerance is 1e-4. At the seed's ξ = 10 only: with a small ξ
+// scale; the tolerance is 1e-4. At the Keras original's ξ = 10 only: with a small ξ
 // (0.1) the probe's KL difference cancels in float32 and r_adv already
 // differs by 1e-4 between two summation orders (the semi-supervised issue's
 // exact power iteration addresses that).

@@ -1,4 +1,4 @@
-// Command mnist runs the seed's experiment: Keras' MNIST CNN trained plain,
+// Command mnist runs the Keras original's experiment: Keras' MNIST CNN trained plain,
 // with dropout, with VAT and with both, then prints a table of the results.
 //
 //	go run ./examples/mnist                          # all four runs, 12 epochs
@@ -67,7 +67,7 @@ type options struct {
 	set                   map[string]bool // flags given on the command line
 }
 
-// runNames are the experiment's four configurations, in the seed's order.
+// runNames are the experiment's four configurations, in the Keras original's order.
 var runNames = []string{"plain", "dropout", "vat", "dropout+vat"}
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -83,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.eps, "eps", 1, "VAT: length of the adversarial perturbation (> 0)")
 	fs.IntVar(&o.ip, "ip", 1, "VAT: power iterations (>= 1)")
 	fs.Float64Var(&o.alpha, "alpha", 1, "VAT: weight of the VAT loss (> 0)")
-	fs.BoolVar(&o.cleanGrad, "clean-grad", false, "VAT: let the gradient flow through the clean prediction (the seed's variant)")
+	fs.BoolVar(&o.cleanGrad, "clean-grad", false, "VAT: let the gradient flow through the clean prediction (the Keras original's variant)")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the weights, shuffling, dropout and VAT noise")
 	fs.StringVar(&o.data, "data", "", "folder with the four MNIST IDX files (default: the GoMNIST module's copy)")
 	fs.StringVar(&o.out, "out", "out", "folder for results.json and accuracy.png")

@@ -24,7 +24,7 @@ import (
 // Norms are accumulated in float64, where the square of any nonzero float32
 // is nonzero: tiny inputs (VAT's gradients can be 1e-9 per pixel on a
 // confident model) keep their direction, and no ε distorts their length, as
-// the seed's x/(‖x‖+1e-7) does for them.
+// the Keras original's x/(‖x‖+1e-7) does for them.
 type l2NormalizeOp struct {
 	opBase
 	scale float64
