@@ -49,14 +49,17 @@ func resumeNet(t testing.TB) *Model {
 
 // stateHash fingerprints everything a run's end depends on: weights,
 // running statistics and the optimizer's state.
-func stateHash(tr *Trainer) uint64 {
+func stateHash(tr *Trainer) uint64 { return runHash(tr.Model(), &tr.loop) }
+
+// runHash fingerprints a model's weights, running statistics and their
+// update counts, and a training core's optimizer state.
+func runHash(m *Model, l *loop) uint64 {
 	h := fnv.New64a()
 	put := func(v []float32) {
 		for _, x := range v {
 			binary.Write(h, binary.LittleEndian, math.Float32bits(x))
 		}
 	}
-	m := tr.Model()
 	for _, p := range m.Params() {
 		put(p.Value.Data().([]float32))
 	}
@@ -66,7 +69,8 @@ func stateHash(tr *Trainer) uint64 {
 			put(st[1])
 		}
 	}
-	for _, b := range stateBuffers(tr.state) {
+	binary.Write(h, binary.LittleEndian, m.bnBatches)
+	for _, b := range stateBuffers(l.state) {
 		put(b)
 	}
 	return h.Sum64()

@@ -17,13 +17,19 @@
 //   - NewModel: the preset, Keras' MNIST CNN, which examples/mnist trains
 //     plain, with dropout, with VAT and with both (the Keras original's experiment);
 //   - Sequential: a classifier of the package's layers (Conv2D, MaxPool2D,
-//     Dense, ReLU, Dropout, Flatten, BatchNorm) for C×H×W or flat inputs
-//     and any number of classes;
+//     Dense, ReLU, LeakyReLU, Dropout, GaussianNoise, Flatten, BatchNorm)
+//     for C×H×W or flat inputs and any number of classes; each layer
+//     carries its own forward pass, tangent, weights and file entries;
 //   - NewVATTerm: VAT's term added to a Gorgonia graph of the caller's own,
 //     which may use Gorgonia's stock ops (examples/custom).
 //
-// Models train with a Trainer (minibatches, Adadelta with Keras' semantics,
-// per-epoch evaluation, cancellation by context), and predict with
+// Models train with a Trainer (epochs of minibatches) or a SemiTrainer
+// (labeled and unlabeled batches), which share one training core: any
+// Optimizer (Adadelta with Keras' semantics, Adam, SGD with momentum and
+// weight decay) with any Schedule (Constant, LinearDecay, StepDecay,
+// ExponentialDecay, WarmUp), steps reported as StepInfo and evaluations
+// as Report, early stopping, cancellation by context, and checkpoints in
+// one format that resume bit for bit. Models predict with
 // Predict, Probabilities and Evaluate; Model.Gradients computes one step's
 // loss, r_adv and gradients without updating anything, for checking the
 // package against another implementation. Data come from LoadMNIST (the
@@ -33,14 +39,15 @@
 //
 // SemiTrainer learns from a few labeled samples (SplitLabeled chooses
 // them) and many unlabeled ones: cross-entropy on the labeled batch, VAT
-// on the unlabeled batch, optionally entropy minimization, with Adam and
-// the official code's schedule. VATConfig.Probe = Exact computes the power
+// on the unlabeled batch, optionally entropy minimization, by default with
+// Adam and the official code's schedule. VATConfig.Probe = Exact computes the power
 // iteration's Hessian-vector product through the network's tangent map,
 // free of the finite-difference probe's float32 cancellation.
 //
 // Model.Save writes the weights as safetensors under PyTorch's state_dict
 // names (Load and LoadModel read them back, or a file PyTorch wrote);
-// Trainer.Checkpoint and Resume stop and continue a run bit for bit; and
+// Checkpoint with Resume (Trainer) or ResumeSemi (SemiTrainer) stop and
+// continue a run bit for bit; and
 // Model.Robustness measures what VAT buys: accuracy under random, virtual
 // adversarial and adversarial perturbations of growing norm. Every file is
 // validated before anything beyond its size is allocated.

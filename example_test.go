@@ -2,6 +2,7 @@ package vat_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"math"
@@ -184,4 +185,66 @@ func ExampleModel_Save() {
 	// Output:
 	// [0.weight 0.bias 2.weight 2.bias] 25450
 	// 2 epochs in all, 1 after the resume
+}
+
+// Train semi-supervised with another optimizer and schedule, stop
+// mid-run, checkpoint, and continue in a new trainer from the file: the
+// same run as one never stopped.
+func ExampleSemiTrainer_Checkpoint() {
+	train, test, err := vat.LoadMNIST("")
+	if err != nil {
+		log.Fatal(err)
+	}
+	split, err := vat.SplitLabeled(train.Head(2000), 100, vat.Classes, 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	newModel := func() *vat.Model {
+		m, err := vat.Sequential([]int{784}, 1, vat.Dense(64), vat.BatchNorm(), vat.ReLU(), vat.Dense(10))
+		if err != nil {
+			log.Fatal(err)
+		}
+		return m
+	}
+	cfg := vat.SemiSupervisedConfig{Iterations: 40, LabeledBatch: 50, UnlabeledBatch: 100, EvalEvery: 20,
+		VAT:       &vat.VATConfig{Eps: 2},
+		Optimizer: vat.SGD{LR: 0.05, Momentum: 0.9},
+		Schedule:  vat.WarmUp{Steps: 5, Then: vat.StepDecay{Every: 10, Factor: 0.8}}}
+	whole, err := vat.NewSemiTrainer(newModel(), cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := whole.Fit(context.Background(), split.Labeled, split.Unlabeled, test.Head(500)); err != nil {
+		log.Fatal(err)
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	cfg.OnStep = func(s vat.StepInfo) {
+		if s.Iteration == 25 {
+			stop() // as Ctrl-C would
+		}
+	}
+	first, err := vat.NewSemiTrainer(newModel(), cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, err = first.Fit(ctx, split.Labeled, split.Unlabeled, test.Head(500))
+	fmt.Println("stopped:", errors.Is(err, context.Canceled), "at iteration", first.Iteration())
+	path := filepath.Join(os.TempDir(), "vat-example-semi.ckpt")
+	defer os.Remove(path)
+	if err := first.Checkpoint(path); err != nil {
+		log.Fatal(err)
+	}
+	resumed, err := vat.ResumeSemi(path, vat.SemiSupervisedConfig{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := resumed.Fit(context.Background(), split.Labeled, split.Unlabeled, test.Head(500)); err != nil {
+		log.Fatal(err)
+	}
+	a, b := whole.History(), resumed.History()
+	fmt.Println("same test accuracy as the uninterrupted run:", a[len(a)-1].TestAccuracy == b[len(b)-1].TestAccuracy)
+	// Output:
+	// stopped: true at iteration 25
+	// same test accuracy as the uninterrupted run: true
 }

@@ -157,10 +157,7 @@ func newLoop(m *Model, opt, defOpt Optimizer, sched, defSched Schedule, early *E
 	if err := early.validate(what); err != nil {
 		return l, err
 	}
-	if early != nil {
-		e := *early
-		l.early = &e
-	}
+	l.early = clonePtr(early)
 	return l, nil
 }
 
@@ -238,3 +235,13 @@ func (l *loop) setEarly(r *earlyRecord) {
 
 // Stopped reports whether early stopping ended the run.
 func (l *loop) Stopped() bool { return l.stopped }
+
+// clonePtr returns a pointer to a copy of *p, or nil: a configuration
+// handed out that shares nothing with the trainer's.
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	return &c
+}

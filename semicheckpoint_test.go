@@ -2,12 +2,9 @@ package vat
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"hash/fnv"
 	"maps"
-	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,31 +22,8 @@ func semiNet(t testing.TB) *Model {
 	return m
 }
 
-// semiHash fingerprints a semi-supervised run's state: weights, running
-// statistics and their counts, and the optimizer's state.
-func semiHash(t *SemiTrainer) uint64 {
-	h := fnv.New64a()
-	put := func(v []float32) {
-		for _, x := range v {
-			binary.Write(h, binary.LittleEndian, math.Float32bits(x))
-		}
-	}
-	m := t.Model()
-	for _, p := range m.Params() {
-		put(p.Value.Data().([]float32))
-	}
-	for _, st := range m.stats {
-		if st != nil {
-			put(st[0])
-			put(st[1])
-		}
-	}
-	binary.Write(h, binary.LittleEndian, m.bnBatches)
-	for _, b := range stateBuffers(t.state) {
-		put(b)
-	}
-	return h.Sum64()
-}
+// semiHash fingerprints a semi-supervised run's state (see runHash).
+func semiHash(t *SemiTrainer) uint64 { return runHash(t.Model(), &t.loop) }
 
 // TestSemiResumeIsBitIdentical stops a semi-supervised run after k steps,
 // checkpoints it, resumes it in a new trainer and finishes it: the weights,

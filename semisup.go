@@ -149,14 +149,7 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 // a fresh run.
 func (t *SemiTrainer) Config() SemiSupervisedConfig {
 	c := t.cfg
-	if t.vat != nil {
-		v := *t.vat
-		c.VAT = &v
-	}
-	if t.early != nil {
-		e := *t.early
-		c.EarlyStop = &e
-	}
+	c.VAT, c.EarlyStop = clonePtr(t.vat), clonePtr(t.early)
 	return c
 }
 

@@ -107,14 +107,7 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 func (t *Trainer) Config() TrainConfig {
 	c := t.cfg
 	c.Optimizer, c.Schedule = t.opt, t.sched
-	if t.early != nil {
-		e := *t.early
-		c.EarlyStop = &e
-	}
-	if t.vat != nil {
-		v := *t.vat
-		c.VAT = &v
-	}
+	c.VAT, c.EarlyStop = clonePtr(t.vat), clonePtr(t.early)
 	return c
 }
 
