@@ -17,7 +17,11 @@ type dataKey struct {
 
 func keyOf(d *Dataset) dataKey {
 	h := fnv.New64a()
-	h.Write(d.Labels)
+	b := make([]byte, len(d.Labels))
+	for i, l := range d.Labels {
+		b[i] = byte(l) // as when labels were bytes: checkpoints keep their keys
+	}
+	h.Write(b)
 	return dataKey{N: d.Len(), Labels: h.Sum64()}
 }
 
@@ -28,7 +32,7 @@ func (d *Dataset) fill(x, y []float32, idx []int, classes int) {
 	kernels.Zero(y)
 	for i, j := range idx {
 		copy(x[i*px:(i+1)*px], d.Images[j*px:(j+1)*px])
-		y[i*classes+int(d.Labels[j])] = 1
+		y[i*classes+d.Labels[j]] = 1
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,7 +42,7 @@ func TestLoadIDX(t *testing.T) {
 	if train.Len() != 3 || test.Len() != 2 || train.Rows != 28 || train.Cols != 28 {
 		t.Fatalf("got %d train, %d test images of %d×%d", train.Len(), test.Len(), train.Rows, train.Cols)
 	}
-	if got := string(train.Labels); got != "\x00\x09\x04" {
+	if got := train.Labels; !slices.Equal(got, []int{0, 9, 4}) {
 		t.Errorf("labels %v", train.Labels)
 	}
 	for i, v := range train.Images {
@@ -230,16 +231,16 @@ func TestDefaultMNIST(t *testing.T) {
 }
 
 func TestDatasetValidation(t *testing.T) {
-	ok := &Dataset{Images: make([]float32, 784), Labels: []uint8{3}, Rows: 28, Cols: 28}
+	ok := &Dataset{Images: make([]float32, 784), Labels: []int{3}, Rows: 28, Cols: 28}
 	for _, tc := range []struct {
 		name string
 		d    *Dataset
 	}{
 		{"nil", nil},
 		{"empty", &Dataset{Rows: 28, Cols: 28}},
-		{"wrong size", &Dataset{Images: make([]float32, 4), Labels: []uint8{1}, Rows: 2, Cols: 2}},
-		{"pixel count", &Dataset{Images: make([]float32, 700), Labels: []uint8{1}, Rows: 28, Cols: 28}},
-		{"label", &Dataset{Images: make([]float32, 784), Labels: []uint8{12}, Rows: 28, Cols: 28}},
+		{"wrong size", &Dataset{Images: make([]float32, 4), Labels: []int{1}, Rows: 2, Cols: 2}},
+		{"pixel count", &Dataset{Images: make([]float32, 700), Labels: []int{1}, Rows: 28, Cols: 28}},
+		{"label", &Dataset{Images: make([]float32, 784), Labels: []int{12}, Rows: 28, Cols: 28}},
 	} {
 		m, _ := NewModel(ModelConfig{})
 		if _, err := m.Evaluate(tc.d); err == nil {

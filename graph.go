@@ -49,6 +49,7 @@ type stepGraph struct {
 
 	sum     interface{ SetWeight(int, float64) } // the loss's weighted sum; nil when one joint op computes it
 	alphaAt int                                  // α's position in sum
+	betaAt  int                                  // β's position in sum
 
 	loss, ce       *G.Node   // outputs
 	lds, ent, rAdv *G.Node   // nil when off (rAdv: the labeled batch's, supervised VAT only)
@@ -146,6 +147,7 @@ func newStepGraph(m *Model, sp stepSpec) (*stepGraph, error) {
 		}
 		if sp.entMin > 0 {
 			g.ent = s.apply(ops.NewEntropy(), logitsU)
+			g.betaAt = len(terms)
 			terms, coefs = append(terms, g.ent), append(coefs, sp.entMin)
 		}
 	}
@@ -205,6 +207,13 @@ func newStepGraph(m *Model, sp stepSpec) (*stepGraph, error) {
 func (g *stepGraph) setAlpha(alpha float64) {
 	if g.sum != nil && g.lds != nil {
 		g.sum.SetWeight(g.alphaAt, alpha)
+	}
+}
+
+// setBeta sets the entropy's weight β for the next run.
+func (g *stepGraph) setBeta(beta float64) {
+	if g.sum != nil && g.ent != nil {
+		g.sum.SetWeight(g.betaAt, beta)
 	}
 }
 

@@ -92,7 +92,10 @@ func loadIDX(imagesPath, labelsPath string, lim idxLimits) (*Dataset, error) {
 			return nil, fmt.Errorf("vat: %s: label %d of item %d: %w", lf.used, l, i, ErrBadLabel)
 		}
 	}
-	d := &Dataset{Images: make([]float32, 0, min(imf.size, 1<<20)), Labels: labels, Rows: rows, Cols: cols}
+	d := &Dataset{Images: make([]float32, 0, min(imf.size, 1<<20)), Labels: make([]int, len(labels)), Rows: rows, Cols: cols, Shape: []int{1, rows, cols}}
+	for i, l := range labels {
+		d.Labels[i] = int(l)
+	}
 	if err := imf.read(func(b []byte) {
 		for _, v := range b {
 			d.Images = append(d.Images, float32(v)/255)

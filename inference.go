@@ -27,7 +27,7 @@ func (m *Model) Evaluate(d *Dataset) (Evaluation, error) {
 	err := m.logits(d.Images, d.Len(), func(first int, logits []float32) {
 		for i := 0; i < len(logits)/k; i++ {
 			row := logits[i*k : (i+1)*k]
-			label := int(d.Labels[first+i])
+			label := d.Labels[first+i]
 			ops.LogSoftmax(lp, row)
 			ev.Loss -= lp[label]
 			if argmax(row) == label {

@@ -58,7 +58,7 @@ func TestSequentialAllLayers(t *testing.T) {
 			}
 		}
 		d.Images = append(d.Images, img...)
-		d.Labels = append(d.Labels, uint8(c))
+		d.Labels = append(d.Labels, c)
 	}
 	tr, err := NewTrainer(m, TrainConfig{Epochs: 12, BatchSize: 20, Seed: 5, VAT: &VATConfig{Eps: 0.5}})
 	if err != nil {
@@ -77,10 +77,10 @@ func TestSequentialAllLayers(t *testing.T) {
 	if err != nil || len(pred) != 3 {
 		t.Fatalf("Predict: %v, %v", pred, err)
 	}
-	if _, err := m.Evaluate(&Dataset{Images: make([]float32, 784), Labels: []uint8{1}, Rows: 28, Cols: 28}); err == nil || !strings.Contains(err.Error(), "[1 10 10]") {
+	if _, err := m.Evaluate(&Dataset{Images: make([]float32, 784), Labels: []int{1}, Rows: 28, Cols: 28}); err == nil || !strings.Contains(err.Error(), "[1 10 10]") {
 		t.Fatalf("28×28 data for a 1×10×10 model: error %v", err)
 	}
-	if _, err := m.Evaluate(&Dataset{Images: make([]float32, 100), Labels: []uint8{7}, Rows: 10, Cols: 10}); err == nil {
+	if _, err := m.Evaluate(&Dataset{Images: make([]float32, 100), Labels: []int{7}, Rows: 10, Cols: 10}); err == nil {
 		t.Fatal("label 7 accepted by a 5-class model")
 	}
 }
@@ -166,7 +166,7 @@ func TestNewDataset(t *testing.T) {
 	if acc := res[len(res)-1].TestAccuracy; acc < 0.9 {
 		t.Fatalf("accuracy %.1f %% on an easy three-class set", 100*acc)
 	}
-	if _, err := m.Evaluate(&Dataset{Images: make([]float32, 108), Labels: []uint8{0}, Shape: []int{3, 4, 9}}); err == nil {
+	if _, err := m.Evaluate(&Dataset{Images: make([]float32, 108), Labels: []int{0}, Shape: []int{3, 4, 9}}); err == nil {
 		t.Fatal("samples of 3×4×9 accepted by a 3×6×6 model")
 	}
 	for _, tc := range []struct {
@@ -179,9 +179,9 @@ func TestNewDataset(t *testing.T) {
 	}{
 		{"rank 2", make([]float32, 8), []int{2, 4}, []int{0}, 2, "C×H×W or a flat length"},
 		{"zero size", nil, []int{0}, []int{0}, 2, "positive sizes"},
-		{"too many classes", make([]float32, 4), []int{4}, []int{0}, 300, "1 to 256"},
+		{"too many classes", make([]float32, 4), []int{4}, []int{0}, 70000, "1 to 65536"},
 		{"no samples", nil, []int{4}, nil, 2, "no samples"},
-		{"value count", make([]float32, 7), []int{4}, []int{0, 1}, 2, "want 8"},
+		{"value count", make([]float32, 7), []int{4}, []int{0, 1}, 2, "(8 for 2)"},
 		{"label range", make([]float32, 8), []int{4}, []int{0, 2}, 2, "label 2 of sample 1"},
 	} {
 		if _, err := NewDataset(tc.x, tc.shape, tc.labels, tc.classes); err == nil || !strings.Contains(err.Error(), tc.want) {

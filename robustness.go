@@ -118,10 +118,7 @@ func (m *Model) Robustness(d *Dataset, cfg RobustnessConfig) ([]RobustnessPoint,
 		return nil, err
 	}
 	n := d.Len()
-	labels := make([]int, n)
-	for i, l := range d.Labels {
-		labels[i] = int(l)
-	}
+	labels := d.Labels
 	clean, err := m.Predict(d.Images)
 	if err != nil {
 		return nil, err

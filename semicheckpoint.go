@@ -17,6 +17,7 @@ type semiRecord struct {
 	VATOnLabeled   bool           `json:"vat_on_labeled,omitempty"`
 	EntMin         float64        `json:"entmin,omitempty"`
 	WarmUp         float64        `json:"warmup,omitempty"`
+	EntMinWarmUp   float64        `json:"entmin_warmup,omitempty"`
 	EvalEvery      int            `json:"eval_every"`
 	EarlyStop      *EarlyStopping `json:"early_stop,omitempty"`
 	Seed           uint64         `json:"seed"`
@@ -72,7 +73,7 @@ const (
 func (t *SemiTrainer) Checkpoint(path string) error {
 	c := t.cfg
 	rec := &semiRecord{Iterations: c.Iterations, LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch,
-		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EvalEvery: c.EvalEvery, EarlyStop: t.early, Seed: c.Seed,
+		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EntMinWarmUp: c.EntMinWarmUp, EvalEvery: c.EvalEvery, EarlyStop: t.early, Seed: c.Seed,
 		Iteration: t.it, Sum: semiRecordOf(t.sum), SumSteps: t.sumSteps, History: []semiEvalRecord{}}
 	for _, e := range t.history {
 		rec.History = append(rec.History, semiRecordOf(e))
@@ -123,7 +124,7 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	switch {
 	case cfg.LabeledBatch != 0 || cfg.UnlabeledBatch != 0:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig's batch sizes are set; a resumed run keeps its checkpoint's")
-	case cfg.VAT != nil || cfg.VATOnLabeled || cfg.EntMin != 0 || cfg.WarmUp != 0:
+	case cfg.VAT != nil || cfg.VATOnLabeled || cfg.EntMin != 0 || cfg.WarmUp != 0 || cfg.EntMinWarmUp != 0:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig's loss (VAT, VATOnLabeled, EntMin, WarmUp) is set; a resumed run keeps its checkpoint's")
 	case cfg.Optimizer != nil || cfg.Schedule != nil:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Optimizer or Schedule is set; a resumed run keeps its checkpoint's")
@@ -141,7 +142,7 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, r.bad("a semi-supervised checkpoint without its run")
 	}
 	sc := SemiSupervisedConfig{Iterations: rec.Iterations, LabeledBatch: rec.LabeledBatch, UnlabeledBatch: rec.UnlabeledBatch,
-		VAT: rec.VAT, VATOnLabeled: rec.VATOnLabeled, EntMin: rec.EntMin, WarmUp: rec.WarmUp, Optimizer: r.opt, Schedule: r.sched,
+		VAT: rec.VAT, VATOnLabeled: rec.VATOnLabeled, EntMin: rec.EntMin, WarmUp: rec.WarmUp, EntMinWarmUp: rec.EntMinWarmUp, Optimizer: r.opt, Schedule: r.sched,
 		EvalEvery: rec.EvalEvery, EarlyStop: rec.EarlyStop, Seed: rec.Seed, OnStep: cfg.OnStep, OnEval: cfg.OnEval}
 	if rec.Iterations < 1 || rec.LabeledBatch < 1 || rec.UnlabeledBatch < 1 || rec.EvalEvery < 1 {
 		return nil, r.bad("iterations %d, batches %d and %d, eval_every %d: want each >= 1", rec.Iterations, rec.LabeledBatch, rec.UnlabeledBatch, rec.EvalEvery)

@@ -72,11 +72,11 @@ func TestSplitLabeled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	count := map[uint8]int{}
+	count := map[int]int{}
 	for _, l := range s.Labeled.Labels {
 		count[l]++
 	}
-	for c := uint8(0); c < 5; c++ {
+	for c := 0; c < 5; c++ {
 		if count[c] != 4 {
 			t.Errorf("class %d: %d labeled samples, want 4", c, count[c])
 		}
@@ -133,7 +133,7 @@ func TestSemiSupervisedLearns(t *testing.T) {
 	}{
 		{"supervised", SemiSupervisedConfig{}},
 		{"vat", SemiSupervisedConfig{VAT: &VATConfig{Eps: 1}}},
-		{"vat+entmin, warm-up, labeled too", SemiSupervisedConfig{VAT: &VATConfig{Eps: 1}, EntMin: 1, WarmUp: 0.5, VATOnLabeled: true}},
+		{"vat+entmin, warm-ups, labeled too", SemiSupervisedConfig{VAT: &VATConfig{Eps: 1}, EntMin: 0.8, WarmUp: 0.5, EntMinWarmUp: 0.75, VATOnLabeled: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := Sequential([]int{1, 10, 10}, 3, Flatten(), Dense(16), BatchNorm(), ReLU(), Dense(5))
@@ -167,12 +167,22 @@ func TestSemiSupervisedLearns(t *testing.T) {
 			if tc.cfg.WarmUp > 0 && !(steps[0].Alpha < steps[11].Alpha && steps[11].Alpha == 1) {
 				t.Errorf("warm-up: α %v at the first step, %v at the last", steps[0].Alpha, steps[11].Alpha)
 			}
+			if tc.cfg.EntMinWarmUp > 0 {
+				// β = 0.8·(i/9) for steps i < 9, then 0.8; the loss check above
+				// says the graph used it.
+				for i, s := range steps {
+					want := 0.8 * math.Min(1, float64(i+1)/9)
+					if math.Abs(s.Beta-want) > 1e-12 {
+						t.Errorf("EntMin warm-up: β %v at step %d, want %v", s.Beta, i+1, want)
+					}
+				}
+			}
 			if steps[11].LearningRate >= steps[0].LearningRate {
 				t.Errorf("learning rate did not decay: %v → %v", steps[0].LearningRate, steps[11].LearningRate)
 			}
 		})
 	}
-	for _, bad := range []SemiSupervisedConfig{{Iterations: -1}, {LabeledBatch: -2}, {EntMin: -1}, {WarmUp: 1}, {VATOnLabeled: true}, {Optimizer: Adam{Beta1: 1}}, {Schedule: LinearDecay{Start: 2}}, {Optimizer: SGD{Nesterov: true}}, {VAT: &VATConfig{Eps: -1}}} {
+	for _, bad := range []SemiSupervisedConfig{{Iterations: -1}, {LabeledBatch: -2}, {EntMin: -1}, {WarmUp: 1}, {EntMinWarmUp: 1, EntMin: 1}, {EntMinWarmUp: 0.5}, {VATOnLabeled: true}, {Optimizer: Adam{Beta1: 1}}, {Schedule: LinearDecay{Start: 2}}, {Optimizer: SGD{Nesterov: true}}, {VAT: &VATConfig{Eps: -1}}} {
 		if _, err := NewSemiTrainer(nil, bad); err == nil {
 			t.Errorf("NewSemiTrainer(nil, %+v) accepted", bad)
 		}

@@ -11,7 +11,7 @@ import (
 
 // Split is a semi-supervised split of a training set: a few labeled
 // samples, the same number from each class, and the rest as the unlabeled
-// pool (whose labels a semi-supervised trainer never reads).
+// pool, without its labels.
 type Split struct {
 	Labeled, Unlabeled *Dataset
 	// Indices are the labeled samples' positions in the original set,
@@ -32,8 +32,10 @@ func SplitLabeled(d *Dataset, n, classes int, seed uint64) (*Split, error) {
 	switch {
 	case d.Len() == 0:
 		return nil, fmt.Errorf("vat: SplitLabeled: the dataset is empty")
-	case classes < 1 || classes > 256:
-		return nil, fmt.Errorf("vat: SplitLabeled: %d classes: want 1 to 256", classes)
+	case !d.Labeled() || len(d.Labels) != d.Len():
+		return nil, fmt.Errorf("vat: SplitLabeled: the dataset has %d labels for %d samples: want one each", len(d.Labels), d.Len())
+	case classes < 1 || classes > 1<<16:
+		return nil, fmt.Errorf("vat: SplitLabeled: %d classes: want 1 to 65536", classes)
 	case n < classes || n%classes != 0:
 		return nil, fmt.Errorf("vat: SplitLabeled: %d labels: want a positive multiple of the %d classes", n, classes)
 	case n >= d.Len():
@@ -41,7 +43,7 @@ func SplitLabeled(d *Dataset, n, classes int, seed uint64) (*Split, error) {
 	}
 	byClass := make([][]int, classes)
 	for i, l := range d.Labels {
-		if int(l) >= classes {
+		if l < 0 || l >= classes {
 			return nil, fmt.Errorf("vat: SplitLabeled: label %d of sample %d outside 0-%d", l, i, classes-1)
 		}
 		byClass[l] = append(byClass[l], i)
@@ -70,17 +72,6 @@ func SplitLabeled(d *Dataset, n, classes int, seed uint64) (*Split, error) {
 	for _, i := range chosen {
 		binary.Write(h, binary.LittleEndian, uint32(i))
 	}
-	return &Split{Labeled: d.subset(chosen), Unlabeled: d.subset(rest), Indices: chosen, Seed: seed,
+	return &Split{Labeled: d.subset(chosen), Unlabeled: d.subset(rest).Unlabeled(), Indices: chosen, Seed: seed,
 		Hash: fmt.Sprintf("%016x", h.Sum64())}, nil
-}
-
-// subset returns a dataset of copies of d's samples idx.
-func (d *Dataset) subset(idx []int) *Dataset {
-	px := size(d.shape())
-	out := &Dataset{Images: make([]float32, 0, len(idx)*px), Labels: make([]uint8, 0, len(idx)), Rows: d.Rows, Cols: d.Cols, Shape: d.Shape}
-	for _, i := range idx {
-		out.Images = append(out.Images, d.Images[i*px:(i+1)*px]...)
-		out.Labels = append(out.Labels, d.Labels[i])
-	}
-	return out
 }

@@ -66,6 +66,7 @@ type options struct {
 	ip                    int
 	probe                 vat.Probe
 	lr, decayStart, warm  float64
+	entWarm               float64
 	evalEvery             int
 	checkpointEvery       int
 	resume                bool
@@ -97,6 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.alpha, "alpha", 1, "VAT: weight α of the VAT loss (> 0)")
 	fs.Float64Var(&o.beta, "entmin", 1, "weight β of the entropy term in vat+entmin runs (> 0)")
 	fs.Float64Var(&o.warm, "warm-up", 0, "fraction of the iterations over which α grows from 0, in [0, 1)")
+	fs.Float64Var(&o.entWarm, "entmin-warm-up", 0, "vat+entmin runs: fraction of the iterations over which β grows from 0, in [0, 1)")
 	fs.BoolVar(&o.vatOnLabeled, "vat-on-labeled", false, "measure LDS on the labeled batch too")
 	fs.Float64Var(&o.lr, "lr", 0.002, "Adam's learning rate (> 0)")
 	fs.Float64Var(&o.decayStart, "decay-start", 2.0/3, "fraction of the iterations after which the learning rate decays linearly to 0, in (0, 1]")
@@ -177,6 +179,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-entmin %v: want a finite number > 0", o.beta)
 	case !(o.warm >= 0 && o.warm < 1):
 		return nil, fmt.Errorf("-warm-up %v: want a fraction in [0, 1)", o.warm)
+	case !(o.entWarm >= 0 && o.entWarm < 1):
+		return nil, fmt.Errorf("-entmin-warm-up %v: want a fraction in [0, 1)", o.entWarm)
 	case !(o.lr > 0) || math.IsInf(o.lr, 0):
 		return nil, fmt.Errorf("-lr %v: want a finite number > 0", o.lr)
 	case !(o.decayStart > 0 && o.decayStart <= 1):
@@ -352,7 +356,7 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 		cfg.WarmUp, cfg.VATOnLabeled = o.warm, o.vatOnLabeled
 	}
 	if name == "vat+entmin" {
-		cfg.EntMin = o.beta
+		cfg.EntMin, cfg.EntMinWarmUp = o.beta, o.entWarm
 	}
 	label := runLabel(name, split)
 	bar := cli.NewProgress(stderr, label, o.progress)
@@ -394,7 +398,7 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 		rr.Options.Probe, rr.Options.WarmUp, rr.Options.VATOnLabeled = v.Probe.String(), &c.WarmUp, c.VATOnLabeled
 	}
 	if c.EntMin > 0 {
-		rr.Options.EntMin = &c.EntMin
+		rr.Options.EntMin, rr.Options.EntMinWarmUp = &c.EntMin, &c.EntMinWarmUp
 	}
 	_, err = tr.Fit(ctx, split.Labeled, split.Unlabeled, test)
 	bar.Done()
@@ -433,8 +437,8 @@ func sameRun(got, want vat.SemiSupervisedConfig, fresh *vat.Model) error {
 		if c.VAT != nil {
 			v = fmt.Sprintf("%+v", *c.VAT)
 		}
-		return fmt.Sprintf("batches %d+%d, VAT %s, entmin %g, warm-up %g, vat-on-labeled %t, %v, %#v, eval every %d, seed %d",
-			c.LabeledBatch, c.UnlabeledBatch, v, c.EntMin, c.WarmUp, c.VATOnLabeled, c.Optimizer, c.Schedule, c.EvalEvery, c.Seed)
+		return fmt.Sprintf("batches %d+%d, VAT %s, entmin %g (warm-up %g), warm-up %g, vat-on-labeled %t, %v, %#v, eval every %d, seed %d",
+			c.LabeledBatch, c.UnlabeledBatch, v, c.EntMin, c.EntMinWarmUp, c.WarmUp, c.VATOnLabeled, c.Optimizer, c.Schedule, c.EvalEvery, c.Seed)
 	}
 	w, err := vat.NewSemiTrainer(fresh, want) // the flags' settings with defaults filled in
 	if err != nil {

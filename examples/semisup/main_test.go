@@ -29,6 +29,7 @@ func TestBadFlagsExitWithOneLineError(t *testing.T) {
 		{[]string{"-eps", "0"}, "-eps"},
 		{[]string{"-entmin", "-1"}, "-entmin"},
 		{[]string{"-warm-up", "1"}, "-warm-up"},
+		{[]string{"-entmin-warm-up", "-0.1"}, "-entmin-warm-up"},
 		{[]string{"-decay-start", "0"}, "-decay-start"},
 		{[]string{"-lr", "NaN"}, "-lr"},
 		{[]string{"stray"}, "stray"},

@@ -37,7 +37,7 @@ const (
 // colour map (blue negative, white zero, red positive, scaled per digit to
 // its largest magnitude) and a row of x + r_adv, captioned with the
 // predicted class before → after.
-func WriteDigits(path string, images []float32, labels []uint8, eps float64, rows []DigitRow) error {
+func WriteDigits(path string, images []float32, labels []int, eps float64, rows []DigitRow) error {
 	n := len(labels)
 	if n == 0 || len(images) != n*cell*cell {
 		return fmt.Errorf("digits picture: %d images of %d values", n, len(images))

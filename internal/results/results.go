@@ -78,6 +78,7 @@ type RunOptions struct {
 	LabeledBatch   int      `json:"labeled_batch,omitempty"`
 	UnlabeledBatch int      `json:"unlabeled_batch,omitempty"`
 	EntMin         *float64 `json:"entmin,omitempty"`
+	EntMinWarmUp   *float64 `json:"entmin_warmup,omitempty"`
 	WarmUp         *float64 `json:"warm_up,omitempty"`
 	VATOnLabeled   bool     `json:"vat_on_labeled,omitempty"`
 	Probe          string   `json:"probe,omitempty"`
