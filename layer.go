@@ -56,6 +56,9 @@ type (
 	}
 	// logitsLayer can end a classifier: its outputs are the logits.
 	logitsLayer interface{ logits() }
+	// randomLayer may have no tangent map (Dropout while it drops):
+	// linear reports whether it has one.
+	randomLayer interface{ linear() bool }
 )
 
 // paramSpec describes one weight tensor of a layer: its name suffix, shape

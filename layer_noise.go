@@ -42,6 +42,7 @@ func (l *dropoutLayer) tangent(s *scope, d *G.Node, _ []*G.Node, _ layerTrace) *
 }
 
 func (l *dropoutLayer) state(string, []*Param, *[2][]float32, *int64) []stateEntry { return nil }
+func (l *dropoutLayer) linear() bool                                               { return l.rate == 0 }
 
 // GaussianNoise adds zero-mean Gaussian noise of standard deviation
 // stddev to every unit during training, fresh in every pass (each of VAT's

@@ -2,9 +2,9 @@ package vat
 
 import (
 	"context"
-	"math"
-	"math/rand/v2"
 	"testing"
+
+	"github.com/org/vat/internal/toydata"
 )
 
 // moons returns n points of the two-moons set (two interleaved half
@@ -12,18 +12,7 @@ import (
 // as a dataset of 2-vectors.
 func moons(t *testing.T, n int, seed uint64) *Dataset {
 	t.Helper()
-	r := rand.New(rand.NewPCG(seed, 7))
-	x := make([]float32, 0, 2*n)
-	labels := make([]int, n)
-	for i := range n {
-		a := math.Pi * r.Float64()
-		px, py := math.Cos(a), math.Sin(a)
-		if i%2 == 1 {
-			px, py = 1-px, 0.5-py
-			labels[i] = 1
-		}
-		x = append(x, float32(px+0.1*r.NormFloat64()), float32(py+0.1*r.NormFloat64()))
-	}
+	x, labels := toydata.Moons(n, 0.1, seed)
 	d, err := NewDataset(x, []int{2}, labels, 2)
 	if err != nil {
 		t.Fatal(err)

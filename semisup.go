@@ -143,7 +143,7 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	t := &SemiTrainer{loop: core, model: m, cfg: cfg, noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
 	t.cfg.Optimizer, t.cfg.Schedule, t.cfg.EarlyStop = t.opt, t.sched, t.early
 	if cfg.VAT != nil {
-		v, err := cfg.VAT.withDefaults()
+		v, err := cfg.VAT.validated() // ε, ξ and the probe are resolved on the data in Fit
 		if err != nil {
 			return nil, err
 		}
@@ -206,6 +206,10 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		}
 	}
 	if t.graph == nil {
+		if t.vat != nil && (t.vat.needsScale() || t.vat.Probe == ProbeAuto) {
+			v := t.vat.forModel(m, scaleOrOne(DataScale(labeled, unlabeled)))
+			t.vat, t.cfg.VAT = &v, &v
+		}
 		sp := stepSpec{labeled: cfg.LabeledBatch, vat: t.vat, vatOnLabeled: cfg.VATOnLabeled, entMin: cfg.EntMin,
 			dropout: true, updateStats: true, seed: rng.SplitMix64(cfg.Seed ^ 0x5e31)}
 		if t.vat != nil || cfg.EntMin > 0 {

@@ -92,7 +92,7 @@ func NewTrainer(m *Model, cfg TrainConfig) (*Trainer, error) {
 		pcg: rng.NewPCG(cfg.Seed, rng.Shuffle, 0), noise: rng.NewChunked(rng.SplitMix64(cfg.Seed ^ rng.SplitMix64(rng.Noise)))}
 	t.shuffle = rand.New(t.pcg)
 	if cfg.VAT != nil {
-		v, err := cfg.VAT.withDefaults()
+		v, err := cfg.VAT.validated() // ε, ξ and the probe are resolved on the data (resolveVAT)
 		if err != nil {
 			return nil, err
 		}
@@ -165,6 +165,7 @@ func (t *Trainer) TrainEpoch(ctx context.Context, train *Dataset) (Report, error
 	if err := train.validate("training", t.model); err != nil {
 		return Report{}, err
 	}
+	t.resolveVAT(train)
 	n, bs := train.Len(), t.cfg.BatchSize
 	steps := (n + bs - 1) / bs
 	key := keyOf(train)
@@ -234,6 +235,15 @@ func (t *Trainer) History() []Report { return append([]Report(nil), t.history...
 
 // Model returns the model the trainer trains.
 func (t *Trainer) Model() *Model { return t.model }
+
+// resolveVAT fills in VAT's data-relative defaults (VATConfig) from the
+// training set, once, before the first graph is built.
+func (t *Trainer) resolveVAT(train *Dataset) {
+	if t.vat != nil && (t.vat.needsScale() || t.vat.Probe == ProbeAuto) {
+		v := t.vat.forModel(t.model, scaleOrOne(DataScale(train)))
+		t.vat = &v
+	}
+}
 
 // step trains on the samples idx of d: the step st describes, whose loss
 // parts and learning rate it fills in.

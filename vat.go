@@ -1,6 +1,7 @@
 package vat
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -13,24 +14,51 @@ import (
 // VATConfig holds the hyperparameters of Virtual Adversarial Training
 // (Miyato, Maeda, Koyama, Ishii: "Virtual Adversarial Training: a
 // Regularization Method for Supervised and Semi-Supervised Learning",
-// TPAMI 2018, arXiv:1704.03976). The zero value means the Keras original's settings.
+// TPAMI 2018, arXiv:1704.03976).
+//
+// The zero value adapts to the data, so that one default serves inputs of
+// any scale: in Trainer and SemiTrainer, ε is EpsScale times the data's
+// scale (DataScale: the root-mean-square distance of a training sample
+// from the mean sample), measured once when training starts, and the
+// power iteration is Exact where the network allows it (no Dropout),
+// FiniteDifference otherwise. Config().VAT then shows the values chosen.
+//
+// How to choose ε yourself: ε is a length in the input's own units, the
+// radius within which VAT asks the prediction not to change. It should be
+// well below the distance between classes and above the noise the model
+// should ignore. Start from the default, EpsScale 0.05, and try 0.02 to
+// 0.2 on a labeled validation split, never on the test set: SelectEps does
+// that. The official MNIST code used ε = 0.3 (pixels in [0, 1]; about 0.035
+// of MNIST's scale, 8.6); the TPAMI network, with Gaussian noise on every
+// hidden layer, ε = 5. ξ, the finite-difference probe's length, only needs
+// to be small next to ε and large enough for float32: the default
+// (1e-3 of the scale) does; the paper's 1e-6 does not in float32, where
+// the Exact probe is the faithful choice.
+//
+// NewVATTerm and Model.Gradients see no dataset: there a zero Eps means 1,
+// a zero Xi 10 (the Keras original's values) and the zero Probe
+// FiniteDifference.
 type VATConfig struct {
-	// Xi is the length ξ of the probe perturbation in the power iteration.
-	// 0 means 10 (the Keras original's value; the paper's code uses 1e-6).
+	// Xi is the length ξ of the finite-difference probe. 0 means 1e-3 of
+	// the data's scale (10 without data).
 	Xi float64
-	// Eps is the length ε of the adversarial perturbation. 0 means 1.
+	// Eps is the length ε of the adversarial perturbation, in the input's
+	// units. 0 means EpsScale × the data's scale (1 without data).
 	Eps float64
+	// EpsScale sets ε relative to the data's scale when Eps is 0, in
+	// (0, 10]; 0 means 0.05. Setting both Eps and EpsScale is an error.
+	EpsScale float64
 	// Ip is the number of power iterations. 0 means 1.
 	Ip int
 	// Alpha weighs the VAT term in the loss: CE + α·LDS. 0 means 1.
 	Alpha float64
 	// CleanGrad lets the gradient flow through the clean prediction p(y|x)
-	// in the final KL term, as the Keras original's Keras code does. By default p(y|x)
+	// in the final KL term, as the Keras original does. By default p(y|x)
 	// is a constant there, as in the paper's official code.
 	CleanGrad bool
 	// Probe chooses how the power iteration multiplies d by the KL's
-	// curvature: FiniteDifference (the default, the paper's Algorithm 1,
-	// with Xi) or Exact.
+	// curvature: ProbeAuto (the zero value: Exact where the network allows
+	// it), FiniteDifference (the paper's Algorithm 1, with Xi) or Exact.
 	Probe Probe
 }
 
@@ -39,26 +67,30 @@ type VATConfig struct {
 type Probe int
 
 const (
+	// ProbeAuto is Exact for a network without Dropout, FiniteDifference
+	// otherwise (and FiniteDifference in NewVATTerm and Model.Gradients).
+	ProbeAuto Probe = iota
 	// FiniteDifference takes the gradient of KL(p(y|x) ‖ p(y|x + ξ·d/‖d‖))
 	// with respect to d: the paper's Algorithm 1. In float32 it needs a ξ
 	// far above the paper's 1e-6: x + ξ·d rounds back to x on bright pixels,
 	// and once the model is confident the KL's gradient is lost to
 	// cancellation.
-	FiniteDifference Probe = iota
+	FiniteDifference
 	// Exact computes H·d = Jᵀ F J d with no ξ: J d by one tangent pass
 	// through the network (the clean pass's ReLU masks and max-pool
 	// choices, batch normalization with its batch statistics' derivative
-	// in training, no biases), F
-	// the softmax's Fisher matrix diag(p) − p·pᵀ, and Jᵀ by one backward
-	// pass. It is exact for networks of the package's layers without
-	// Dropout (whose KL is piecewise quadratic in r near 0 up to the
-	// softmax), at any scale.
+	// in training, no biases), F the softmax's Fisher matrix diag(p) −
+	// p·pᵀ, and Jᵀ by one backward pass. It is exact for networks of the
+	// package's layers without Dropout (whose KL is piecewise quadratic in
+	// r near 0 up to the softmax), at any scale.
 	Exact
 )
 
-// String returns "finite-difference" or "exact".
+// String returns "auto", "finite-difference" or "exact".
 func (p Probe) String() string {
 	switch p {
+	case ProbeAuto:
+		return "auto"
 	case FiniteDifference:
 		return "finite-difference"
 	case Exact:
@@ -67,14 +99,50 @@ func (p Probe) String() string {
 	return fmt.Sprintf("Probe(%d)", int(p))
 }
 
-// withDefaults fills in zero fields and validates the rest.
+// MarshalJSON writes the probe's name.
+func (p Probe) MarshalJSON() ([]byte, error) { return json.Marshal(p.String()) }
+
+// UnmarshalJSON reads a probe's name, or the number a checkpoint written
+// before ProbeAuto existed holds (0 finite difference, 1 exact).
+func (p *Probe) UnmarshalJSON(b []byte) error {
+	var name string
+	if err := json.Unmarshal(b, &name); err == nil {
+		for _, q := range []Probe{ProbeAuto, FiniteDifference, Exact} {
+			if q.String() == name {
+				*p = q
+				return nil
+			}
+		}
+		return fmt.Errorf("probe %q: want auto, finite-difference or exact", clip(name))
+	}
+	var old int
+	if err := json.Unmarshal(b, &old); err != nil || old < 0 || old > 1 {
+		return fmt.Errorf("probe %s: want a name, or 0 or 1 in an older file", clip(string(b)))
+	}
+	*p = []Probe{FiniteDifference, Exact}[old]
+	return nil
+}
+
+// Defaults relative to the data's scale (see VATConfig).
+const (
+	defaultEpsScale = 0.05
+	defaultXiScale  = 1e-3
+)
+
+// withDefaults fills in the fields whose defaults need no data, validates
+// every field, and, for callers without data (NewVATTerm, Gradients),
+// fills in the Keras original's ξ and ε and the finite-difference probe.
 func (c VATConfig) withDefaults() (VATConfig, error) {
-	if c.Xi == 0 {
-		c.Xi = 10
+	c, err := c.validated()
+	if err != nil {
+		return c, err
 	}
-	if c.Eps == 0 {
-		c.Eps = 1
-	}
+	return c.resolved(1, false), nil
+}
+
+// validated fills in Ip and Alpha and validates every field, leaving the
+// data-relative ones (Xi, Eps 0; ProbeAuto) as they are.
+func (c VATConfig) validated() (VATConfig, error) {
 	if c.Ip == 0 {
 		c.Ip = 1
 	}
@@ -82,18 +150,120 @@ func (c VATConfig) withDefaults() (VATConfig, error) {
 		c.Alpha = 1
 	}
 	switch {
-	case !(c.Xi > 0) || math.IsInf(c.Xi, 0):
-		return c, fmt.Errorf("vat: VATConfig.Xi = %v: want a finite number > 0", c.Xi)
-	case !(c.Eps > 0) || math.IsInf(c.Eps, 0):
-		return c, fmt.Errorf("vat: VATConfig.Eps = %v: want a finite number > 0", c.Eps)
+	case !(c.Xi >= 0) || math.IsInf(c.Xi, 0):
+		return c, fmt.Errorf("vat: VATConfig.Xi = %v: want a finite number > 0 (0: relative to the data)", c.Xi)
+	case !(c.Eps >= 0) || math.IsInf(c.Eps, 0):
+		return c, fmt.Errorf("vat: VATConfig.Eps = %v: want a finite number > 0 (0: relative to the data)", c.Eps)
+	case !(c.EpsScale >= 0 && c.EpsScale <= 10):
+		return c, fmt.Errorf("vat: VATConfig.EpsScale = %v: want a number in (0, 10] (0 means %g)", c.EpsScale, defaultEpsScale)
+	case c.Eps > 0 && c.EpsScale > 0:
+		return c, fmt.Errorf("vat: VATConfig.Eps = %v and EpsScale = %v: want one of them", c.Eps, c.EpsScale)
 	case c.Ip < 1 || c.Ip > 100:
 		return c, fmt.Errorf("vat: VATConfig.Ip = %d: want 1 to 100 power iterations", c.Ip)
 	case !(c.Alpha > 0) || math.IsInf(c.Alpha, 0):
 		return c, fmt.Errorf("vat: VATConfig.Alpha = %v: want a finite number > 0", c.Alpha)
-	case c.Probe != FiniteDifference && c.Probe != Exact:
-		return c, fmt.Errorf("vat: VATConfig.Probe = %d: want FiniteDifference or Exact", c.Probe)
+	case c.Probe != ProbeAuto && c.Probe != FiniteDifference && c.Probe != Exact:
+		return c, fmt.Errorf("vat: VATConfig.Probe = %d: want ProbeAuto, FiniteDifference or Exact", c.Probe)
 	}
 	return c, nil
+}
+
+// needsScale reports whether resolving c needs the data's scale.
+func (c VATConfig) needsScale() bool { return c.Eps == 0 || c.Xi == 0 }
+
+// resolved fills in the data-relative fields of a validated config: with
+// data, ε and ξ relative to the data's scale and the exact probe where
+// exactOK; without data (scale 1, !data), the Keras original's ξ = 10,
+// ε = 1 and the finite-difference probe.
+func (c VATConfig) resolved(scale float64, data bool) VATConfig {
+	return c.resolve(scale, data, data)
+}
+
+func (c VATConfig) resolve(scale float64, data, exactOK bool) VATConfig {
+	if !data {
+		if c.Xi == 0 {
+			c.Xi = 10
+		}
+		if c.Eps == 0 {
+			c.Eps = 1
+		}
+		if c.Probe == ProbeAuto {
+			c.Probe = FiniteDifference
+		}
+		return c
+	}
+	if c.Eps == 0 {
+		f := c.EpsScale
+		if f == 0 {
+			f = defaultEpsScale
+		}
+		c.Eps, c.EpsScale = f*scale, 0
+	}
+	if c.Xi == 0 {
+		c.Xi = defaultXiScale * scale
+	}
+	if c.Probe == ProbeAuto {
+		c.Probe = FiniteDifference
+		if exactOK {
+			c.Probe = Exact
+		}
+	}
+	return c
+}
+
+// forModel resolves a validated config for training m on data of the
+// given scale (DataScale): ε and ξ relative to it where zero, and the
+// exact probe where m allows it.
+func (c VATConfig) forModel(m *Model, scale float64) VATConfig {
+	return c.resolve(scale, true, m.exactProbeOK())
+}
+
+// DataScale returns the data's scale that VATConfig's defaults are
+// relative to: the root-mean-square distance of a sample from the mean
+// sample, √(Σ_j Var(x_j)), over the samples of the datasets given (labeled
+// and unlabeled alike; up to 20,000 of them, evenly spaced), in float64.
+// It is 8.6 for MNIST's training images (pixels in [0, 1]). A dataset
+// whose samples are all equal has scale 0; the trainers then use 1.
+func DataScale(ds ...*Dataset) float64 {
+	var sum, sq []float64
+	n := 0
+	for _, d := range ds {
+		if d.Len() == 0 {
+			continue
+		}
+		px := size(d.shape())
+		if sum == nil {
+			sum, sq = make([]float64, px), make([]float64, px)
+		}
+		if px != len(sum) {
+			continue
+		}
+		step := max(1, d.Len()/20000)
+		for i := 0; i < d.Len(); i += step {
+			for j, v := range d.Images[i*px : (i+1)*px] {
+				sum[j] += float64(v)
+				sq[j] += float64(v) * float64(v)
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	var v float64
+	for j := range sum {
+		m := sum[j] / float64(n)
+		v += math.Max(0, sq[j]/float64(n)-m*m)
+	}
+	return math.Sqrt(v)
+}
+
+// orOne returns x, or 1 for 0.
+func scaleOrOne(x float64) float64 {
+	if x > 0 {
+		return x
+	}
+	return 1
 }
 
 // vatInputs are the graph inputs the VAT term needs besides the batch: the
@@ -250,6 +420,17 @@ func exactPerturbation(s *scope, cfg VATConfig, in vatInputs, tangent func(*G.No
 
 // hasBatchNorm reports whether the network has a layer with running
 // statistics (BatchNorm), whose tangent map mixes the batch's samples.
+// exactProbeOK reports whether the exact probe can linearize the network:
+// no layer lacks a tangent map.
+func (m *Model) exactProbeOK() bool {
+	for _, l := range m.layers {
+		if r, ok := l.(randomLayer); ok && !r.linear() {
+			return false
+		}
+	}
+	return true
+}
+
 func (m *Model) hasBatchNorm() bool {
 	for _, st := range m.stats {
 		if st != nil {

@@ -378,7 +378,7 @@ func trainRun(ctx context.Context, o *options, name string, tr *vat.Trainer, rl 
 		dropout := strings.Contains(name, "dropout")
 		var vcfg *vat.VATConfig
 		if strings.Contains(name, "vat") {
-			vcfg = &vat.VATConfig{Xi: o.xi, Eps: o.eps, Ip: o.ip, Alpha: o.alpha, CleanGrad: o.cleanGrad}
+			vcfg = &vat.VATConfig{Xi: o.xi, Eps: o.eps, Ip: o.ip, Alpha: o.alpha, CleanGrad: o.cleanGrad, Probe: vat.FiniteDifference} // the Keras original's probe
 		}
 		model, err := vat.NewModel(vat.ModelConfig{Dropout: dropout, Seed: o.seed})
 		if err != nil {

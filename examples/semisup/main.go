@@ -63,6 +63,7 @@ type options struct {
 	iterations            int
 	batch, unlabeledBatch int
 	xi, eps, alpha, beta  float64
+	epsScale              float64
 	ip                    int
 	probe                 vat.Probe
 	lr, decayStart, warm  float64
@@ -85,15 +86,16 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(io.Discard)
 	runs := fs.String("runs", strings.Join(runNames, ","), "comma-separated runs: "+strings.Join(runNames, ", "))
 	seeds := fs.String("label-seed", "1", "comma-separated seeds of the label splits (one run of each kind per split)")
-	probe := fs.String("probe", "finite-difference", "VAT's power iteration: finite-difference (with -xi; better here on MNIST, docs/semisup) or exact (H·d through the network's tangent map)")
+	probe := fs.String("probe", "auto", "VAT's power iteration: auto (exact where the network allows it), finite-difference (with -xi) or exact (H·d through the network's tangent map)")
 	mergeDirs := fs.String("merge", "", "comma-separated folders whose results.json to merge into -out (no training)")
 	fs.StringVar(&o.network, "network", "mlp", "the classifier: mlp (784-1200-1200-10 with batch norm) or tpami (784-1200-600-300-150-10 with batch norm and Gaussian noise 0.5)")
 	fs.IntVar(&o.labels, "labels", 100, "labeled training images, a multiple of 10 (the same number per class)")
 	fs.IntVar(&o.iterations, "iterations", 10000, "training steps per run")
 	fs.IntVar(&o.batch, "batch", 100, "labeled images per step")
 	fs.IntVar(&o.unlabeledBatch, "unlabeled-batch", 250, "unlabeled images per step")
-	fs.Float64Var(&o.xi, "xi", 1e-3, "VAT: probe length ξ of the finite-difference power iteration (> 0; the paper's 1e-6 loses the direction in float32)")
-	fs.Float64Var(&o.eps, "eps", 5, "VAT: length ε of the adversarial perturbation (> 0; the TPAMI paper's MNIST value, per its author)")
+	fs.Float64Var(&o.xi, "xi", 0, "VAT: probe length ξ of the finite-difference power iteration (0 = 1e-3 of the data's scale; the paper's 1e-6 loses the direction in float32)")
+	fs.Float64Var(&o.eps, "eps", 0, "VAT: length ε of the adversarial perturbation (0 = -eps-scale × the data's scale; the TPAMI network's value is 5, the 2015 code's 0.3)")
+	fs.Float64Var(&o.epsScale, "eps-scale", 0, "VAT: ε relative to the data's scale when -eps is 0 (0 = the library's default, 0.05)")
 	fs.IntVar(&o.ip, "ip", 1, "VAT: power iterations (1 to 100)")
 	fs.Float64Var(&o.alpha, "alpha", 1, "VAT: weight α of the VAT loss (> 0)")
 	fs.Float64Var(&o.beta, "entmin", 1, "weight β of the entropy term in vat+entmin runs (> 0)")
@@ -151,12 +153,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.labelSeeds = append(o.labelSeeds, s)
 	}
 	switch *probe {
+	case "auto":
+		o.probe = vat.ProbeAuto
 	case "exact":
 		o.probe = vat.Exact
 	case "finite-difference":
 		o.probe = vat.FiniteDifference
 	default:
-		return nil, fmt.Errorf("-probe %q: want exact or finite-difference", *probe)
+		return nil, fmt.Errorf("-probe %q: want auto, exact or finite-difference", *probe)
 	}
 	switch {
 	case o.labels < vat.Classes || o.labels%vat.Classes != 0:
@@ -167,10 +171,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-batch %d: want 1 to 65536", o.batch)
 	case o.unlabeledBatch < 1 || o.unlabeledBatch > 65536:
 		return nil, fmt.Errorf("-unlabeled-batch %d: want 1 to 65536", o.unlabeledBatch)
-	case !(o.xi > 0) || math.IsInf(o.xi, 0):
-		return nil, fmt.Errorf("-xi %v: want a finite number > 0", o.xi)
-	case !(o.eps > 0) || math.IsInf(o.eps, 0):
-		return nil, fmt.Errorf("-eps %v: want a finite number > 0", o.eps)
+	case !(o.xi >= 0) || math.IsInf(o.xi, 0):
+		return nil, fmt.Errorf("-xi %v: want a finite number > 0 (0 = relative to the data)", o.xi)
+	case !(o.eps >= 0) || math.IsInf(o.eps, 0):
+		return nil, fmt.Errorf("-eps %v: want a finite number > 0 (0 = relative to the data)", o.eps)
+	case !(o.epsScale >= 0 && o.epsScale <= 10):
+		return nil, fmt.Errorf("-eps-scale %v: want a number in (0, 10] (0 = the default)", o.epsScale)
+	case o.eps > 0 && o.epsScale > 0:
+		return nil, fmt.Errorf("-eps %v and -eps-scale %v: want one of them", o.eps, o.epsScale)
 	case o.ip < 1 || o.ip > 100:
 		return nil, fmt.Errorf("-ip %d: want 1 to 100", o.ip)
 	case !(o.alpha > 0) || math.IsInf(o.alpha, 0):
@@ -352,7 +360,7 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 	cfg := vat.SemiSupervisedConfig{Iterations: o.iterations, LabeledBatch: o.batch, UnlabeledBatch: o.unlabeledBatch,
 		Optimizer: vat.Adam{LR: o.lr}, Schedule: vat.LinearDecay{Start: o.decayStart}, EvalEvery: o.evalEvery, Seed: o.seed}
 	if name != "supervised" {
-		cfg.VAT = &vat.VATConfig{Xi: o.xi, Eps: o.eps, Ip: o.ip, Alpha: o.alpha, Probe: o.probe}
+		cfg.VAT = &vat.VATConfig{Xi: o.xi, Eps: o.eps, EpsScale: o.epsScale, Ip: o.ip, Alpha: o.alpha, Probe: o.probe}
 		cfg.WarmUp, cfg.VATOnLabeled = o.warm, o.vatOnLabeled
 	}
 	if name == "vat+entmin" {
@@ -393,15 +401,19 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 		Optimizer: fmt.Sprintf("%v, %#v", c.Optimizer, c.Schedule),
 		Labels:    split.Labeled.Len(), LabelSeed: &seed, SplitHash: split.Hash, Iterations: c.Iterations,
 		LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch, Network: networks[o.network].desc}}
-	if v := c.VAT; v != nil {
-		rr.Options.Xi, rr.Options.Eps, rr.Options.Ip, rr.Options.Alpha = &v.Xi, &v.Eps, &v.Ip, &v.Alpha
-		rr.Options.Probe, rr.Options.WarmUp, rr.Options.VATOnLabeled = v.Probe.String(), &c.WarmUp, c.VATOnLabeled
-	}
 	if c.EntMin > 0 {
 		rr.Options.EntMin, rr.Options.EntMinWarmUp = &c.EntMin, &c.EntMinWarmUp
 	}
 	_, err = tr.Fit(ctx, split.Labeled, split.Unlabeled, test)
 	bar.Done()
+	if v := tr.Config().VAT; v != nil { // ε, ξ and the probe as Fit chose them from the data
+		rr.Options.Xi, rr.Options.Eps, rr.Options.Ip, rr.Options.Alpha = &v.Xi, &v.Eps, &v.Ip, &v.Alpha
+		rr.Options.Probe, rr.Options.WarmUp, rr.Options.VATOnLabeled = v.Probe.String(), &c.WarmUp, c.VATOnLabeled
+		if o.eps == 0 {
+			fmt.Fprintf(stderr, "%s: VAT's ε %.4g (%g × the data's scale %.4g), probe %v\n", label, v.Eps, orDefault(o.epsScale, 0.05),
+				vat.DataScale(split.Labeled, split.Unlabeled), v.Probe)
+		}
+	}
 	if err == nil {
 		err = ckptErr
 	}
@@ -425,6 +437,14 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 	return rr, err
 }
 
+// orDefault returns x, or def for 0.
+func orDefault(x, def float64) float64 {
+	if x == 0 {
+		return def
+	}
+	return x
+}
+
 // runLabel names a run of a split: "vat/1".
 func runLabel(name string, split *vat.Split) string { return fmt.Sprintf("%s/%d", name, split.Seed) }
 
@@ -435,7 +455,21 @@ func sameRun(got, want vat.SemiSupervisedConfig, fresh *vat.Model) error {
 	desc := func(c vat.SemiSupervisedConfig) string {
 		v := "none"
 		if c.VAT != nil {
-			v = fmt.Sprintf("%+v", *c.VAT)
+			// The settings the flags leave to the data are compared as
+			// the flags give them: the checkpoint holds the values chosen.
+			x := *c.VAT
+			if w := want.VAT; w != nil {
+				if w.Eps == 0 {
+					x.Eps, x.EpsScale = 0, w.EpsScale
+				}
+				if w.Xi == 0 {
+					x.Xi = 0
+				}
+				if w.Probe == vat.ProbeAuto {
+					x.Probe = vat.ProbeAuto
+				}
+			}
+			v = fmt.Sprintf("%+v", x)
 		}
 		return fmt.Sprintf("batches %d+%d, VAT %s, entmin %g (warm-up %g), warm-up %g, vat-on-labeled %t, %v, %#v, eval every %d, seed %d",
 			c.LabeledBatch, c.UnlabeledBatch, v, c.EntMin, c.EntMinWarmUp, c.WarmUp, c.VATOnLabeled, c.Optimizer, c.Schedule, c.EvalEvery, c.Seed)

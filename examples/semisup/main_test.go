@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +27,8 @@ func TestBadFlagsExitWithOneLineError(t *testing.T) {
 		{[]string{"-probe", "approximate"}, "-probe"},
 		{[]string{"-iterations", "0"}, "-iterations"},
 		{[]string{"-unlabeled-batch", "0"}, "-unlabeled-batch"},
-		{[]string{"-eps", "0"}, "-eps"},
+		{[]string{"-eps", "-1"}, "-eps"},
+		{[]string{"-eps", "1", "-eps-scale", "0.1"}, "want one of them"},
 		{[]string{"-entmin", "-1"}, "-entmin"},
 		{[]string{"-warm-up", "1"}, "-warm-up"},
 		{[]string{"-entmin-warm-up", "-0.1"}, "-entmin-warm-up"},
@@ -76,8 +78,11 @@ func TestSmallRunWritesResults(t *testing.T) {
 			t.Errorf("split %d has two hashes", *o.LabelSeed)
 		}
 		hashes[*o.LabelSeed] = o.SplitHash
-		if (r.Name[:3] == "vat") != (o.Probe == "finite-difference") { // the default probe
+		if (r.Name[:3] == "vat") != (o.Probe == "exact") { // the default probe on the MLP, which has no dropout
 			t.Errorf("run %s: probe %q", r.Name, o.Probe)
+		}
+		if r.Name[:3] == "vat" && (o.Eps == nil || math.Abs(*o.Eps-0.05*7.26) > 0.05) { // ε relative to MNIST's scale
+			t.Errorf("run %s: ε %v, want about 0.36", r.Name, o.Eps)
 		}
 	}
 	if hashes[1] == hashes[2] {

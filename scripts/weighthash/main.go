@@ -31,11 +31,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "weighthash:", err)
 		os.Exit(1)
 	}
+	keras := &vat.VATConfig{Xi: 10, Eps: 1, Probe: vat.FiniteDifference} // the Keras original's settings
 	for _, run := range []struct {
 		name    string
 		dropout bool
 		vat     *vat.VATConfig
-	}{{"plain", false, nil}, {"dropout", true, nil}, {"vat", false, &vat.VATConfig{}}, {"dropout+vat", true, &vat.VATConfig{}}} {
+	}{{"plain", false, nil}, {"dropout", true, nil}, {"vat", false, keras}, {"dropout+vat", true, keras}} {
 		m, err := vat.NewModel(vat.ModelConfig{Dropout: run.dropout, Seed: *seed})
 		if err == nil {
 			var tr *vat.Trainer
@@ -58,7 +59,7 @@ func main() {
 		name   string
 		vat    *vat.VATConfig
 		entMin float64
-	}{{"semi", nil, 0}, {"semi+vat", &vat.VATConfig{Eps: 5}, 0}, {"semi+exact", &vat.VATConfig{Eps: 5, Probe: vat.Exact}, 1}} {
+	}{{"semi", nil, 0}, {"semi+vat", &vat.VATConfig{Xi: 10, Eps: 5, Probe: vat.FiniteDifference}, 0}, {"semi+exact", &vat.VATConfig{Eps: 5, Probe: vat.Exact}, 1}} {
 		m, err := vat.Sequential([]int{784}, *seed, vat.Dense(64), vat.BatchNorm(), vat.ReLU(), vat.Dense(10))
 		if err == nil {
 			var tr *vat.SemiTrainer
