@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/org/vat/internal/toydata"
@@ -160,6 +161,65 @@ func TestVATConfigDefaults(t *testing.T) {
 		var p Probe
 		if err := json.Unmarshal([]byte(bad), &p); err == nil {
 			t.Errorf("Probe from %s accepted", bad)
+		}
+	}
+}
+
+// TestSelectEps: on the blobs, choosing ε from the labeled samples alone
+// lands on a scale whose test accuracy is within 2 points of the grid's
+// best test accuracy; bad arguments are refused by name.
+func TestSelectEps(t *testing.T) {
+	x, l := toydata.Blobs(3000, 20, 3, 3, 1)
+	tx, tl := toydata.Blobs(3000, 20, 3, 3, 2)
+	train, _ := NewDataset(x, []int{20}, l, 3)
+	test, _ := NewDataset(tx, []int{20}, tl, 3)
+	split, err := SplitLabeled(train, 60, 3, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newModel := func() (*Model, error) {
+		return Sequential([]int{20}, 1, Dense(64), ReLU(), Dense(64), ReLU(), Dense(3))
+	}
+	cfg := SemiSupervisedConfig{Iterations: 400, LabeledBatch: 42, UnlabeledBatch: 128, Seed: 1}
+	grid := []float64{0.05, 0.2, 0.5}
+	best, all, err := SelectEps(context.Background(), newModel, split.Labeled, split.Unlabeled, cfg, grid, 0.3, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 3 {
+		t.Fatalf("%d candidates, want 3", len(all))
+	}
+	// The test accuracy of each scale trained on all the labels.
+	testAcc := map[float64]float64{}
+	top := 0.0
+	for _, s := range grid {
+		m, _ := newModel()
+		c := cfg
+		c.VAT = &VATConfig{EpsScale: s}
+		tr, _ := NewSemiTrainer(m, c)
+		evals, err := tr.Fit(context.Background(), split.Labeled, split.Unlabeled, test)
+		if err != nil {
+			t.Fatal(err)
+		}
+		testAcc[s] = evals[len(evals)-1].TestAccuracy
+		top = math.Max(top, testAcc[s])
+	}
+	t.Logf("candidates %+v; chose %v; test accuracies %v", all, best, testAcc)
+	if testAcc[best] < top-0.02 {
+		t.Errorf("SelectEps chose %v (test accuracy %.1f %%), the grid's best is %.1f %%", best, 100*testAcc[best], 100*top)
+	}
+	for _, tc := range []struct {
+		cfg  SemiSupervisedConfig
+		grid []float64
+		want string
+	}{
+		{SemiSupervisedConfig{VAT: &VATConfig{Eps: 1}}, nil, "VAT.Eps"},
+		{cfg, []float64{0.1, -1}, "grid[1]"},
+		{cfg, []float64{}, "empty grid"},
+		{SemiSupervisedConfig{EarlyStop: &EarlyStopping{Patience: 1}}, nil, "test set"},
+	} {
+		if _, _, err := SelectEps(context.Background(), newModel, split.Labeled, split.Unlabeled, tc.cfg, tc.grid, 0, 1); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("SelectEps with %+v, grid %v: %v, want an error naming %s", tc.cfg, tc.grid, err, tc.want)
 		}
 	}
 }

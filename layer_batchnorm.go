@@ -49,7 +49,11 @@ func (l *batchNorm) build(s *scope, x *G.Node, w []*G.Node, _ bool) *G.Node {
 		s.err = fmt.Errorf("vat: BatchNorm: input of shape %v: put it before Flatten, or after a Dense layer", x.Shape())
 		return nil
 	}
-	return s.apply(ops.NewBatchNorm(x.Dims(), s.batchStats, s.updateStats, batchNormEps, batchNormMomentum, s.stats[0], s.stats[1]), x, w[0], w[1])
+	momentum := batchNormMomentum
+	if s.statsMomentum != nil {
+		momentum = *s.statsMomentum
+	}
+	return s.apply(ops.NewBatchNorm(x.Dims(), s.batchStats, s.updateStats, batchNormEps, momentum, s.stats[0], s.stats[1]), x, w[0], w[1])
 }
 
 // tangent is batch normalization's derivative at the recorded pass, with

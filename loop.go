@@ -50,6 +50,9 @@ type Report struct {
 	TestAccuracy float64 `json:"test_accuracy"`          // fraction of test samples classified right
 	Seconds      float64 `json:"seconds"`                // wall time of the training steps since the previous report
 	EvalSeconds  float64 `json:"eval_seconds,omitempty"` // wall time of the test evaluation
+	// PopulationStats says that batch normalization's running averages were
+	// recomputed over the training pool before the test evaluation.
+	PopulationStats bool `json:"population_stats,omitempty"`
 }
 
 // EpochResult is a supervised run's Report of one epoch.

@@ -131,8 +131,9 @@ func presetModules(layers []Layer) []string {
 // Sequential returns a classifier made of layers applied in order to inputs
 // of shape inputShape (one sample: C×H×W for images, or a flat vector's
 // length), with Glorot-uniform kernels and zero biases drawn from seed. The
-// last layer must be a Dense layer: its units are the classes, and its
-// outputs the logits. Datasets must hold samples of inputShape's size
+// last layer must be a Dense layer, or Dense then BatchNorm (the official
+// 2015 VAT code's MNIST network normalizes its logits): its units are the
+// classes, and its outputs the logits. Datasets must hold samples of inputShape's size
 // (images of H×W for C×H×W = 1×H×W, or vectors) with labels below the
 // number of classes.
 //
@@ -151,8 +152,8 @@ func Sequential(inputShape []int, seed uint64, layers ...Layer) (*Model, error) 
 	if len(layers) == 0 {
 		return nil, fmt.Errorf("vat: Sequential: no layers")
 	}
-	if _, ok := layers[len(layers)-1].(logitsLayer); !ok {
-		return nil, fmt.Errorf("vat: Sequential: the last layer is %s, want Dense (its outputs are the logits)", layers[len(layers)-1].kind())
+	if !endsWithLogits(layers) {
+		return nil, fmt.Errorf("vat: Sequential: the last layer is %s, want Dense, or Dense then BatchNorm (its outputs are the logits)", layers[len(layers)-1].kind())
 	}
 	m := &Model{cfg: ModelConfig{Seed: seed}, inShape: append([]int(nil), inputShape...), layers: layers,
 		evals: map[int]*evalGraph{}, grads: map[gradKey]*stepGraph{}, dirs: map[dirKey]*dirGraph{},
@@ -193,6 +194,18 @@ func Sequential(inputShape []int, seed uint64, layers ...Layer) (*Model, error) 
 	m.classes = shape[0]
 	m.initWeights(seed)
 	return m, nil
+}
+
+// endsWithLogits reports whether layers end with a layer that gives
+// logits (Dense), optionally followed by running statistics on them
+// (BatchNorm: the official 2015 VAT code normalizes its logits).
+func endsWithLogits(layers []Layer) bool {
+	last := layers[len(layers)-1]
+	if _, ok := last.(statsLayer); ok && len(layers) > 1 {
+		last = layers[len(layers)-2]
+	}
+	_, ok := last.(logitsLayer)
+	return ok
 }
 
 // initWeights draws every kernel from Glorot's uniform distribution,
@@ -284,6 +297,9 @@ func (m *Model) forward(s *scope, w weights, x *G.Node) *G.Node {
 			ws[j] = w.nodes[k]
 		}
 		s.stats = m.stats[i]
+		if s.statsOf != nil && s.statsOf[i] != nil {
+			s.stats = s.statsOf[i]
+		}
 		in := h
 		if h = l.build(s, h, ws, m.fused[i]); s.err != nil {
 			return nil

@@ -29,6 +29,12 @@ type scope struct {
 	// running mean and variance, set by Model.forward.
 	batchStats, updateStats bool
 	stats                   *[2][]float32
+	// statsOf, when set, replaces each layer's running averages (by layer
+	// index; nil entries keep the layer's own) and statsMomentum their
+	// momentum: population statistics collect each batch's statistics
+	// this way (batchnorm_stats.go).
+	statsOf       []*[2][]float32
+	statsMomentum *float64
 
 	// The exact probe: trace, when set, records each layer's input and
 	// output as forward builds them; consts are the constant inputs (zero

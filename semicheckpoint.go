@@ -20,6 +20,7 @@ type semiRecord struct {
 	EntMinWarmUp   float64        `json:"entmin_warmup,omitempty"`
 	EvalEvery      int            `json:"eval_every"`
 	EarlyStop      *EarlyStopping `json:"early_stop,omitempty"`
+	PopStats       bool           `json:"population_stats,omitempty"`
 	Seed           uint64         `json:"seed"`
 
 	Iteration int              `json:"iteration"` // iterations done
@@ -73,7 +74,7 @@ const (
 func (t *SemiTrainer) Checkpoint(path string) error {
 	c := t.cfg
 	rec := &semiRecord{Iterations: c.Iterations, LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch,
-		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EntMinWarmUp: c.EntMinWarmUp, EvalEvery: c.EvalEvery, EarlyStop: t.early, Seed: c.Seed,
+		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EntMinWarmUp: c.EntMinWarmUp, EvalEvery: c.EvalEvery, EarlyStop: t.early, PopStats: c.PopulationStats, Seed: c.Seed,
 		Iteration: t.it, Sum: semiRecordOf(t.sum), SumSteps: t.sumSteps, History: []semiEvalRecord{}}
 	for _, e := range t.history {
 		rec.History = append(rec.History, semiRecordOf(e))
@@ -128,8 +129,8 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig's loss (VAT, VATOnLabeled, EntMin, WarmUp) is set; a resumed run keeps its checkpoint's")
 	case cfg.Optimizer != nil || cfg.Schedule != nil:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Optimizer or Schedule is set; a resumed run keeps its checkpoint's")
-	case cfg.Seed != 0 || cfg.EvalEvery != 0 || cfg.EarlyStop != nil:
-		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Seed, EvalEvery or EarlyStop is set; a resumed run keeps its checkpoint's")
+	case cfg.Seed != 0 || cfg.EvalEvery != 0 || cfg.EarlyStop != nil || cfg.PopulationStats:
+		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Seed, EvalEvery, EarlyStop or PopulationStats is set; a resumed run keeps its checkpoint's")
 	case cfg.Iterations < 0:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Iterations = %d: want >= 0 (0 keeps the checkpoint's)", cfg.Iterations)
 	}
@@ -143,7 +144,7 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	}
 	sc := SemiSupervisedConfig{Iterations: rec.Iterations, LabeledBatch: rec.LabeledBatch, UnlabeledBatch: rec.UnlabeledBatch,
 		VAT: rec.VAT, VATOnLabeled: rec.VATOnLabeled, EntMin: rec.EntMin, WarmUp: rec.WarmUp, EntMinWarmUp: rec.EntMinWarmUp, Optimizer: r.opt, Schedule: r.sched,
-		EvalEvery: rec.EvalEvery, EarlyStop: rec.EarlyStop, Seed: rec.Seed, OnStep: cfg.OnStep, OnEval: cfg.OnEval}
+		EvalEvery: rec.EvalEvery, EarlyStop: rec.EarlyStop, PopulationStats: rec.PopStats, Seed: rec.Seed, OnStep: cfg.OnStep, OnEval: cfg.OnEval}
 	if rec.Iterations < 1 || rec.LabeledBatch < 1 || rec.UnlabeledBatch < 1 || rec.EvalEvery < 1 {
 		return nil, r.bad("iterations %d, batches %d and %d, eval_every %d: want each >= 1", rec.Iterations, rec.LabeledBatch, rec.UnlabeledBatch, rec.EvalEvery)
 	}

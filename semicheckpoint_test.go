@@ -42,7 +42,7 @@ func TestSemiResumeIsBitIdentical(t *testing.T) {
 	}{
 		{"vat+entmin, Adam", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5}, VATOnLabeled: true, EntMin: 0.5, WarmUp: 0.3, EntMinWarmUp: 0.5}},
 		{"exact probe, SGD", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5, Probe: Exact}, Optimizer: SGD{LR: 0.05, Momentum: 0.9}, Schedule: WarmUp{Steps: 3, Then: StepDecay{Every: 5, Factor: 0.8}}}},
-		{"supervised", SemiSupervisedConfig{}},
+		{"supervised, population statistics", SemiSupervisedConfig{PopulationStats: true}},
 		// Stops at the third report (12): a resumed run must remember the
 		// reports before its checkpoint to stop there too.
 		{"early stopping", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5}, EarlyStop: &EarlyStopping{Metric: MetricTrainLoss, Patience: 2, MinDelta: 1e9}}},
@@ -62,6 +62,11 @@ func TestSemiResumeIsBitIdentical(t *testing.T) {
 				t.Fatal(err)
 			}
 			wantHash := semiHash(whole)
+			for _, r := range want {
+				if r.PopulationStats != cfg.PopulationStats {
+					t.Fatalf("report at %d: population statistics %v, configured %v", r.Iteration, r.PopulationStats, cfg.PopulationStats)
+				}
+			}
 			for _, stopAfter := range []int{1, 4, 5, 9, 13} {
 				if stopAfter >= whole.Iteration() { // an early stop came first
 					continue

@@ -61,6 +61,11 @@ type SemiSupervisedConfig struct {
 	// EvalEvery is the number of steps between evaluations on the test
 	// set; 0 means Iterations/20.
 	EvalEvery int
+	// PopulationStats recomputes batch normalization's running averages
+	// as population statistics over the unlabeled pool (Model.PopulationStats)
+	// before every report and so at the end of the run, as the official
+	// code does after training; reports say so. Off by default.
+	PopulationStats bool
 	// Seed fixes the batches' order, the dropout masks and the VAT noise.
 	// (The initial weights come from the model, the split from
 	// SplitLabeled.)
@@ -283,6 +288,16 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 			e := Report{Iteration: it + 1, TrainLoss: t.sum.TrainLoss / n, TrainCE: t.sum.TrainCE / n,
 				TrainLDS: t.sum.TrainLDS / n, TrainEntropy: t.sum.TrainEntropy / n,
 				Seconds: t.sum.Seconds + time.Since(start).Seconds(), TestLoss: math.NaN(), TestAccuracy: math.NaN()}
+			if cfg.PopulationStats {
+				pool := unlabeled
+				if pool.Len() == 0 {
+					pool = labeled
+				}
+				if err := m.PopulationStats(pool, cfg.UnlabeledBatch); err != nil {
+					return evals, err
+				}
+				e.PopulationStats = true
+			}
 			if test != nil {
 				ev, err := m.Evaluate(test)
 				if err != nil {
