@@ -75,7 +75,11 @@ type options struct {
 	seed                  uint64
 	testLimit             int
 	data, out             string
-	network               string
+	network, preset       string
+	schedule              string
+	stepEvery             int
+	stepFactor            float64
+	popStats              bool
 	merge                 []string
 	progress              bool
 }
@@ -88,7 +92,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	seeds := fs.String("label-seed", "1", "comma-separated seeds of the label splits (one run of each kind per split)")
 	probe := fs.String("probe", "auto", "VAT's power iteration: auto (exact where the network allows it), finite-difference (with -xi) or exact (H·d through the network's tangent map)")
 	mergeDirs := fs.String("merge", "", "comma-separated folders whose results.json to merge into -out (no training)")
-	fs.StringVar(&o.network, "network", "mlp", "the classifier: mlp (784-1200-1200-10 with batch norm) or tpami (784-1200-600-300-150-10 with batch norm and Gaussian noise 0.5)")
+	fs.StringVar(&o.preset, "preset", "", "a published recipe, setting the network, updates, optimizer schedule, ε and probe (flags given explicitly still win): "+strings.Join(presetNames(), ", "))
+	fs.StringVar(&o.network, "network", "mlp", "the classifier: mlp (784-1200-1200-10 with batch norm), official (the same with batch norm on the logits) or tpami (784-1200-600-300-150-10 with batch norm and Gaussian noise 0.5)")
+	fs.StringVar(&o.schedule, "schedule", "linear", "the learning rate's schedule: linear (constant, then linearly to 0 after -decay-start) or step (×-step-factor every -step-every updates)")
+	fs.IntVar(&o.stepEvery, "step-every", 500, "-schedule step: updates between decays (>= 1)")
+	fs.Float64Var(&o.stepFactor, "step-factor", 0.9, "-schedule step: the factor, in (0, 1]")
+	fs.BoolVar(&o.popStats, "pop-stats", false, "recompute batch norm's population statistics over the unlabeled pool before every evaluation")
 	fs.IntVar(&o.labels, "labels", 100, "labeled training images, a multiple of 10 (the same number per class)")
 	fs.IntVar(&o.iterations, "iterations", 10000, "training steps per run")
 	fs.IntVar(&o.batch, "batch", 100, "labeled images per step")
@@ -123,6 +132,11 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (flags only)", fs.Arg(0))
+	}
+	if o.preset != "" {
+		if err := applyPreset(o, fs, probe); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range strings.Split(*runs, ",") {
 		r = strings.TrimSpace(r)
@@ -204,17 +218,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	case o.out == "":
 		return nil, fmt.Errorf("-out: want a folder")
 	case networks[o.network].layers == nil:
-		return nil, fmt.Errorf("-network %q: want mlp or tpami", o.network)
+		return nil, fmt.Errorf("-network %q: want mlp, official or tpami", o.network)
+	case o.schedule != "linear" && o.schedule != "step":
+		return nil, fmt.Errorf("-schedule %q: want linear or step", o.schedule)
+	case o.stepEvery < 1:
+		return nil, fmt.Errorf("-step-every %d: want >= 1", o.stepEvery)
+	case !(o.stepFactor > 0 && o.stepFactor <= 1):
+		return nil, fmt.Errorf("-step-factor %v: want a number in (0, 1]", o.stepFactor)
 	}
 	return o, nil
 }
 
 // networks are the classifiers -network chooses from: "mlp", an MLP
 // 784-1200-1200-10 with batch normalization after each hidden layer (the
-// 2015 VAT paper's kind), and "tpami", the TPAMI 2018 paper's MNIST network
-// as its author describes it (takerum/vat issue 3; the paper's appendix C):
-// 784-1200-600-300-150-10 with batch normalization and Gaussian noise of
-// standard deviation 0.5 on each hidden layer.
+// 2015 VAT paper's kind), "official", the same with batch norm on the
+// logits too (the 2015 code's, vat.Recipes), and "tpami", the TPAMI 2018
+// paper's MNIST network as its author describes it (vat.Recipes).
 var networks = map[string]struct {
 	desc   string
 	layers func() []vat.Layer
@@ -223,13 +242,62 @@ var networks = map[string]struct {
 		return []vat.Layer{vat.Flatten(), vat.Dense(1200), vat.BatchNorm(), vat.ReLU(),
 			vat.Dense(1200), vat.BatchNorm(), vat.ReLU(), vat.Dense(vat.Classes)}
 	}},
-	"tpami": {"MLP 784-1200-600-300-150-10, batch norm and Gaussian noise (σ = 0.5) on each hidden layer", func() []vat.Layer {
-		ls := []vat.Layer{vat.Flatten()}
-		for _, units := range []int{1200, 600, 300, 150} {
-			ls = append(ls, vat.Dense(units), vat.BatchNorm(), vat.ReLU(), vat.GaussianNoise(0.5))
+	"official": {recipe("official-2015").Network, recipe("official-2015").Layers},
+	"tpami":    {recipe("tpami-2018").Network, recipe("tpami-2018").Layers},
+}
+
+// recipe returns the library's published recipe named name.
+func recipe(name string) vat.Recipe {
+	for _, r := range vat.Recipes() {
+		if r.Name == name {
+			return r
 		}
-		return append(ls, vat.Dense(vat.Classes))
-	}},
+	}
+	panic("semisup: no recipe " + name)
+}
+
+func presetNames() []string {
+	var names []string
+	for _, r := range vat.Recipes() {
+		names = append(names, r.Name)
+	}
+	return names
+}
+
+// applyPreset sets the options of the recipe -preset names, except those
+// given explicitly.
+func applyPreset(o *options, fs *flag.FlagSet, probe *string) error {
+	if !slices.Contains(presetNames(), o.preset) {
+		return fmt.Errorf("-preset %q: want one of %s", o.preset, strings.Join(presetNames(), ", "))
+	}
+	r := recipe(o.preset)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c := r.Config
+	opt := c.Optimizer.(vat.Adam)
+	step := c.Schedule.(vat.StepDecay)
+	for _, v := range []struct {
+		flag  string
+		apply func()
+	}{
+		{"network", func() { o.network = map[string]string{"official-2015": "official", "tpami-2018": "tpami"}[r.Name] }},
+		{"iterations", func() { o.iterations = c.Iterations }},
+		{"batch", func() { o.batch = c.LabeledBatch }},
+		{"unlabeled-batch", func() { o.unlabeledBatch = c.UnlabeledBatch }},
+		{"eps", func() { o.eps = c.VAT.Eps }},
+		{"probe", func() { *probe = c.VAT.Probe.String() }},
+		{"lr", func() { o.lr = opt.LR }},
+		{"schedule", func() { o.schedule = "step" }},
+		{"step-every", func() { o.stepEvery = step.Every }},
+		{"step-factor", func() { o.stepFactor = step.Factor }},
+		{"eval-every", func() { o.evalEvery = c.EvalEvery }},
+		{"pop-stats", func() { o.popStats = c.PopulationStats }},
+	} {
+		if !set[v.flag] {
+			v.apply()
+		}
+	}
+	return nil
 }
 
 // network builds the network named name, seeded with seed.
@@ -358,7 +426,11 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 		return nil, err
 	}
 	cfg := vat.SemiSupervisedConfig{Iterations: o.iterations, LabeledBatch: o.batch, UnlabeledBatch: o.unlabeledBatch,
-		Optimizer: vat.Adam{LR: o.lr}, Schedule: vat.LinearDecay{Start: o.decayStart}, EvalEvery: o.evalEvery, Seed: o.seed}
+		Optimizer: vat.Adam{LR: o.lr}, Schedule: vat.LinearDecay{Start: o.decayStart}, EvalEvery: o.evalEvery, Seed: o.seed,
+		PopulationStats: o.popStats}
+	if o.schedule == "step" {
+		cfg.Schedule = vat.StepDecay{Every: o.stepEvery, Factor: o.stepFactor}
+	}
 	if name != "supervised" {
 		cfg.VAT = &vat.VATConfig{Xi: o.xi, Eps: o.eps, EpsScale: o.epsScale, Ip: o.ip, Alpha: o.alpha, Probe: o.probe}
 		cfg.WarmUp, cfg.VATOnLabeled = o.warm, o.vatOnLabeled

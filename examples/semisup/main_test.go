@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/org/vat"
 	"github.com/org/vat/internal/results"
 )
 
@@ -36,6 +37,9 @@ func TestBadFlagsExitWithOneLineError(t *testing.T) {
 		{[]string{"-lr", "NaN"}, "-lr"},
 		{[]string{"stray"}, "stray"},
 		{[]string{"-network", "resnet"}, "-network"},
+		{[]string{"-preset", "paper"}, "-preset"},
+		{[]string{"-schedule", "cosine"}, "-schedule"},
+		{[]string{"-schedule", "step", "-step-factor", "1.5"}, "-step-factor"},
 		{[]string{"-merge", "a,,b"}, "-merge"},
 		{[]string{"-merge", "/nonexistent/folder"}, "-merge"},
 	} {
@@ -196,5 +200,23 @@ func TestResumeAfterInterrupt(t *testing.T) {
 	stderr.Reset()
 	if code := run(context.Background(), append(args(cancelAt), "-resume", "-lr", "0.01"), &stdout, &stderr); code != exitError || !strings.Contains(stderr.String(), "not the flags'") {
 		t.Errorf("resuming with another -lr: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// TestPresets: -preset sets a recipe's options, and flags given
+// explicitly win.
+func TestPresets(t *testing.T) {
+	var stderr bytes.Buffer
+	o, err := parseFlags([]string{"-preset", "official-2015", "-iterations", "7"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.network != "official" || o.iterations != 7 || o.eps != 0.3 || o.probe != vat.Exact || o.schedule != "step" ||
+		o.stepEvery != 500 || o.stepFactor != 0.9 || !o.popStats || o.lr != 0.002 {
+		t.Errorf("official-2015 with -iterations 7: %+v", o)
+	}
+	o, err = parseFlags([]string{"-preset", "tpami-2018"}, &stderr)
+	if err != nil || o.network != "tpami" || o.eps != 5 || o.iterations != 50000 {
+		t.Errorf("tpami-2018: %+v, %v", o, err)
 	}
 }
