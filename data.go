@@ -24,8 +24,11 @@ type Dataset struct {
 	// 1×Rows×Cols.
 	Shape []int
 	// ClassNames, when set, names the classes by index (a loader that
-	// reads names, such as an image folder's subfolders, sets them).
+	// reads names, such as LoadCSV, sets them).
 	ClassNames []string
+	// FeatureNames, when set, names a flat sample's features (LoadCSV's
+	// header).
+	FeatureNames []string
 }
 
 // NewDataset returns the dataset of len(labels) samples of the given shape

@@ -134,8 +134,11 @@ func TestVATConfigDefaults(t *testing.T) {
 	if got := c.forModel(m, 8); got.Eps != 0.4 || math.Abs(got.Xi-0.008) > 1e-15 || got.Probe != Exact {
 		t.Errorf("defaults on scale 8: %+v, want ε 0.4, ξ 0.008, exact", got)
 	}
-	if got := c.forModel(drop, 8); got.Probe != FiniteDifference {
-		t.Errorf("a network with dropout: probe %v, want finite-difference", got.Probe)
+	bn, _ := Sequential([]int{4}, 1, Dense(3), BatchNorm(), ReLU(), Dense(3))
+	for _, m := range []*Model{drop, bn} {
+		if got := c.forModel(m, 8); got.Probe != FiniteDifference || math.Abs(got.Eps-1.6) > 1e-12 {
+			t.Errorf("a network with dropout or batch norm: probe %v, ε %v; want finite-difference and 0.2 × 8", got.Probe, got.Eps)
+		}
 	}
 	if got, _ := (VATConfig{EpsScale: 0.2}).validated(); got.forModel(m, 5).Eps != 1 {
 		t.Errorf("EpsScale 0.2 on scale 5: ε %v, want 1", got.forModel(m, 5).Eps)

@@ -37,8 +37,10 @@ type task struct {
 func main() {
 	data := flag.String("data", "moons,blobs,mnist1000", "comma-separated datasets: moons, blobs, mnist1000")
 	splits := flag.String("splits", "1,2,3", "comma-separated label-split seeds")
-	scales := flag.String("scales", "0.02,0.05,0.1,0.2", "comma-separated VATConfig.EpsScale values")
+	scales := flag.String("scales", "0,0.05,0.2", "comma-separated VATConfig.EpsScale values (0: the default)")
 	long := flag.Bool("long", false, "ten times the iterations")
+	popStats = flag.Bool("pop-stats", false, "recompute batch norm's population statistics over the unlabeled pool before evaluating")
+	bn := flag.Bool("bn", false, "moons and blobs: batch norm after each hidden layer (the default probe is then finite-difference)")
 	flag.Parse()
 	var ss []float64
 	for _, f := range strings.Split(*scales, ",") {
@@ -57,14 +59,18 @@ func main() {
 		seeds = append(seeds, v)
 	}
 	for _, name := range strings.Split(*data, ",") {
-		t, err := makeTask(name)
+		t, err := makeTask(name, *bn)
 		if err != nil {
 			fail(err)
 		}
 		if *long {
 			t.iterations *= 10
 		}
-		fmt.Printf("## %s: %d labels, %d training samples, %d iterations, data scale %.3f\n\n", t.name, t.labels, t.train.Len(), t.iterations, vat.DataScale(t.train))
+		net := ""
+		if *bn && name != "mnist1000" {
+			net = ", MLP with batch norm"
+		}
+		fmt.Printf("## %s%s: %d labels, %d training samples, %d iterations, data scale %.3f\n\n", t.name, net, t.labels, t.train.Len(), t.iterations, vat.DataScale(t.train))
 		fmt.Printf("| setting | %smean |\n|---|%s---:|\n", joinSeeds(seeds), strings.Repeat("---:|", len(seeds)))
 		settings := []*vat.VATConfig{nil}
 		for _, s := range ss {
@@ -74,19 +80,26 @@ func main() {
 			label := "supervised"
 			if v != nil {
 				label = fmt.Sprintf("VAT, EpsScale %g", v.EpsScale)
+				if v.EpsScale == 0 {
+					label = "VAT, defaults (VATConfig{})"
+				}
 			}
 			var accs []float64
 			var eps float64
+			var probe vat.Probe
 			start := time.Now()
 			for _, seed := range seeds {
-				acc, e, err := run(t, v, seed)
+				acc, c, err := run(t, v, seed)
 				if err != nil {
 					fail(fmt.Errorf("%s, %s, split %d: %w", t.name, label, seed, err))
 				}
-				accs, eps = append(accs, acc), e
+				accs = append(accs, acc)
+				if c != nil {
+					eps, probe = c.Eps, c.Probe
+				}
 			}
 			if v != nil {
-				label += fmt.Sprintf(" (ε %.3g)", eps)
+				label += fmt.Sprintf(" (ε %.3g, %v)", eps, probe)
 			}
 			fmt.Printf("| %s |", label)
 			mean := 0.0
@@ -101,6 +114,8 @@ func main() {
 	}
 }
 
+var popStats *bool
+
 func joinSeeds(seeds []uint64) string {
 	var b strings.Builder
 	for _, s := range seeds {
@@ -109,36 +124,37 @@ func joinSeeds(seeds []uint64) string {
 	return b.String()
 }
 
-func run(t *task, v *vat.VATConfig, seed uint64) (acc, eps float64, err error) {
+func run(t *task, v *vat.VATConfig, seed uint64) (acc float64, resolved *vat.VATConfig, err error) {
 	split, err := vat.SplitLabeled(t.train, t.labels, t.classes, seed)
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	m, err := t.net(seed)
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	tr, err := vat.NewSemiTrainer(m, vat.SemiSupervisedConfig{Iterations: t.iterations, LabeledBatch: t.labeled, UnlabeledBatch: t.unlabBat,
-		VAT: v, EvalEvery: t.iterations, Seed: seed})
+		VAT: v, EvalEvery: t.iterations, Seed: seed, PopulationStats: *popStats})
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
 	evals, err := tr.Fit(context.Background(), split.Labeled, split.Unlabeled, t.test)
 	if err != nil {
-		return 0, 0, err
+		return 0, nil, err
 	}
-	if c := tr.Config().VAT; c != nil {
-		eps = c.Eps
-	}
-	return evals[len(evals)-1].TestAccuracy, eps, nil
+	return evals[len(evals)-1].TestAccuracy, tr.Config().VAT, nil
 }
 
-func makeTask(name string) (*task, error) {
+func makeTask(name string, bn bool) (*task, error) {
 	mlp := func(in int, hidden []int, classes int) func(uint64) (*vat.Model, error) {
 		return func(seed uint64) (*vat.Model, error) {
 			var ls []vat.Layer
 			for _, h := range hidden {
-				ls = append(ls, vat.Dense(h), vat.ReLU())
+				ls = append(ls, vat.Dense(h))
+				if bn {
+					ls = append(ls, vat.BatchNorm())
+				}
+				ls = append(ls, vat.ReLU())
 			}
 			return vat.Sequential([]int{in}, seed, append(ls, vat.Dense(classes))...)
 		}

@@ -1,0 +1,22 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/org/vat"
+)
+
+func main() {
+	for _, p := range os.Args[1:] {
+		t, err := vat.ResumeSemi(p, vat.SemiSupervisedConfig{})
+		if err != nil {
+			fmt.Println(p, err)
+			continue
+		}
+		fmt.Println(p, "iteration", t.Iteration(), "eps", t.Config().VAT.Eps, t.Config().VAT.Probe)
+		for _, r := range t.History() {
+			fmt.Printf("  %5d  train CE %.4f LDS %.4f  test error %.2f %%\n", r.Iteration, r.TrainCE, r.TrainLDS, 100*(1-r.TestAccuracy))
+		}
+	}
+}
