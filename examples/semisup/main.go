@@ -93,7 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	probe := fs.String("probe", "auto", "VAT's power iteration: auto (exact where the network allows it), finite-difference (with -xi) or exact (H·d through the network's tangent map)")
 	mergeDirs := fs.String("merge", "", "comma-separated folders whose results.json to merge into -out (no training)")
 	fs.StringVar(&o.preset, "preset", "", "a published recipe, setting the network, updates, optimizer schedule, ε and probe (flags given explicitly still win): "+strings.Join(presetNames(), ", "))
-	fs.StringVar(&o.network, "network", "mlp", "the classifier: mlp (784-1200-1200-10 with batch norm), official (the same with batch norm on the logits) or tpami (784-1200-600-300-150-10 with batch norm and Gaussian noise 0.5)")
+	fs.StringVar(&o.network, "network", "mlp", "the classifier: mlp (784-1200-1200-10 with batch norm), plain (the same without batch norm), official (the same with batch norm on the logits) or tpami (784-1200-600-300-150-10 with batch norm and Gaussian noise 0.5)")
 	fs.StringVar(&o.schedule, "schedule", "linear", "the learning rate's schedule: linear (constant, then linearly to 0 after -decay-start) or step (×-step-factor every -step-every updates)")
 	fs.IntVar(&o.stepEvery, "step-every", 500, "-schedule step: updates between decays (>= 1)")
 	fs.Float64Var(&o.stepFactor, "step-factor", 0.9, "-schedule step: the factor, in (0, 1]")
@@ -218,7 +218,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	case o.out == "":
 		return nil, fmt.Errorf("-out: want a folder")
 	case networks[o.network].layers == nil:
-		return nil, fmt.Errorf("-network %q: want mlp, official or tpami", o.network)
+		return nil, fmt.Errorf("-network %q: want mlp, plain, official or tpami", o.network)
 	case o.schedule != "linear" && o.schedule != "step":
 		return nil, fmt.Errorf("-schedule %q: want linear or step", o.schedule)
 	case o.stepEvery < 1:
@@ -241,6 +241,9 @@ var networks = map[string]struct {
 	"mlp": {"MLP 784-1200-1200-10, batch norm after each hidden layer", func() []vat.Layer {
 		return []vat.Layer{vat.Flatten(), vat.Dense(1200), vat.BatchNorm(), vat.ReLU(),
 			vat.Dense(1200), vat.BatchNorm(), vat.ReLU(), vat.Dense(vat.Classes)}
+	}},
+	"plain": {"MLP 784-1200-1200-10 without batch norm", func() []vat.Layer {
+		return []vat.Layer{vat.Flatten(), vat.Dense(1200), vat.ReLU(), vat.Dense(1200), vat.ReLU(), vat.Dense(vat.Classes)}
 	}},
 	"official": {recipe("official-2015").Network, recipe("official-2015").Layers},
 	"tpami":    {recipe("tpami-2018").Network, recipe("tpami-2018").Layers},
