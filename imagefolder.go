@@ -15,8 +15,8 @@ import (
 	"strings"
 	"sync"
 
+	_ "golang.org/x/image/bmp" // BMP
 	"golang.org/x/image/draw"
-	_ "golang.org/x/image/bmp"  // BMP
 	_ "golang.org/x/image/tiff" // TIFF
 	_ "golang.org/x/image/webp" // WebP
 )
