@@ -29,6 +29,10 @@ type Dataset struct {
 	// FeatureNames, when set, names a flat sample's features (LoadCSV's
 	// header).
 	FeatureNames []string
+	// Preprocessing, when set, is how the samples were made from images
+	// (LoadImageFolder): give it to Model.SetPreprocessing so that the
+	// model classifies new images the same way.
+	Preprocessing *Preprocessing
 }
 
 // NewDataset returns the dataset of len(labels) samples of the given shape

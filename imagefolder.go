@@ -220,7 +220,8 @@ func LoadImageFolder(root string, opts ImageFolderOptions) (labeled, unlabeled *
 			labels = append(labels, f.class)
 		}
 	}
-	all := &Dataset{Images: pix, Shape: shape, Rows: h, Cols: w}
+	prep := &Preprocessing{RGB: opts.RGB, Width: w, Height: h, Scale: opts.Scale, Offset: opts.Offset, ClassNames: classes}
+	all := &Dataset{Images: pix, Shape: shape, Rows: h, Cols: w, Preprocessing: prep}
 	labeled = all.subset(li)
 	labeled.Labels, labeled.ClassNames = labels, classes
 	if foundUnlabeled {

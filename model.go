@@ -77,6 +77,8 @@ type Model struct {
 	preset    bool
 	bnBatches []int64
 
+	prep *Preprocessing // how inputs are made from images, if known (preprocessing.go)
+
 	mu    sync.Mutex
 	evals map[int]*evalGraph     // inference graphs by batch size
 	grads map[gradKey]*stepGraph // Gradients' graphs

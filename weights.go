@@ -36,6 +36,7 @@ const (
 	metaPreset     = "preset"
 	metaSeed       = "seed"
 	metaCheckpoint = "checkpoint"
+	metaPrep       = "preprocessing"
 
 	formatWeights    = "github.com/org/vat weights v1"
 	formatCheckpoint = "github.com/org/vat checkpoint v1"
@@ -119,6 +120,9 @@ func (m *Model) header(format string) map[string]string {
 	if m.preset {
 		p, _ := json.Marshal(presetConfig{Name: presetMNISTCNN, Dropout: m.cfg.Dropout, Seed: m.cfg.Seed})
 		h[metaPreset] = string(p)
+	}
+	if m.prep != nil {
+		h[metaPrep] = preprocessingHeader(m.prep)
 	}
 	return h
 }
@@ -369,6 +373,23 @@ func (m *Model) loadFile(f *safetensors.File, path string) error {
 			return bad("tensor %q is %s%v, want F32%v", e.name, t.DType, t.Shape, e.shape)
 		}
 		values[i], _ = t.Float32()
+	}
+	var prep *Preprocessing
+	if js, ok := f.Metadata[metaPrep]; ok {
+		var pj preprocessingJSON
+		dec := json.NewDecoder(strings.NewReader(js))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&pj); err != nil {
+			return bad("the preprocessing entry %q is not valid: %s", clip(js), clip(err.Error()))
+		}
+		p := pj.preprocessing()
+		if err := p.check(m); err != nil {
+			return bad("%v", err)
+		}
+		prep = &p
+	}
+	if prep != nil {
+		m.prep = prep
 	}
 	var written [][]float32
 	for i, e := range entries {
