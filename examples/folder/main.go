@@ -40,10 +40,10 @@ func main() {
 
 type options struct {
 	train, unlabeled, model, predict, csv string
-	width, height                          int
-	rgb                                    bool
-	iterations, batch                      int
-	seed                                   uint64
+	width, height                         int
+	rgb                                   bool
+	iterations, batch                     int
+	seed                                  uint64
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
