@@ -178,7 +178,7 @@ func readCheckpoint(path, kind string) (*ckptReader, error) {
 	dec := json.NewDecoder(bytes.NewReader([]byte(f.Metadata[metaCheckpoint])))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r.st); err != nil {
-		return nil, r.bad("the checkpoint entry is not valid JSON of a checkpoint: %s", clip(err.Error()))
+		return nil, fmt.Errorf("vat: %s: %w: its %q header entry is cut or not a checkpoint's JSON (%s)", path, ErrBrokenCheckpoint, metaCheckpoint, clip(err.Error()))
 	}
 	got := r.st.Kind
 	if got == "" {

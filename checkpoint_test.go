@@ -208,7 +208,7 @@ func TestResumeRejects(t *testing.T) {
 		edit func(map[string]any)
 		want string
 	}{
-		{"unknown field", func(c map[string]any) { c["extra"] = 1 }, "checkpoint entry"},
+		{"unknown field", func(c map[string]any) { c["extra"] = 1 }, "header entry"},
 		{"history too short", func(c map[string]any) { c["epoch"] = 1 }, "epochs of history"},
 		{"negative step", func(c map[string]any) { c["step"] = -1 }, "step -1"},
 		{"no shuffling state", func(c map[string]any) { c["shuffle"] = "AAAA" }, "shuffling state"},

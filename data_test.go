@@ -147,7 +147,7 @@ func TestDefaultMNISTDirNotFound(t *testing.T) {
 		t.Fatalf("got %v, want ErrMissingFile", err)
 	}
 	msg := err.Error()
-	for _, want := range []string{"go mod download " + gomnistModule, "VAT_MNIST_DIR", "-data"} {
+	for _, want := range []string{"import github.com/org/vat/mnist", gomnistModule, "VAT_MNIST_DIR", "-data"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not mention %q", msg, want)
 		}

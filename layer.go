@@ -2,6 +2,7 @@ package vat
 
 import (
 	"fmt"
+	"strings"
 
 	G "gorgonia.org/gorgonia"
 )
@@ -82,6 +83,24 @@ type layerSpec struct {
 	Rate    float64 `json:"rate,omitempty"`
 	Stddev  float64 `json:"stddev,omitempty"`
 	Slope   float64 `json:"slope,omitempty"`
+}
+
+// String writes the spec as its constructor call, e.g. Dense(128).
+func (s layerSpec) String() string {
+	var args []string
+	for _, a := range []struct {
+		set bool
+		v   string
+	}{
+		{s.Filters != 0, fmt.Sprint(s.Filters)}, {s.Kernel != 0, fmt.Sprint(s.Kernel)}, {s.Padding != "", s.Padding},
+		{s.Size != 0, fmt.Sprint(s.Size)}, {s.Units != 0, fmt.Sprint(s.Units)}, {s.Rate != 0, fmt.Sprint(s.Rate)},
+		{s.Stddev != 0, fmt.Sprint(s.Stddev)}, {s.Slope != 0, fmt.Sprint(s.Slope)},
+	} {
+		if a.set {
+			args = append(args, a.v)
+		}
+	}
+	return clip(s.Layer) + "(" + strings.Join(args, ", ") + ")"
 }
 
 // layerDecoders turn a header's layer description back into the layer, by

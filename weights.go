@@ -25,6 +25,9 @@ var (
 	// not fit the network (a missing or extra tensor, a wrong dtype or
 	// shape, another network's layers, a checkpoint of another run).
 	ErrWrongNetwork = errors.New("the file does not fit the network")
+	// ErrBrokenCheckpoint: a checkpoint's record of the run (its header's
+	// "checkpoint" entry) is cut or malformed.
+	ErrBrokenCheckpoint = errors.New("a broken checkpoint")
 )
 
 // Header keys of the files Save and Checkpoint write.
@@ -340,8 +343,7 @@ func (m *Model) loadFile(f *safetensors.File, path string) error {
 	if ls, ok := f.Metadata[metaLayers]; ok {
 		want := m.header(formatWeights)
 		if ls != want[metaLayers] || f.Metadata[metaInputShape] != want[metaInputShape] {
-			return bad("the file holds the network %q on inputs %q; this model is %s on %s",
-				clip(ls), clip(f.Metadata[metaInputShape]), want[metaLayers], want[metaInputShape])
+			return bad("%s", networkDiff(f.Metadata[metaInputShape], ls, want[metaInputShape], m.layers))
 		}
 	}
 	entries := m.stateDict()
@@ -422,4 +424,24 @@ func moduleNames(n int) []string {
 		names[i] = strconv.Itoa(i)
 	}
 	return names
+}
+
+// networkDiff says in one short line how the network a file's header
+// describes (its input shape and layer list, as JSON) differs from a
+// model's: the input shape, the number of layers, or the first layer that
+// differs.
+func networkDiff(fileShape, fileLayers, shape string, layers []Layer) string {
+	if fileShape != shape {
+		return fmt.Sprintf("the file's network takes inputs %s, this model %s", clip(fileShape), clip(shape))
+	}
+	var specs []layerSpec
+	if err := json.Unmarshal([]byte(fileLayers), &specs); err != nil {
+		return fmt.Sprintf("the file's layer list is not valid JSON (%s)", clip(err.Error()))
+	}
+	for i := 0; i < len(specs) && i < len(layers); i++ {
+		if specs[i] != layers[i].spec() {
+			return fmt.Sprintf("layer %d is %s in the file, %s in this model", i+1, specs[i], layers[i].spec())
+		}
+	}
+	return fmt.Sprintf("the file's network has %d layers, this model %d", len(specs), len(layers))
 }

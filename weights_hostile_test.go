@@ -81,10 +81,11 @@ func hostileWeights(t testing.TB) []struct {
 		{"extra tensor", mutate(func(f *safetensors.File) {
 			f.Tensors = append(f.Tensors, safetensors.FromFloat32("9.weight", []int{1}, []float32{1}))
 		}), ErrWrongNetwork, "unexpected tensor"},
-		{"another network", encodeFile(t, &safetensors.File{Metadata: other.header(formatCheckpoint), Tensors: other.tensors()}), ErrWrongNetwork, "holds the network"},
+		{"another network", encodeFile(t, &safetensors.File{Metadata: other.header(formatCheckpoint), Tensors: other.tensors()}), ErrWrongNetwork, "in the file"},
 		{"no metadata", mutate(func(f *safetensors.File) { f.Metadata = nil }), nil, ""}, // fine for Load (a PyTorch file)
-		{"layers beyond the file", mutate(func(f *safetensors.File) { f.Metadata = huge }), ErrWrongNetwork, "holds the network"},
-		{"unknown layer", mutate(func(f *safetensors.File) { f.Metadata[metaLayers] = `[{"layer":"LSTM"}]` }), ErrWrongNetwork, "holds the network"},
+		{"layers beyond the file", mutate(func(f *safetensors.File) { f.Metadata = huge }), ErrWrongNetwork, "in the file"},
+		{"unknown layer", mutate(func(f *safetensors.File) { f.Metadata[metaLayers] = `[{"layer":"LSTM"}]` }), ErrWrongNetwork, "in the file"},
+		{"a text file", []byte("Virtual adversarial training: notes\nnot weights\n"), ErrNotSafetensors, `starts with the text "Virtual "`},
 		{"negative count", mutate(func(f *safetensors.File) {
 			for i := range f.Tensors {
 				if strings.HasSuffix(f.Tensors[i].Name, "num_batches_tracked") {
@@ -119,6 +120,9 @@ func TestLoadHostileFiles(t *testing.T) {
 			}
 			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.msg) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("Load: %v\nwant one line wrapping %v, naming the file and containing %q", err, tc.want, tc.msg)
+			}
+			if msg := strings.TrimPrefix(err.Error(), "vat: "+path+": "); len(msg) > 200 {
+				t.Errorf("Load's message is %d characters after the file's name: want under 200: %s", len(msg), msg)
 			}
 			if a := ms1.TotalAlloc - ms0.TotalAlloc; a > 256<<10+8*uint64(len(tc.data)) {
 				t.Errorf("Load allocated %d bytes for a %d-byte file", a, len(tc.data))

@@ -24,6 +24,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat"
+	"github.com/org/vat/mnist"
 	"github.com/org/vat/internal/results"
 )
 
@@ -219,7 +220,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func train(o *options, stdout, stderr io.Writer) error {
-	trainSet, testSet, err := vat.LoadMNIST(o.data)
+	trainSet, testSet, err := mnist.Load(o.data)
 	if err != nil {
 		return err
 	}

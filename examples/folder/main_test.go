@@ -75,6 +75,7 @@ func TestFolderEndToEnd(t *testing.T) {
 		"-batch", "15", "-model", model}, &stdout, &stderr); code != 0 {
 		t.Fatalf("training: exit %d: %s", code, stderr.String())
 	}
+	t.Logf("training's output:\n%s", stdout.String())
 	if !strings.Contains(stdout.String(), "30 labeled images in 3 classes (one, seven, zero), 300 unlabeled") {
 		t.Errorf("training output: %s", stdout.String())
 	}
@@ -83,6 +84,7 @@ func TestFolderEndToEnd(t *testing.T) {
 	if code := run(context.Background(), []string{"-model", model, "-predict", filepath.Join(dir, "new"), "-csv", predictions}, &stdout, &stderr); code != 0 {
 		t.Fatalf("prediction: exit %d: %s", code, stderr.String())
 	}
+	t.Logf("prediction's output:\n%s", stdout.String())
 	f, err := os.Open(predictions)
 	if err != nil {
 		t.Fatal(err)

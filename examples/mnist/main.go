@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/org/vat"
+	"github.com/org/vat/mnist"
 	"github.com/org/vat/internal/cli"
 	"github.com/org/vat/internal/results"
 )
@@ -181,7 +182,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitError
 	}
-	train, test, err := vat.LoadMNIST(o.data)
+	var train, test *vat.Dataset
+	if o.load != nil { // evaluating saved models needs the test set alone
+		test, err = mnist.LoadTest(o.data)
+	} else {
+		train, test, err = mnist.Load(o.data)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitError

@@ -38,6 +38,7 @@ import (
 	"strings"
 
 	"github.com/org/vat"
+	"github.com/org/vat/mnist"
 	"github.com/org/vat/internal/cli"
 	"github.com/org/vat/internal/results"
 )
@@ -320,7 +321,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(o.merge) > 0 {
 		return merge(o, stdout, stderr)
 	}
-	train, test, err := vat.LoadMNIST(o.data)
+	train, test, err := mnist.Load(o.data)
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitError

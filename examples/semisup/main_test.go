@@ -82,11 +82,11 @@ func TestSmallRunWritesResults(t *testing.T) {
 			t.Errorf("split %d has two hashes", *o.LabelSeed)
 		}
 		hashes[*o.LabelSeed] = o.SplitHash
-		if (r.Name[:3] == "vat") != (o.Probe == "exact") { // the default probe on the MLP, which has no dropout
+		if (r.Name[:3] == "vat") != (o.Probe == "finite-difference") { // the default probe on the MLP with batch norm
 			t.Errorf("run %s: probe %q", r.Name, o.Probe)
 		}
-		if r.Name[:3] == "vat" && (o.Eps == nil || math.Abs(*o.Eps-0.05*7.26) > 0.05) { // ε relative to MNIST's scale
-			t.Errorf("run %s: ε %v, want about 0.36", r.Name, o.Eps)
+		if r.Name[:3] == "vat" && (o.Eps == nil || math.Abs(*o.Eps-0.2*7.26) > 0.05) { // ε relative to MNIST's scale
+			t.Errorf("run %s: ε %v, want about 1.45", r.Name, *o.Eps)
 		}
 	}
 	if hashes[1] == hashes[2] {

@@ -229,6 +229,8 @@ func Decode(r io.ReaderAt, size int64) (*File, error) {
 	}
 	n := binary.LittleEndian.Uint64(nb[:])
 	switch {
+	case n > MaxHeader && printable(nb[:]):
+		return nil, fmt.Errorf("%w: it starts with the text %q, where a safetensors file has its header's length", ErrFormat, nb[:])
 	case n > MaxHeader:
 		return nil, fmt.Errorf("%w: header length %d exceeds the %d-byte limit", ErrFormat, n, MaxHeader)
 	case n > uint64(size-8):
@@ -414,4 +416,15 @@ func WriteFile(path string, f *File) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// printable reports whether b is printable ASCII text (or whitespace):
+// the start of a text file, not of a header length.
+func printable(b []byte) bool {
+	for _, c := range b {
+		if (c < 0x20 || c > 0x7e) && c != '\n' && c != '\r' && c != '\t' {
+			return false
+		}
+	}
+	return true
 }

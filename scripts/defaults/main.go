@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/org/vat"
+	"github.com/org/vat/mnist"
 	"github.com/org/vat/internal/toydata"
 )
 
@@ -181,7 +182,7 @@ func makeTask(name string, bn bool) (*task, error) {
 		return &task{name: "20-D Gaussian blobs (3 classes)", train: train, test: test, labels: 30, classes: 3, iterations: 500,
 			labeled: 30, unlabBat: 128, net: mlp(20, []int{64, 64}, 3)}, err
 	case "mnist1000":
-		train, test, err := vat.LoadMNIST("")
+		train, test, err := mnist.Load("")
 		if err != nil {
 			return nil, err
 		}

