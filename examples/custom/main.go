@@ -24,8 +24,8 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat"
-	"github.com/org/vat/mnist"
 	"github.com/org/vat/internal/results"
+	"github.com/org/vat/mnist"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }

@@ -38,9 +38,9 @@ import (
 	"strings"
 
 	"github.com/org/vat"
-	"github.com/org/vat/mnist"
 	"github.com/org/vat/internal/cli"
 	"github.com/org/vat/internal/results"
+	"github.com/org/vat/mnist"
 )
 
 func main() {

@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/org/vat"
-	"github.com/org/vat/mnist"
 	"github.com/org/vat/internal/toydata"
+	"github.com/org/vat/mnist"
 )
 
 type task struct {

@@ -15,9 +15,9 @@ import (
 	"os"
 
 	"github.com/org/vat"
-	"github.com/org/vat/mnist"
 	"github.com/org/vat/internal/ref64"
 	"github.com/org/vat/internal/rng"
+	"github.com/org/vat/mnist"
 )
 
 func main() {
