@@ -1,3 +1,8 @@
+// Command ckpthistory prints the reports a semi-supervised checkpoint
+// holds (a run of examples/semisup in progress, say): its iteration, ε and
+// probe, and every report's training losses and test error.
+//
+//	go run ./scripts/ckpthistory out/semisup/checkpoints/vat-1.ckpt
 package main
 
 import (
