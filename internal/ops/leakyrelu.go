@@ -21,8 +21,8 @@ type leakyReLUOp struct {
 // NewLeakyReLU returns the elementwise leaky ReLU op with slope alpha for
 // negative inputs, 0 < alpha < 1.
 func NewLeakyReLU(alpha float64) (G.Op, error) {
-	if !(alpha > 0 && alpha < 1) {
-		return nil, fmt.Errorf("vat: LeakyReLU(%v): want a slope in (0, 1)", alpha)
+	if err := checkSlope(alpha); err != nil {
+		return nil, err
 	}
 	return &leakyReLUOp{opBase: newOpBase("LeakyReLU"), alpha: float32(alpha)}, nil
 }
@@ -83,8 +83,8 @@ type leakyScaleOp struct {
 // NewLeakyScale returns the leaky ReLU's derivative op (see leakyScaleOp)
 // for slope alpha, 0 < alpha < 1; inputs t, ref.
 func NewLeakyScale(alpha float64) (G.Op, error) {
-	if !(alpha > 0 && alpha < 1) {
-		return nil, fmt.Errorf("vat: LeakyReLU(%v): want a slope in (0, 1)", alpha)
+	if err := checkSlope(alpha); err != nil {
+		return nil, err
 	}
 	return newLeakyScale(float32(alpha)), nil
 }
@@ -139,4 +139,11 @@ func (op *leakyScaleOp) DiffWRT(int) []bool { return []bool{true, false} }
 func (op *leakyScaleOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	g, err := G.ApplyOp(newLeakyScale(op.alpha), grad, in[1])
 	return G.Nodes{g, nil}, err
+}
+
+func checkSlope(alpha float64) error {
+	if !(alpha > 0 && alpha < 1) {
+		return fmt.Errorf("vat: LeakyReLU(%v): want a slope in (0, 1)", alpha)
+	}
+	return nil
 }
