@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -196,7 +197,13 @@ func TestLoadImageFolderRejects(t *testing.T) {
 			os.MkdirAll(dir, 0o755)
 			os.WriteFile(filepath.Join(dir, "0_ok.png"), good, 0o644)
 			bad := tc.setup(dir)
+			var ms0, ms1 runtime.MemStats
+			runtime.ReadMemStats(&ms0)
 			_, _, err := LoadImageFolder(root, ImageFolderOptions{})
+			runtime.ReadMemStats(&ms1)
+			if a := ms1.TotalAlloc - ms0.TotalAlloc; a > 8<<20 { // the bomb would need 10 GB
+				t.Errorf("LoadImageFolder allocated %d bytes for two small files", a)
+			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), filepath.Base(bad)) || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("LoadImageFolder: %v, want one line naming %s and containing %q", err, bad, tc.want)
 			}
