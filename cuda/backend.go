@@ -18,9 +18,9 @@ var (
 // operations, with memory passed as Buffer.
 type Backend struct{ d *Device }
 
-// OpenBackend opens GPU 0 (see Open) as a Backend.
-func OpenBackend() (*Backend, error) {
-	d, err := Open()
+// OpenBackend opens GPU number index (see Open) as a Backend.
+func OpenBackend(index int) (*Backend, error) {
+	d, err := Open(index)
 	if err != nil {
 		return nil, err
 	}

@@ -40,7 +40,6 @@ static const char* errName(CUresult r) {
 import "C"
 
 import (
-	_ "embed"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -51,11 +50,6 @@ import (
 
 // cublasWorkspace is the size in bytes of the workspace given to cuBLAS.
 const cublasWorkspace = 32 << 20
-
-//go:generate nvcc -ptx -arch=compute_80 -o kernels.ptx kernels.cu
-
-//go:embed kernels.ptx
-var kernelsPTX string
 
 // Device is one GPU with its primary context, a cuBLAS handle and the
 // package's kernels. Its methods may be called from any goroutine: each call
@@ -96,9 +90,11 @@ func checkBLAS(what string, s C.cublasStatus_t) error {
 	return fmt.Errorf("cuda: %s: cuBLAS status %d", what, int(s))
 }
 
-// Open initializes GPU ordinal 0. It fails with an error (never a panic)
+// Open initializes GPU number index (0 is the first, as nvidia-smi -L
+// numbers them) and compiles the kernels for it (nvrtc.go). It fails with
+// an error (never a panic)
 // when there is no driver or no GPU.
-func Open() (*Device, error) {
+func Open(index int) (*Device, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := check("cuInit", C.cuInit(0)); err != nil {
@@ -111,8 +107,11 @@ func Open() (*Device, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("cuda: no GPU found")
 	}
+	if index < 0 || index >= int(n) {
+		return nil, fmt.Errorf("cuda: GPU %d requested (VAT_DEVICE), the machine has %d (0-%d)", index, int(n), int(n)-1)
+	}
 	d := &Device{fns: map[string]C.CUfunction{}}
-	if err := check("cuDeviceGet", C.cuDeviceGet(&d.dev, 0)); err != nil {
+	if err := check("cuDeviceGet", C.cuDeviceGet(&d.dev, C.int(index))); err != nil {
 		return nil, err
 	}
 	var name [256]C.char
@@ -133,12 +132,20 @@ func Open() (*Device, error) {
 	if C.cuMemAlloc(&d.work, cublasWorkspace) == C.CUDA_SUCCESS {
 		C.setWorkspace(d.blas, d.work, cublasWorkspace)
 	}
-	ptx := C.CString(kernelsPTX)
+	major, minor, err := computeCapability(d.dev)
+	if err != nil {
+		return nil, err
+	}
+	src, err := kernelPTX(major, minor)
+	if err != nil {
+		return nil, err
+	}
+	ptx := C.CString(src)
 	defer C.free(unsafe.Pointer(ptx))
 	if err := check("cuModuleLoadData", C.cuModuleLoadData(&d.mod, unsafe.Pointer(ptx))); err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"im2col", "col2im", "bias_act", "relu_mask", "maxpool2", "maxpool2_grad", "bias_grad", "axpby", "mul", "adadelta", "adam", "l2normalize", "l2normalize_grad", "bernoulli_pcg", "normals_philox", "loss_rows", "loss_grad", "bn_forward", "bn_backward"} {
+	for _, k := range KernelNames {
 		var f C.CUfunction
 		cname := C.CString(k)
 		err := check("cuModuleGetFunction "+k, C.cuModuleGetFunction(&f, d.mod, cname))

@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/org/vat/internal/backend"
 )
 
 // Every kernel and the cuBLAS product against a plain CPU computation on
@@ -14,8 +16,11 @@ import (
 
 func open(t *testing.T) *Device {
 	t.Helper()
-	d, err := Open()
+	d, err := Open(0)
 	if err != nil {
+		if backend.GPUPresent() {
+			t.Fatalf("this machine has a GPU, but it cannot be opened: %v", err)
+		}
 		t.Skipf("no usable GPU: %v", err)
 	}
 	t.Cleanup(func() { d.Close() })
@@ -309,7 +314,7 @@ func TestL2NormalizeKernels(t *testing.T) {
 // A sanity figure for the device log: time of the second convolution's
 // forward product for a batch of 128 (cuBLAS strided batched).
 func BenchmarkConv2Forward(b *testing.B) {
-	d, err := Open()
+	d, err := Open(0)
 	if err != nil {
 		b.Skipf("no usable GPU: %v", err)
 	}

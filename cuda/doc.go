@@ -1,7 +1,8 @@
 // Package cuda is the GPU side of github.com/org/vat: a CUDA device with
 // cuBLAS, cuDNN (dnn.go: convolutions and max-pooling through cuDNN 9's
 // descriptor API, one plan per shape), device memory, and the package's own
-// kernels (kernels.cu, compiled to kernels.ptx by nvcc and embedded): im2col
+// kernels (kernels.cu, embedded and compiled by NVRTC for the GPU at hand
+// when it is opened, nvrtc.go): im2col
 // and col2im, bias and ReLU, pooling, L2 normalization, batch
 // normalization, the softmax losses, the Adadelta and Adam updates, and
 // the random draws (dropout masks bit for bit as on the CPU, normals from

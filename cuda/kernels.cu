@@ -1,6 +1,7 @@
-// Kernels of github.com/org/vat/cuda. Regenerate kernels.ptx with `go generate`
-// (nvcc from CUDA 12 or newer); the PTX targets compute_80, which the driver
-// compiles for the GPU at hand (Ampere, Hopper and later).
+// Kernels of github.com/org/vat/cuda, compiled when a process opens the GPU,
+// by NVRTC for the device's own compute capability (nvrtc.go), and cached.
+// Every __global__ function here is in KernelNames (kernelnames.go) and the
+// reverse: TestKernelNamesMatchSource checks it in every build.
 //
 // Layouts match the CPU ops of the root package: NCHW activations, row-major
 // matrices, float32.

@@ -8,10 +8,11 @@ import (
 )
 
 // Importing the package (the root package's cuda build does, in
-// backend_cuda.go) registers GPU 0 as the backend, opened on first use.
+// backend_cuda.go) registers the GPU as the backend, opened on first use:
+// GPU 0, or the one VAT_DEVICE=gpu:N names.
 func init() {
-	backend.Register(func() (device.GPU, error) {
-		b, err := OpenBackend()
+	backend.Register(func(index int) (device.GPU, error) {
+		b, err := OpenBackend(index)
 		if err != nil {
 			return nil, err
 		}

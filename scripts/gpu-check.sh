@@ -24,11 +24,14 @@ nvidia-smi -L
 status() { printf '%-40s %s\n' "$1" "$2" >> /tmp/summary; }
 : > /tmp/summary
 
-echo "=== nvcc: cuda/kernels.cu -> cuda/kernels.ptx"
-if (cd cuda && nvcc -ptx -arch=compute_80 -o kernels.ptx kernels.cu); then
-  cp cuda/kernels.ptx "$out/kernels.ptx"; status "nvcc kernels.ptx" ok
+# The kernels compile at run time (NVRTC, cuda/nvrtc.go); nvcc here only
+# shows that the source compiles for the oldest target and returns the PTX
+# for inspection. Nothing is written into the checkout.
+echo "=== nvcc: cuda/kernels.cu -> \$OUT/kernels.ptx (compute_61, for inspection)"
+if nvcc -ptx -arch=compute_61 -o "$out/kernels.ptx" cuda/kernels.cu; then
+  status "nvcc kernels.cu (compute_61)" ok
 else
-  status "nvcc kernels.ptx" FAILED
+  status "nvcc kernels.cu (compute_61)" FAILED
 fi
 
 echo "=== go vet -tags cuda ./..."

@@ -7,7 +7,11 @@ package backend
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -37,13 +41,13 @@ import (
 // and host code that writes one must call MarkHost after; the trainer, the
 // optimizer, Model.Params and the inference path do.
 
-// opener opens the GPU backend; Register sets it.
-var opener func() (device.GPU, error)
+// opener opens GPU number index as the backend; Register sets it.
+var opener func(index int) (device.GPU, error)
 
-// Register makes open the GPU backend, opened on first use. Package cuda
-// registers itself when a program imports it (the root package does in its
-// `cuda` build, backend_cuda.go).
-func Register(open func() (device.GPU, error)) { opener = open }
+// Register makes open the GPU backend, opened on first use with the GPU
+// VAT_DEVICE names. Package cuda registers itself when a program imports
+// it (the root package does in its `cuda` build, backend_cuda.go).
+func Register(open func(index int) (device.GPU, error)) { opener = open }
 
 // Registered reports whether a GPU backend was compiled in.
 func Registered() bool { return opener != nil }
@@ -60,25 +64,64 @@ func Active() *Accelerator {
 	return gpu
 }
 
-func openBackend() {
+func openBackend() { gpu, note = open(opener, os.Getenv, os.Stderr) }
+
+// open opens the backend with opener as the environment (getenv) asks.
+// When a GPU backend is compiled in but cannot be opened, it says why,
+// once, on stderr, and returns the reason; VAT_DEVICE=cpu, the explicit
+// opt-out, is silent.
+func open(opener func(int) (device.GPU, error), getenv func(string) string, stderr io.Writer) (*Accelerator, string) {
 	if opener == nil {
-		return
+		return nil, ""
 	}
-	if v := os.Getenv("VAT_DEVICE"); v == "cpu" {
-		note = "VAT_DEVICE=cpu"
-		return
+	loud := func(why string) (*Accelerator, string) {
+		fmt.Fprintf(stderr, "vat: built with -tags cuda, but training and inference run on the CPU: %s\n", why)
+		return nil, why
 	}
-	mode, err := ParseMode(os.Getenv("VAT_CUDNN"))
+	cpu, index, err := ParseDevice(getenv("VAT_DEVICE"))
+	switch {
+	case err != nil:
+		return loud(err.Error())
+	case cpu:
+		return nil, "VAT_DEVICE=cpu"
+	}
+	mode, err := ParseMode(getenv("VAT_CUDNN"))
 	if err != nil {
-		note = err.Error()
-		return
+		return loud(err.Error())
 	}
-	d, err := opener()
+	d, err := opener(index)
 	if err != nil {
-		note = err.Error()
-		return
+		return loud(err.Error())
 	}
-	gpu = New(d, mode)
+	return New(d, mode), ""
+}
+
+// ParseDevice reads VAT_DEVICE: "" or "gpu" (GPU 0), "gpu:N" (GPU N, as
+// nvidia-smi -L numbers them) or "cpu" (no GPU).
+func ParseDevice(v string) (cpu bool, index int, err error) {
+	switch {
+	case v == "" || v == "gpu":
+		return false, 0, nil
+	case v == "cpu":
+		return true, 0, nil
+	case strings.HasPrefix(v, "gpu:"):
+		n, err := strconv.Atoi(v[4:])
+		if err == nil && n >= 0 && n < 1024 {
+			return false, n, nil
+		}
+	}
+	return false, 0, fmt.Errorf("VAT_DEVICE=%q: want cpu, gpu or gpu:N (N from 0, as nvidia-smi -L numbers the GPUs)", v)
+}
+
+// GPUPresent reports whether this machine has an NVIDIA GPU: /dev/nvidia0
+// exists, or nvidia-smi -L lists one. The GPU tests fail, rather than
+// skip, when one is present but the backend cannot open it.
+func GPUPresent() bool {
+	if _, err := os.Stat("/dev/nvidia0"); err == nil {
+		return true
+	}
+	out, err := exec.Command("nvidia-smi", "-L").Output()
+	return err == nil && strings.Contains(string(out), "GPU ")
 }
 
 // Note says why no GPU is in use when one was compiled in ("" otherwise).

@@ -82,6 +82,9 @@ func RealGPU(t testing.TB) device.GPU {
 		if !backend.Registered() {
 			t.Skip("needs a GPU: build with -tags cuda on a machine with one")
 		}
+		if backend.GPUPresent() && backend.Note() != "VAT_DEVICE=cpu" {
+			t.Fatalf("this machine has a GPU, but the backend could not open it: %s", backend.Note())
+		}
 		t.Skipf("needs a GPU: %s", backend.Note())
 	}
 	return suiteGPU.Device()
