@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -247,4 +248,39 @@ func ExampleSemiTrainer_Checkpoint() {
 	// Output:
 	// stopped: true at iteration 25
 	// same test accuracy as the uninterrupted run: true
+}
+
+// Read a table with a label column, standardize it with the training
+// set's statistics, and look at what came out.
+func ExampleLoadCSV() {
+	dir, err := os.MkdirTemp("", "vat-example-csv")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "iris.csv")
+	table := "sepal_length,sepal_width,species\n5.1,3.5,setosa\n7.0,3.2,versicolor\n6.3,3.3,virginica\n4.9,3.0,setosa\n"
+	if err := os.WriteFile(path, []byte(table), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	d, err := vat.LoadCSV(path, vat.CSVOptions{Label: "species"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	std, err := vat.FitStandardization(d)
+	if err != nil {
+		log.Fatal(err)
+	}
+	d, _ = std.Apply(d)
+	fmt.Println("samples:", d.Len(), "features:", d.FeatureNames, "classes:", d.ClassNames, "labels:", d.Labels)
+	fmt.Printf("first sample, standardized: %.2f\n", d.Images[:2])
+
+	// A broken cell is named by its row and column.
+	os.WriteFile(path, []byte("a,b,y\n1,2,0\n3,oops,1\n"), 0o644)
+	_, err = vat.LoadCSV(path, vat.CSVOptions{Label: "y"})
+	fmt.Println(strings.TrimPrefix(err.Error(), "vat: "+path+": "))
+	// Output:
+	// samples: 4 features: [sepal_length sepal_width] classes: [setosa versicolor virginica] labels: [0 1 2 0]
+	// first sample, standardized: [-0.84 1.39]
+	// row 3, column 2 ("b"): "oops" is not a finite number
 }
