@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
+	"image/png"
 	"log"
 	"math"
 	"os"
@@ -283,4 +285,57 @@ func ExampleLoadCSV() {
 	// samples: 4 features: [sepal_length sepal_width] classes: [setosa versicolor virginica] labels: [0 1 2 0]
 	// first sample, standardized: [-0.84 1.39]
 	// row 3, column 2 ("b"): "oops" is not a finite number
+}
+
+// Load a folder of images in class subfolders, train on it, and classify a
+// new image.Image the way the folder's images were prepared.
+func ExampleLoadImageFolder() {
+	root, err := os.MkdirTemp("", "vat-example-images")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(root)
+	// Two classes of 8×8 gray images: dark and light.
+	gray := func(v uint8) image.Image {
+		img := image.NewGray(image.Rect(0, 0, 8, 8))
+		for i := range img.Pix {
+			img.Pix[i] = v + uint8(i%5)
+		}
+		return img
+	}
+	for class, base := range map[string]uint8{"dark": 20, "light": 220} {
+		os.MkdirAll(filepath.Join(root, class), 0o755)
+		for i := 0; i < 6; i++ {
+			f, _ := os.Create(filepath.Join(root, class, fmt.Sprintf("%d.png", i)))
+			png.Encode(f, gray(base+uint8(3*i)))
+			f.Close()
+		}
+	}
+	train, _, err := vat.LoadImageFolder(root, vat.ImageFolderOptions{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(train.Len(), "images of", train.Shape, "in classes", train.ClassNames)
+	m, err := vat.Sequential(train.Shape, 1, vat.Flatten(), vat.Dense(2))
+	if err != nil {
+		log.Fatal(err)
+	}
+	tr, err := vat.NewTrainer(m, vat.TrainConfig{Epochs: 20, BatchSize: 4, Seed: 1})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := tr.Fit(context.Background(), train, nil); err != nil {
+		log.Fatal(err)
+	}
+	if err := m.SetPreprocessing(*train.Preprocessing); err != nil { // saved by m.Save too
+		log.Fatal(err)
+	}
+	p, err := m.ClassifyImages([]image.Image{gray(240), gray(5)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(p[0].Name, p[1].Name)
+	// Output:
+	// 12 images of [1 8 8] in classes [dark light]
+	// light dark
 }
