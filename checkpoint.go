@@ -71,22 +71,22 @@ type checkpointConfig struct {
 	EarlyStop *EarlyStopping `json:"early_stop,omitempty"`
 }
 
-// epochRecord is an EpochResult whose test figures may be missing (NaN,
+// epochRecord is a Report whose test figures may be missing (NaN,
 // which JSON cannot hold).
 type epochRecord struct {
-	EpochResult
+	Report
 	TestLoss     *float64 `json:"test_loss"`
 	TestAccuracy *float64 `json:"test_accuracy"`
 }
 
-func recordOf(r EpochResult) epochRecord {
-	e := epochRecord{EpochResult: r}
+func recordOf(r Report) epochRecord {
+	e := epochRecord{Report: r}
 	e.TestLoss, e.TestAccuracy = finite(r.TestLoss), finite(r.TestAccuracy)
 	return e
 }
 
-func (e epochRecord) result() EpochResult {
-	r := e.EpochResult
+func (e epochRecord) result() Report {
+	r := e.Report
 	r.TestLoss, r.TestAccuracy = orNaN(e.TestLoss), orNaN(e.TestAccuracy)
 	return r
 }

@@ -97,9 +97,9 @@ type SemiTrainer struct {
 	lab, unl *cycler    // the batch orders; nil before the first Fit (unl nil without VAT and EntMin)
 	labKey   dataKey    // the data the orders were made for
 	unlKey   dataKey    //
-	sum      SemiEval   // loss sums since the last evaluation
+	sum      Report     // loss sums since the last evaluation
 	sumSteps int        //
-	history  []SemiEval // every evaluation
+	history  []Report   // every evaluation
 	draws    []uint64   // after ResumeSemi: the dropout ops' draw counts, for the graph not built yet
 	cursors  [2]*cursor // after ResumeSemi: the batch orders, for the cyclers not made yet
 }

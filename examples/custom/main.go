@@ -244,9 +244,9 @@ func train(o *options, stdout, stderr io.Writer) error {
 	res := results.New(trainSet.Len(), testSet.Len())
 	run := results.Run{Name: "cnn+vat", Options: results.RunOptions{VAT: true, Eps: &cfg.Eps, Alpha: &cfg.Alpha,
 		Epochs: o.epochs, Batch: o.batch, Seed: o.seed, Optimizer: fmt.Sprintf("adam(lr=%g)", o.lr)}}
-	var epochs []vat.EpochResult
+	var epochs []vat.Report
 	for e := 1; e <= o.epochs; e++ {
-		r := vat.EpochResult{Epoch: e}
+		r := vat.Report{Epoch: e}
 		perm := shuffle.Perm(trainSet.Len())
 		steps := trainSet.Len() / o.batch
 		start := time.Now()

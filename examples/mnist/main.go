@@ -364,11 +364,11 @@ func digitRow(nm namedModel, d *vat.Dataset, eps float64, cfg vat.RobustnessConf
 // Resume).
 type relay struct {
 	onStep  func(vat.StepInfo)
-	onEpoch func(vat.EpochResult)
+	onEpoch func(vat.Report)
 }
 
 func (r *relay) step(s vat.StepInfo)     { r.onStep(s) }
-func (r *relay) epoch(e vat.EpochResult) { r.onEpoch(e) }
+func (r *relay) epoch(e vat.Report) { r.onEpoch(e) }
 
 // trainRun trains one configuration, or continues the resumed trainer, and
 // returns its record (with the epochs that finished, also when it fails)
@@ -401,7 +401,7 @@ func trainRun(ctx context.Context, o *options, name string, tr *vat.Trainer, rl 
 	}
 	bar := newProgress(stderr, name, tr.Config().Epochs, o.progress)
 	rl.onStep = bar.step
-	rl.onEpoch = func(r vat.EpochResult) {
+	rl.onEpoch = func(r vat.Report) {
 		bar.epoch(r)
 		if ckptErr == nil {
 			ckptErr = tr.Checkpoint(last)
@@ -451,7 +451,7 @@ func (p *progress) step(s vat.StepInfo) {
 	p.Update(done, float64(p.epochs*s.Steps), fmt.Sprintf("epoch %d/%d  loss %.4f", s.Epoch, p.epochs, s.Loss))
 }
 
-func (p *progress) epoch(r vat.EpochResult) {
+func (p *progress) epoch(r vat.Report) {
 	p.Line("epoch %d/%d: train loss %.4f, test accuracy %.2f %%, test loss %.4f, %.1f s",
 		r.Epoch, p.epochs, r.TrainLoss, 100*r.TestAccuracy, r.TestLoss, r.Seconds)
 }

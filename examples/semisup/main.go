@@ -447,13 +447,13 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 	ckpt := filepath.Join(o.out, "checkpoints", strings.ReplaceAll(label, "/", "-")+".ckpt")
 	var tr *vat.SemiTrainer
 	var ckptErr error
-	cfg.OnStep = func(s vat.SemiStep) {
+	cfg.OnStep = func(s vat.StepInfo) {
 		bar.Update(float64(s.Iteration), float64(s.Iterations), fmt.Sprintf("iteration %d/%d  loss %.4f", s.Iteration, s.Iterations, s.Loss))
 		if o.checkpointEvery > 0 && s.Iteration%o.checkpointEvery == 0 && s.Iteration < s.Iterations && ckptErr == nil {
 			ckptErr = tr.Checkpoint(ckpt)
 		}
 	}
-	cfg.OnEval = func(e vat.SemiEval) {
+	cfg.OnEval = func(e vat.Report) {
 		bar.Line("iteration %d: CE %.4f, LDS %.4f, entropy %.4f, test error %.2f %%, %.1f s",
 			e.Iteration, e.TrainCE, e.TrainLDS, e.TrainEntropy, 100*(1-e.TestAccuracy), e.Seconds)
 	}

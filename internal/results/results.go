@@ -50,10 +50,10 @@ type Run struct {
 	TestLoss        float64           `json:"test_loss"`
 	SecondsPerEpoch float64           `json:"seconds_per_epoch"`
 	Interrupted     bool              `json:"interrupted,omitempty"`
-	Epochs          []vat.EpochResult `json:"epochs"`
+	Epochs          []vat.Report `json:"epochs"`
 	// Evaluations are a semi-supervised run's test figures, every so many
 	// iterations (examples/semisup); its Epochs are empty.
-	Evaluations []vat.SemiEval `json:"evaluations,omitempty"`
+	Evaluations []vat.Report `json:"evaluations,omitempty"`
 }
 
 // RunOptions are a run's settings (VAT's are set only for VAT runs).
@@ -106,7 +106,7 @@ func ThisMachine() Machine {
 
 // SetEpochs records the finished epochs and the run's summary figures: the
 // last epoch's test figures and the mean training seconds per epoch.
-func (r *Run) SetEpochs(e []vat.EpochResult) {
+func (r *Run) SetEpochs(e []vat.Report) {
 	r.Epochs = e
 	if len(e) == 0 {
 		return
