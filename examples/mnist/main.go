@@ -367,8 +367,8 @@ type relay struct {
 	onEpoch func(vat.Report)
 }
 
-func (r *relay) step(s vat.StepInfo)     { r.onStep(s) }
-func (r *relay) epoch(e vat.Report) { r.onEpoch(e) }
+func (r *relay) step(s vat.StepInfo) { r.onStep(s) }
+func (r *relay) epoch(e vat.Report)  { r.onEpoch(e) }
 
 // trainRun trains one configuration, or continues the resumed trainer, and
 // returns its record (with the epochs that finished, also when it fails)

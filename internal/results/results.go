@@ -44,12 +44,12 @@ type Machine struct {
 
 // Run is one training run.
 type Run struct {
-	Name            string            `json:"name"`
-	Options         RunOptions        `json:"options"`
-	TestAccuracy    float64           `json:"test_accuracy"`
-	TestLoss        float64           `json:"test_loss"`
-	SecondsPerEpoch float64           `json:"seconds_per_epoch"`
-	Interrupted     bool              `json:"interrupted,omitempty"`
+	Name            string       `json:"name"`
+	Options         RunOptions   `json:"options"`
+	TestAccuracy    float64      `json:"test_accuracy"`
+	TestLoss        float64      `json:"test_loss"`
+	SecondsPerEpoch float64      `json:"seconds_per_epoch"`
+	Interrupted     bool         `json:"interrupted,omitempty"`
 	Epochs          []vat.Report `json:"epochs"`
 	// Evaluations are a semi-supervised run's test figures, every so many
 	// iterations (examples/semisup); its Epochs are empty.
