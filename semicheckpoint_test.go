@@ -196,6 +196,21 @@ func TestResumeSemiRejects(t *testing.T) {
 	if _, err := res.Fit(context.Background(), split.Labeled, pool.Head(50), nil); err == nil || !strings.Contains(err.Error(), "same sets") {
 		t.Errorf("continuing on other unlabeled data: %v", err)
 	}
+	// The refused Fit left the checkpoint's batch orders to the next one:
+	// continued on the right data, the run ends as one never stopped.
+	whole, err := NewSemiTrainer(semiNet(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := whole.Fit(context.Background(), split.Labeled, split.Unlabeled, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.Fit(context.Background(), split.Labeled, split.Unlabeled, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := semiHash(res), semiHash(whole); got != want {
+		t.Errorf("resumed after a refused Fit: state hash %x, want %x", got, want)
+	}
 
 	f, err := safetensors.ReadFile(ckpt)
 	if err != nil {

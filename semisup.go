@@ -340,12 +340,14 @@ func (t *SemiTrainer) orders(labeled, unlabeled *Dataset, needU bool) error {
 		}
 		return nil
 	}
-	t.lab = newCycler(labeled.Len(), rng.NewPCG(t.cfg.Seed, rng.Shuffle, 0))
+	// The orders are the trainer's only once they hold the checkpoint's
+	// places: a Fit refused here leaves the next one to restore them.
+	lab := newCycler(labeled.Len(), rng.NewPCG(t.cfg.Seed, rng.Shuffle, 0))
+	var unl *cycler
 	if needU {
-		t.unl = newCycler(unlabeled.Len(), rng.NewPCG(t.cfg.Seed, rng.Unlabeled, 0))
+		unl = newCycler(unlabeled.Len(), rng.NewPCG(t.cfg.Seed, rng.Unlabeled, 0))
 	}
-	t.labKey, t.unlKey = lk, uk
-	for k, c := range []*cycler{t.lab, t.unl} {
+	for k, c := range []*cycler{lab, unl} {
 		cur := t.cursors[k]
 		if cur == nil {
 			continue
@@ -358,6 +360,7 @@ func (t *SemiTrainer) orders(labeled, unlabeled *Dataset, needU bool) error {
 			return err
 		}
 	}
+	t.lab, t.unl, t.labKey, t.unlKey = lab, unl, lk, uk
 	t.cursors = [2]*cursor{}
 	return nil
 }
