@@ -155,7 +155,7 @@ func (c VATConfig) withDefaults() (VATConfig, error) {
 	if err != nil {
 		return c, err
 	}
-	return c.resolved(1, false), nil
+	return c.resolve(1, false, false), nil
 }
 
 // validated fills in Ip and Alpha and validates every field, leaving the
@@ -189,14 +189,10 @@ func (c VATConfig) validated() (VATConfig, error) {
 // needsScale reports whether resolving c needs the data's scale.
 func (c VATConfig) needsScale() bool { return c.Eps == 0 || c.Xi == 0 }
 
-// resolved fills in the data-relative fields of a validated config: with
+// resolve fills in the data-relative fields of a validated config: with
 // data, ε and ξ relative to the data's scale and the exact probe where
 // exactOK; without data (scale 1, !data), the Keras original's ξ = 10,
 // ε = 1 and the finite-difference probe.
-func (c VATConfig) resolved(scale float64, data bool) VATConfig {
-	return c.resolve(scale, data, data)
-}
-
 func (c VATConfig) resolve(scale float64, data, exactOK bool) VATConfig {
 	if !data {
 		if c.Xi == 0 {
