@@ -313,13 +313,14 @@ func decodeImage(dst []float32, f io.ReadSeeker, path string, w, h int, opts Ima
 	if err != nil {
 		return fmt.Errorf("vat: %s: %v", path, oneLine(err))
 	}
-	return imageToCHW(dst, img, w, h, opts.RGB, opts.Scale, opts.Offset)
+	imageToCHW(dst, img, w, h, opts.RGB, opts.Scale, opts.Offset)
+	return nil
 }
 
 // imageToCHW writes img, resized to w×h if it has another size, into dst
 // as C×H×W values (v + offset)·scale of its 8-bit channels (RGB, or
 // luminance).
-func imageToCHW(dst []float32, img image.Image, w, h int, rgb bool, scale, offset float64) error {
+func imageToCHW(dst []float32, img image.Image, w, h int, rgb bool, scale, offset float64) {
 	b := img.Bounds()
 	if b.Dx() != w || b.Dy() != h {
 		r := image.NewRGBA(image.Rect(0, 0, w, h))
@@ -342,5 +343,4 @@ func imageToCHW(dst []float32, img image.Image, w, h int, rgb bool, scale, offse
 			dst[i] = float32((float64(y8) + offset) * scale)
 		}
 	}
-	return nil
 }
