@@ -25,7 +25,7 @@ func BenchmarkGPUSemiStep(b *testing.B) {
 		b.Run(dev.Name, func(b *testing.B) {
 			a := gputest.With(b, dev.Dev, dev.Mode)
 			defer backend.Use(nil)
-			semiBenchSteps(b, split, &VATConfig{Eps: 5, Xi: 1e-3, Probe: FiniteDifference})
+			semiBenchSteps(b, split, &VATConfig{Eps: 5, Xi: 1e-3, Probe: FiniteDifference}, 0)
 			if err := a.Device().Sync(); err != nil {
 				b.Fatal(err)
 			}

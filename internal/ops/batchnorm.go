@@ -82,17 +82,6 @@ func (op *batchNormOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return s.Clone(), nil
 }
 
-// bnBlock is the number of channels a worker of bnBlocks handles: for flat
-// N×F inputs, one cache line of each row.
-const bnBlock = 16
-
-// bnBlocks calls fn for consecutive blocks of bnBlock channels on all
-// cores. Each channel's sums run in the same order as on one core, so the
-// results do not depend on the number of cores.
-func bnBlocks(c int, fn func(lo, hi int)) {
-	kernels.ParallelFor((c+bnBlock-1)/bnBlock, func(_, b int) { fn(b*bnBlock, min(c, (b+1)*bnBlock)) })
-}
-
 // layout returns the batch size n, channels c and positions p per channel
 // of a sample (1 for N×F).
 func bnLayout(s tensor.Shape) (n, c, p int) {
@@ -134,30 +123,17 @@ func (op *batchNormOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	op.onGPU = false
 	m := float64(n * p)
-	bnBlocks(c, func(lo, hi int) {
-		var mean, variance, s, s2 [bnBlock]float64
+	kernels.BNBlocks(c, func(lo, hi int) {
+		var mean, variance, s, s2 [kernels.BNBlock]float64
 		for ch := lo; ch < hi; ch++ {
 			mean[ch-lo], variance[ch-lo] = float64(op.runMean[ch]), float64(op.runVar[ch])
 		}
 		if op.train {
-			for i := 0; i < n; i++ {
-				for ch := lo; ch < hi; ch++ {
-					for _, v := range x[(i*c+ch)*p : (i*c+ch+1)*p] {
-						s[ch-lo] += float64(v)
-					}
-				}
-			}
+			kernels.BNSum(s[:], x, n, c, p, lo, hi)
 			for k := range hi - lo {
 				mean[k] = s[k] / m
 			}
-			for i := 0; i < n; i++ {
-				for ch := lo; ch < hi; ch++ {
-					for _, v := range x[(i*c+ch)*p : (i*c+ch+1)*p] {
-						d := float64(v) - mean[ch-lo]
-						s2[ch-lo] += d * d
-					}
-				}
-			}
+			kernels.BNSumSqDev(s2[:], mean[:], x, n, c, p, lo, hi)
 			for ch := lo; ch < hi; ch++ {
 				k := ch - lo
 				variance[k] = s2[k] / m
@@ -174,16 +150,7 @@ func (op *batchNormOp) Do(inputs ...G.Value) (G.Value, error) {
 		for ch := lo; ch < hi; ch++ {
 			op.invStd[ch] = 1 / math.Sqrt(variance[ch-lo]+op.eps)
 		}
-		for i := 0; i < n; i++ {
-			for ch := lo; ch < hi; ch++ {
-				inv, mu, g, b := op.invStd[ch], mean[ch-lo], float64(gamma[ch]), float64(beta[ch])
-				for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
-					xh := (float64(x[j]) - mu) * inv
-					op.xhat[j] = float32(xh)
-					y[j] = float32(g*xh + b)
-				}
-			}
-		}
+		kernels.BNNormalize(y, op.xhat, x, mean[:], op.invStd, gamma, beta, n, c, p, lo, hi)
 	})
 	return out, nil
 }
@@ -268,18 +235,26 @@ func (op *batchNormGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if op.fwd.onGPU {
 		return nil, fmt.Errorf("vat: BatchNormGrad: the forward op ran on the GPU, its gradient would run on the CPU")
 	}
-	// Per channel: Σ g and Σ g·x̂.
-	sumG, sumGX := make([]float64, c), make([]float64, c)
-	bnBlocks(c, func(lo, hi int) {
-		for i := 0; i < n; i++ {
-			for ch := lo; ch < hi; ch++ {
-				for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
-					sumG[ch] += float64(g[j])
-					sumGX[ch] += float64(g[j]) * float64(xh[j])
-				}
+	// Per channel: Σ g and Σ g·x̂, only those the wanted gradient needs.
+	var sumG, sumGX []float64
+	if op.wrt != 1 {
+		sumG = make([]float64, c)
+	}
+	if op.wrt != 2 {
+		sumGX = make([]float64, c)
+	}
+	if op.wrt > 0 || op.fwd.train {
+		kernels.BNBlocks(c, func(lo, hi int) {
+			var sg, sgx []float64
+			if sumG != nil {
+				sg = sumG[lo:hi]
 			}
-		}
-	})
+			if sumGX != nil {
+				sgx = sumGX[lo:hi]
+			}
+			kernels.BNSumDot(sg, sgx, g, xh, n, c, p, lo, hi)
+		})
+	}
 	if op.wrt > 0 {
 		out := op.out.get(gs...)
 		o := out.Data().([]float32)
@@ -295,22 +270,19 @@ func (op *batchNormGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	out := op.out.get(xs...)
 	o := out.Data().([]float32)
 	m := float64(n * p)
-	bnBlocks(c, func(lo, hi int) {
-		for i := 0; i < n; i++ {
-			for ch := lo; ch < hi; ch++ {
-				k := float64(gamma[ch]) * op.fwd.invStd[ch]
-				if !op.fwd.train { // fixed statistics: ∂x = g·γ/√(σ²+ε)
-					for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
-						o[j] = float32(k * float64(g[j]))
-					}
-					continue
-				}
-				k /= m
-				for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
-					o[j] = float32(k * (m*float64(g[j]) - sumG[ch] - float64(xh[j])*sumGX[ch]))
-				}
-			}
+	kernels.BNBlocks(c, func(lo, hi int) {
+		var scale [kernels.BNBlock]float64
+		for ch := lo; ch < hi; ch++ {
+			scale[ch-lo] = float64(gamma[ch]) * op.fwd.invStd[ch]
 		}
+		if !op.fwd.train { // fixed statistics: ∂x = g·γ/√(σ²+ε)
+			kernels.BNCenter(o, g, nil, scale[:], 1, nil, nil, n, c, p, lo, hi)
+			return
+		}
+		for k := range hi - lo {
+			scale[k] /= m
+		}
+		kernels.BNCenter(o, g, xh, scale[:], m, sumG[lo:hi], sumGX[lo:hi], n, c, p, lo, hi)
 	})
 	return out, nil
 }

@@ -229,25 +229,20 @@ func (op *bnTangentOp) Do(inputs ...G.Value) (G.Value, error) {
 		return nil, fmt.Errorf("vat: BatchNormTangent: input of %d values, the batch normalization's last run had %d", len(t), len(xh))
 	}
 	m := float64(n * p)
-	bnBlocks(c, func(lo, hi int) {
+	kernels.BNBlocks(c, func(lo, hi int) {
+		var scale, mt, mxt [kernels.BNBlock]float64 // mean(t), mean(x̂·t): zero in inference mode
 		for ch := lo; ch < hi; ch++ {
-			k := float64(gamma[ch]) * invStd[ch]
-			var mt, mxt float64 // mean(t), mean(x̂·t): zero in inference mode
-			if op.fwd.train {
-				for i := 0; i < n; i++ {
-					for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
-						mt += float64(t[j])
-						mxt += float64(xh[j]) * float64(t[j])
-					}
-				}
-				mt, mxt = mt/m, mxt/m
-			}
-			for i := 0; i < n; i++ {
-				for j := (i*c + ch) * p; j < (i*c+ch+1)*p; j++ {
-					y[j] = float32(k * (float64(t[j]) - mt - float64(xh[j])*mxt))
-				}
-			}
+			scale[ch-lo] = float64(gamma[ch]) * invStd[ch]
 		}
+		if !op.fwd.train {
+			kernels.BNCenter(y, t, nil, scale[:], 1, nil, nil, n, c, p, lo, hi)
+			return
+		}
+		kernels.BNSumDot(mt[:], mxt[:], t, xh, n, c, p, lo, hi)
+		for k := range hi - lo {
+			mt[k], mxt[k] = mt[k]/m, mxt[k]/m
+		}
+		kernels.BNCenter(y, t, xh, scale[:], 1, mt[:], mxt[:], n, c, p, lo, hi)
 	})
 	return out, nil
 }
