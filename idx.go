@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -97,6 +98,11 @@ func loadIDX(imagesPath, labelsPath string, lim idxLimits) (*Dataset, error) {
 		d.Labels[i] = int(l)
 	}
 	if err := imf.read(func(b []byte) {
+		// Capacity doubles (append's own growth is 1.25× at this size),
+		// never past the header's size nor past twice what has arrived.
+		if need := len(d.Images) + len(b); need > cap(d.Images) {
+			d.Images = slices.Grow(d.Images, min(imf.size, max(need, 2*cap(d.Images)))-len(d.Images))
+		}
 		for _, v := range b {
 			d.Images = append(d.Images, float32(v)/255)
 		}
