@@ -42,7 +42,23 @@ func BNSum(s []float64, x []float32, n, c, p, lo, hi int) {
 		return
 	}
 	for i := 0; i < n; i++ {
-		for ch := lo; ch < hi; ch++ {
+		ch := lo
+		// Four channels at a time: four independent chains of adds instead
+		// of one, each channel's still in order.
+		for ; ch+4 <= hi; ch += 4 {
+			k := ch - lo
+			a0, a1, a2, a3 := s[k], s[k+1], s[k+2], s[k+3]
+			x0 := x[(i*c+ch)*p : (i*c+ch+1)*p]
+			x1, x2, x3 := x[(i*c+ch+1)*p:][:len(x0)], x[(i*c+ch+2)*p:][:len(x0)], x[(i*c+ch+3)*p:][:len(x0)]
+			for j, v := range x0 {
+				a0 += float64(v)
+				a1 += float64(x1[j])
+				a2 += float64(x2[j])
+				a3 += float64(x3[j])
+			}
+			s[k], s[k+1], s[k+2], s[k+3] = a0, a1, a2, a3
+		}
+		for ; ch < hi; ch++ {
 			acc := s[ch-lo]
 			for _, v := range x[(i*c+ch)*p : (i*c+ch+1)*p] {
 				acc += float64(v)

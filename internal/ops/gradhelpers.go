@@ -113,15 +113,14 @@ func (op *biasGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.BiasGrad(o, g, n, f, inner))
 	}
-	// One feature per task: each sum keeps its order, whatever the cores.
-	kernels.ParallelFor(f, func(_, j int) {
-		var s float64
-		for i := 0; i < n; i++ {
-			for _, v := range g[(i*f+j)*inner : (i*f+j+1)*inner] {
-				s += float64(v)
-			}
+	// Σ over the samples, then the positions, in order per feature, in
+	// blocks of features on all cores: the same sums whatever the cores.
+	kernels.BNBlocks(f, func(lo, hi int) {
+		var s [kernels.BNBlock]float64
+		kernels.BNSum(s[:], g, n, f, inner, lo, hi)
+		for k := range hi - lo {
+			o[lo+k] = float32(s[k])
 		}
-		o[j] = float32(s)
 	})
 	return out, nil
 }
