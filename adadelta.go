@@ -87,13 +87,7 @@ func (s *adadeltaState) step(params []*Param, grads []*tensor.Dense, lrate float
 	kernels.ParallelSlices(sizes(grads), func(i, lo, hi int) {
 		w := params[i].Value.Data().([]float32)[lo:hi]
 		g := grads[i].Data().([]float32)[lo:hi]
-		a, u := s.accGrad[i][lo:hi], s.accUpdate[i][lo:hi]
-		for j, gj := range g {
-			a[j] = rho*a[j] + (1-rho)*gj*gj
-			d := gj * float32(math.Sqrt(float64(u[j]+eps))/math.Sqrt(float64(a[j]+eps)))
-			w[j] -= lr * d
-			u[j] = rho*u[j] + (1-rho)*d*d
-		}
+		kernels.AdadeltaUpdate(w, g, s.accGrad[i][lo:hi], s.accUpdate[i][lo:hi], rho, eps, lr)
 	})
 	return nil
 }

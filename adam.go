@@ -108,12 +108,7 @@ func (s *adamState) step(params []*Param, grads []*tensor.Dense, lr float64, dec
 	kernels.ParallelSlices(sizes(grads), func(i, lo, hi int) {
 		w := params[i].Value.Data().([]float32)[lo:hi]
 		g := grads[i].Data().([]float32)[lo:hi]
-		m, v := s.m[i][lo:hi], s.v[i][lo:hi]
-		for j, gj := range g {
-			m[j] = beta1*m[j] + (1-beta1)*gj
-			v[j] = beta2*v[j] + (1-beta2)*gj*gj
-			w[j] -= step * m[j] / (float32(math.Sqrt(float64(v[j]))) + eps)
-		}
+		kernels.AdamUpdate(w, g, s.m[i][lo:hi], s.v[i][lo:hi], beta1, beta2, step, eps)
 	})
 	for _, p := range params {
 		backend.MarkHostWritten(p.Value.Data().([]float32))

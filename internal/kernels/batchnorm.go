@@ -8,7 +8,11 @@ package kernels
 // the result does not depend on the layout's fast path or on the number of
 // cores. For N×F inputs (p = 1) the loops walk each sample's row of the
 // block's features, one contiguous span, instead of one strided value per
-// channel.
+// channel. A whole block of BNBlock features of an N×F input runs in AVX2
+// assembly (batchnorm_amd64.s), four channels per vector, with the same
+// float64 operations in the same order and no fused multiply-add: the
+// conversions around products here keep the compiler from fusing them too,
+// so the bits do not depend on the path.
 
 // BNBlock is the number of channels in one block of BNBlocks: for N×F
 // inputs, one cache line of each sample's row.
@@ -82,7 +86,7 @@ func BNSumSqDev(s, mean []float64, x []float32, n, c, p, lo, hi int) {
 			s, mean := s[:len(row)], mean[:len(row)]
 			for k, v := range row {
 				d := float64(v) - mean[k]
-				s[k] += d * d
+				s[k] += float64(d * d)
 			}
 		}
 		return
@@ -92,7 +96,7 @@ func BNSumSqDev(s, mean []float64, x []float32, n, c, p, lo, hi int) {
 			acc, mu := s[ch-lo], mean[ch-lo]
 			for _, v := range x[(i*c+ch)*p : (i*c+ch+1)*p] {
 				d := float64(v) - mu
-				acc += d * d
+				acc += float64(d * d)
 			}
 			s[ch-lo] = acc
 		}
@@ -121,7 +125,7 @@ func BNSumDot(sg, sgx []float64, g, xh []float32, n, c, p, lo, hi int) {
 			gr, xr := g[i*c+lo:i*c+hi], xh[i*c+lo:i*c+hi]
 			xr, sgx := xr[:len(gr)], sgx[:len(gr)]
 			for k, v := range gr {
-				sgx[k] += float64(v) * float64(xr[k])
+				sgx[k] += float64(float64(v) * float64(xr[k]))
 			}
 		}
 		return
@@ -131,7 +135,7 @@ func BNSumDot(sg, sgx []float64, g, xh []float32, n, c, p, lo, hi int) {
 			xr, sg, sgx := xr[:len(gr)], sg[:len(gr)], sgx[:len(gr)]
 			for k, v := range gr {
 				sg[k] += float64(v)
-				sgx[k] += float64(v) * float64(xr[k])
+				sgx[k] += float64(float64(v) * float64(xr[k]))
 			}
 		}
 		return
@@ -147,7 +151,7 @@ func BNSumDot(sg, sgx []float64, g, xh []float32, n, c, p, lo, hi int) {
 			xs = xs[:len(gs)]
 			for j, v := range gs {
 				a += float64(v)
-				b += float64(v) * float64(xs[j])
+				b += float64(float64(v) * float64(xs[j]))
 			}
 			if sg != nil {
 				sg[ch-lo] = a
@@ -180,7 +184,7 @@ func BNNormalize(y, xhat, x []float32, mean, inv []float64, gamma, beta []float3
 			for k, v := range xr {
 				xh := (float64(v) - mean[k]) * inv[k]
 				hr[k] = float32(xh)
-				yr[k] = float32(g[k]*xh + b[k])
+				yr[k] = float32(float64(g[k]*xh) + b[k])
 			}
 		}
 		return
@@ -194,7 +198,7 @@ func BNNormalize(y, xhat, x []float32, mean, inv []float64, gamma, beta []float3
 			for j, v := range xr {
 				xh := (float64(v) - mu) * iv
 				hr[j] = float32(xh)
-				yr[j] = float32(gk*xh + bk)
+				yr[j] = float32(float64(gk*xh) + bk)
 			}
 		}
 	}
@@ -247,7 +251,7 @@ func BNCenter(o, g, xh []float32, scale []float64, a float64, shift, tilt []floa
 			gr, xr, or := g[i*c+lo:i*c+hi], xh[i*c+lo:i*c+hi], o[i*c+lo:i*c+hi]
 			xr, or = xr[:len(gr)], or[:len(gr)]
 			for k, v := range gr {
-				or[k] = float32(scale[k] * (a*float64(v) - shift[k] - float64(xr[k])*tilt[k]))
+				or[k] = float32(scale[k] * (float64(a*float64(v)) - shift[k] - float64(float64(xr[k])*tilt[k])))
 			}
 		}
 		return
@@ -258,7 +262,7 @@ func BNCenter(o, g, xh []float32, scale []float64, a float64, shift, tilt []floa
 			gr, xr, or := g[(i*c+ch)*p:(i*c+ch+1)*p], xh[(i*c+ch)*p:(i*c+ch+1)*p], o[(i*c+ch)*p:(i*c+ch+1)*p]
 			xr, or = xr[:len(gr)], or[:len(gr)]
 			for j, v := range gr {
-				or[j] = float32(sk * (a*float64(v) - s - float64(xr[j])*t))
+				or[j] = float32(sk * (float64(a*float64(v)) - s - float64(float64(xr[j])*t)))
 			}
 		}
 	}
