@@ -14,7 +14,11 @@ type Evaluation struct {
 	Loss     float64 // mean cross-entropy
 }
 
-const evalBatch = 500
+// evalBatch is the inference batch: small enough that a batch's largest
+// activation (the preset's second convolution, 128 × 73 kB) stays in a
+// shared L3 cache between the convolution and the pooling that reads it.
+// Each sample's result does not depend on it.
+const evalBatch = 128
 
 // Evaluate returns the accuracy and mean cross-entropy of the model on d.
 func (m *Model) Evaluate(d *Dataset) (Evaluation, error) {

@@ -17,7 +17,7 @@ func TestConcurrentInference(t *testing.T) {
 		t.Fatal(err)
 	}
 	px := ImageRows * ImageCols
-	sizes := []int{1, 7, 503} // several batch sizes: several cached graphs (503 = 500 + 3)
+	sizes := []int{1, 7, evalBatch*3 + 3} // several batch sizes: several cached graphs
 	wantPred := map[int][]int{}
 	wantProb := map[int][]float32{}
 	for _, n := range sizes {
@@ -62,5 +62,33 @@ func TestConcurrentInference(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// A sample's probabilities do not depend on the batch it is computed in:
+// those of images at the edges of evalBatch-sized batches, computed among
+// evalBatch+3 images, equal those computed for the image alone, bit for
+// bit: every product computes each sample's row on its own, and
+// inference normalizes with fixed statistics.
+func TestInferenceIndependentOfBatch(t *testing.T) {
+	_, test := loadMNIST(t)
+	m, err := NewModel(ModelConfig{Seed: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	px, k := ImageRows*ImageCols, m.Classes()
+	n := evalBatch + 3
+	all, err := m.Probabilities(test.Images[:n*px])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 1, evalBatch - 1, evalBatch, n - 1} {
+		one, err := m.Probabilities(test.Images[i*px : (i+1)*px])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(one, all[i*k:(i+1)*k]) {
+			t.Errorf("image %d: alone %v, among %d images %v", i, one, n, all[i*k:(i+1)*k])
+		}
 	}
 }
