@@ -262,7 +262,14 @@ type evalGraph struct {
 }
 
 func newEvalGraph(m *Model, n int) (*evalGraph, error) {
+	return buildEvalGraph(m, n, backend.Active() == nil)
+}
+
+// buildEvalGraph is newEvalGraph, with layers fusing what follows them
+// (inference-only ops, on the CPU) when fuse is set.
+func buildEvalGraph(m *Model, n int, fuse bool) (*evalGraph, error) {
 	s := newScope(false, 0)
+	s.inference = fuse
 	w := m.weightNodes(s, "")
 	eg := &evalGraph{x: tensor.New(tensor.WithShape(append([]int{n}, m.inShape...)...), tensor.Of(tensor.Float32))}
 	x := G.NewTensor(s.g, G.Float32, eg.x.Dims(), G.WithShape(eg.x.Shape()...), G.WithValue(eg.x), G.WithName("x"))

@@ -2,9 +2,12 @@ package vat
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Predict, Probabilities and Evaluate may be called from several goroutines
@@ -90,5 +93,42 @@ func TestInferenceIndependentOfBatch(t *testing.T) {
 		if !slices.Equal(one, all[i*k:(i+1)*k]) {
 			t.Errorf("image %d: alone %v, among %d images %v", i, one, n, all[i*k:(i+1)*k])
 		}
+	}
+}
+
+// Inference graphs fuse a 2×2 max-pool into the convolution before it (with
+// or without its ReLU, after Valid or Same padding, on odd sizes whose last
+// row and column the pool drops): their logits equal those of the graph
+// with separate ops, bit for bit, on fresh random inputs.
+func TestFusedPoolingMatchesSeparateOps(t *testing.T) {
+	m, err := Sequential([]int{2, 11, 9}, 3, Conv2D(3, 3), ReLU(), MaxPool2D(2), Conv2D(4, 3, Same), MaxPool2D(2), Flatten(), Dense(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	r := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	in := make([]float32, n*2*11*9)
+	for i := range in {
+		in[i] = float32(r.NormFloat64())
+	}
+	var logits [2][]float32
+	for k, fuse := range []bool{false, true} {
+		eg, err := buildEvalGraph(m, n, fuse)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fused := strings.Contains(fmt.Sprint(eg.logits.Graph().AllNodes()), "Conv2dMaxPool2x2")
+		if fused != fuse {
+			t.Fatalf("fuse %v: the graph has the fused op: %v", fuse, fused)
+		}
+		copy(eg.x.Data().([]float32), in)
+		out, err := eg.run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		logits[k] = append([]float32(nil), out...)
+	}
+	if !slices.Equal(logits[0], logits[1]) {
+		t.Fatalf("separate ops %v\nfused        %v", logits[0], logits[1])
 	}
 }

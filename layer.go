@@ -12,7 +12,8 @@ import (
 // Dense (layer_dense.go), ReLU and LeakyReLU (layer_activation.go), Dropout
 // and GaussianNoise (layer_noise.go), BatchNorm (layer_batchnorm.go) and
 // Flatten (layer_flatten.go). A ReLU right after a Conv2D or a Dense layer
-// is fused into it (one op, one pass over the output).
+// is fused into it (one op, one pass over the output); in inference graphs
+// on the CPU a 2×2 max-pool right after a Conv2D (and its ReLU) is too.
 //
 // Each layer carries all of its behaviour: its output shape, weights,
 // forward pass, tangent map (for VAT's exact probe), state-dict entries and
@@ -55,6 +56,14 @@ type (
 	statsLayer interface {
 		newStats(in []int) *[2][]float32
 	}
+	// fusesPool is a layer whose inference op can apply a following 2×2
+	// max-pool itself (and the ReLU before it, if relu): buildPooled
+	// builds both.
+	fusesPool interface {
+		buildPooled(s *scope, x *G.Node, w []*G.Node, relu bool) *G.Node
+	}
+	// fusablePool is the max-pool that such a layer absorbs.
+	fusablePool interface{ fusablePool() }
 	// logitsLayer can end a classifier: its outputs are the logits.
 	logitsLayer interface{ logits() }
 	// randomLayer may have no tangent map (Dropout while it drops):

@@ -97,6 +97,12 @@ func (l *conv2D) state(mod string, w []*Param, _ *[2][]float32, _ *int64) []stat
 
 func (l *conv2D) fusesReLU() {}
 
+// buildPooled is build followed by a 2×2 max-pool, in one op: for
+// inference graphs (see Model.forward).
+func (l *conv2D) buildPooled(s *scope, x *G.Node, w []*G.Node, relu bool) *G.Node {
+	return s.apply(ops.NewConv2dPool(relu), l.pad(s, x), w[0], w[1])
+}
+
 func init() {
 	registerLayer("Conv2D", func(s layerSpec) (Layer, error) {
 		switch s.Padding {

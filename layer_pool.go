@@ -39,6 +39,8 @@ func (l *maxPool2D) tangent(s *scope, d *G.Node, _ []*G.Node, pass layerTrace) *
 	return s.apply(ops.NewPoolSelect(), d, pass.in, pass.out)
 }
 
+func (l *maxPool2D) fusablePool() {}
+
 func (l *maxPool2D) state(string, []*Param, *[2][]float32, *int64) []stateEntry { return nil }
 
 func init() {

@@ -290,9 +290,10 @@ func (m *Model) Config() ModelConfig { return m.cfg }
 // weights w and returns the logits (N × classes).
 func (m *Model) forward(s *scope, w weights, x *G.Node) *G.Node {
 	h := x
+	skip := -1 // a max-pool fused into the layer before it
 	for i, l := range m.layers {
-		if i > 0 && m.fused[i-1] {
-			continue // this ReLU was fused into the layer before
+		if i > 0 && m.fused[i-1] || i == skip {
+			continue // this ReLU (or max-pool) was fused into the layer before
 		}
 		ws := make([]*G.Node, len(m.weights[i]))
 		for j, k := range m.weights[i] {
@@ -303,6 +304,20 @@ func (m *Model) forward(s *scope, w weights, x *G.Node) *G.Node {
 			s.stats = s.statsOf[i]
 		}
 		in := h
+		next := i + 1 // the layer after this one and its fused ReLU
+		if m.fused[i] {
+			next++
+		}
+		pooler, fuses := l.(fusesPool)
+		if fuses && s.inference && s.trace == nil && next < len(m.layers) {
+			if _, ok := m.layers[next].(fusablePool); ok {
+				if h = pooler.buildPooled(s, h, ws, m.fused[i]); s.err != nil {
+					return nil
+				}
+				skip = next
+				continue
+			}
+		}
 		if h = l.build(s, h, ws, m.fused[i]); s.err != nil {
 			return nil
 		}

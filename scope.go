@@ -36,6 +36,11 @@ type scope struct {
 	statsOf       []*[2][]float32
 	statsMomentum *float64
 
+	// inference: the graph only computes outputs (no gradient, no
+	// trace), on the CPU, so layers may fuse what follows them
+	// (fusesPool).
+	inference bool
+
 	// The exact probe: trace, when set, records each layer's input and
 	// output as forward builds them; consts are the constant inputs (zero
 	// biases) that tangent adds, which the graph's compiler must be given.
