@@ -40,14 +40,20 @@ func (op *conv2dOp) Type() hm.Type {
 }
 
 func (op *conv2dOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
+	return convInferShape(op.name, in)
+}
+
+// convInferShape is a convolution's output shape from its inputs' shapes
+// (x, w, b).
+func convInferShape(name string, in []G.DimSizer) (tensor.Shape, error) {
 	if len(in) != 3 {
-		return nil, checkArity(op.name, 3, len(in))
+		return nil, checkArity(name, 3, len(in))
 	}
 	xs, ok1 := in[0].(tensor.Shape)
 	ws, ok2 := in[1].(tensor.Shape)
 	bs, ok3 := in[2].(tensor.Shape)
 	if !ok1 || !ok2 || !ok3 {
-		return nil, fmt.Errorf("vat: Conv2d: shapes unknown")
+		return nil, fmt.Errorf("vat: %s: shapes unknown", name)
 	}
 	return convShape(xs, ws, bs)
 }
@@ -62,23 +68,27 @@ func convShape(xs, ws, bs tensor.Shape) (tensor.Shape, error) {
 	return tensor.Shape{xs[0], ws[0], xs[2] - ws[2] + 1, xs[3] - ws[3] + 1}, nil
 }
 
+// convArgs reads a convolution's inputs (x, w, b) and its output shape.
+func convArgs(name string, inputs []G.Value) (x, w, b []float32, xs, ws, ys tensor.Shape, err error) {
+	if err = checkArity(name, 3, len(inputs)); err != nil {
+		return
+	}
+	if x, xs, err = f32sNoSync(name, 0, inputs[0]); err != nil {
+		return
+	}
+	if w, ws, err = f32sNoSync(name, 1, inputs[1]); err != nil {
+		return
+	}
+	var bs tensor.Shape
+	if b, bs, err = f32sNoSync(name, 2, inputs[2]); err != nil {
+		return
+	}
+	ys, err = convShape(xs, ws, bs)
+	return
+}
+
 func (op *conv2dOp) Do(inputs ...G.Value) (G.Value, error) {
-	if err := checkArity(op.name, 3, len(inputs)); err != nil {
-		return nil, err
-	}
-	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
-	if err != nil {
-		return nil, err
-	}
-	w, ws, err := f32sNoSync(op.name, 1, inputs[1])
-	if err != nil {
-		return nil, err
-	}
-	b, bs, err := f32sNoSync(op.name, 2, inputs[2])
-	if err != nil {
-		return nil, err
-	}
-	ys, err := convShape(xs, ws, bs)
+	x, w, b, xs, ws, ys, err := convArgs(op.name, inputs)
 	if err != nil {
 		return nil, err
 	}

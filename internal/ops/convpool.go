@@ -42,16 +42,7 @@ func (op *conv2dPoolOp) Type() hm.Type {
 }
 
 func (op *conv2dPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
-	if len(in) != 3 {
-		return nil, checkArity(op.name, 3, len(in))
-	}
-	xs, ok1 := in[0].(tensor.Shape)
-	ws, ok2 := in[1].(tensor.Shape)
-	bs, ok3 := in[2].(tensor.Shape)
-	if !ok1 || !ok2 || !ok3 {
-		return nil, fmt.Errorf("vat: %s: shapes unknown", op.name)
-	}
-	cs, err := convShape(xs, ws, bs)
+	cs, err := convInferShape(op.name, in)
 	if err != nil {
 		return nil, err
 	}
@@ -59,25 +50,10 @@ func (op *conv2dPoolOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *conv2dPoolOp) Do(inputs ...G.Value) (G.Value, error) {
-	if err := checkArity(op.name, 3, len(inputs)); err != nil {
-		return nil, err
-	}
 	if backend.Active() != nil {
 		return nil, fmt.Errorf("vat: %s runs on the CPU only; GPU graphs use Conv2d and MaxPool2x2", op.name)
 	}
-	x, xs, err := f32sNoSync(op.name, 0, inputs[0])
-	if err != nil {
-		return nil, err
-	}
-	w, ws, err := f32sNoSync(op.name, 1, inputs[1])
-	if err != nil {
-		return nil, err
-	}
-	b, bs, err := f32sNoSync(op.name, 2, inputs[2])
-	if err != nil {
-		return nil, err
-	}
-	cs, err := convShape(xs, ws, bs)
+	x, w, b, xs, ws, cs, err := convArgs(op.name, inputs)
 	if err != nil {
 		return nil, err
 	}
