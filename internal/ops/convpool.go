@@ -83,10 +83,7 @@ func (op *conv2dPoolOp) Do(inputs ...G.Value) (G.Value, error) {
 		}
 		yi := y[i*f*oh*ow : (i+1)*f*oh*ow]
 		for ff := 0; ff < f; ff++ {
-			cf, yf := ci[ff*p:], yi[ff*oh*ow:]
-			for r := 0; r < oh; r++ {
-				kernels.MaxPool2Rows(yf[r*ow:(r+1)*ow], cf[2*r*cw:], cf[(2*r+1)*cw:])
-			}
+			pool2Plane(yi[ff*oh*ow:], ci[ff*p:], cw, oh, ow)
 		}
 	})
 	return out, nil

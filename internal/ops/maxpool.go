@@ -59,13 +59,16 @@ func (op *maxPoolOp) Do(inputs ...G.Value) (G.Value, error) {
 		return gpuOut(out, a.MaxPool(y, x, xs))
 	}
 	h, w, oh, ow := xs[2], xs[3], ys[2], ys[3]
-	kernels.ParallelFor(xs[0]*xs[1], func(_, p int) {
-		xp, yp := x[p*h*w:], y[p*oh*ow:]
-		for i := 0; i < oh; i++ {
-			kernels.MaxPool2Rows(yp[i*ow:(i+1)*ow], xp[2*i*w:], xp[(2*i+1)*w:])
-		}
-	})
+	kernels.ParallelFor(xs[0]*xs[1], func(_, p int) { pool2Plane(y[p*oh*ow:], x[p*h*w:], w, oh, ow) })
 	return out, nil
+}
+
+// pool2Plane max-pools one channel x (rows of width w) into its oh×ow
+// output y, 2×2 windows with stride 2.
+func pool2Plane(y, x []float32, w, oh, ow int) {
+	for i := 0; i < oh; i++ {
+		kernels.MaxPool2Rows(y[i*ow:(i+1)*ow], x[2*i*w:], x[(2*i+1)*w:])
+	}
 }
 
 func (op *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
