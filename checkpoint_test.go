@@ -281,28 +281,13 @@ func TestResumeOlderCheckpoint(t *testing.T) {
 	if err := tr.Checkpoint(path); err != nil {
 		t.Fatal(err)
 	}
-	f, err := safetensors.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c map[string]any
-	dec := json.NewDecoder(strings.NewReader(f.Metadata[metaCheckpoint]))
-	dec.UseNumber() // the data's 64-bit hash survives
-	if err := dec.Decode(&c); err != nil {
-		t.Fatal(err)
-	}
-	delete(c, "kind")
-	delete(c, "optimizer")
-	delete(c, "schedule")
-	conf := c["config"].(map[string]any)
-	conf["adadelta_lr"], conf["adadelta_rho"], conf["adadelta_epsilon"] = 1.0, 0.95, 1e-7
-	b, _ := json.Marshal(c)
-	meta := maps.Clone(f.Metadata)
-	meta[metaCheckpoint] = string(b)
-	old := filepath.Join(t.TempDir(), "old.ckpt")
-	if err := safetensors.WriteFile(old, &safetensors.File{Metadata: meta, Tensors: f.Tensors}); err != nil {
-		t.Fatal(err)
-	}
+	old := rewriteCheckpoint(t, path, func(c map[string]any) {
+		delete(c, "kind")
+		delete(c, "optimizer")
+		delete(c, "schedule")
+		conf := c["config"].(map[string]any)
+		conf["adadelta_lr"], conf["adadelta_rho"], conf["adadelta_epsilon"] = 1.0, 0.95, 1e-7
+	})
 	res, err := Resume(old, TrainConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -316,6 +301,35 @@ func TestResumeOlderCheckpoint(t *testing.T) {
 	if got, want := stateHash(res), stateHash(whole); got != want {
 		t.Errorf("resumed from an older checkpoint: state hash %x, want %x", got, want)
 	}
+}
+
+// rewriteCheckpoint writes a copy of the checkpoint at path, in a temporary
+// folder, whose header edit has changed (as a file of an older version
+// would have it), and returns the copy's path.
+func rewriteCheckpoint(t *testing.T, path string, edit func(header map[string]any)) string {
+	t.Helper()
+	f, err := safetensors.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	dec := json.NewDecoder(strings.NewReader(f.Metadata[metaCheckpoint]))
+	dec.UseNumber() // the data's 64-bit hash survives
+	if err := dec.Decode(&c); err != nil {
+		t.Fatal(err)
+	}
+	edit(c)
+	b, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := maps.Clone(f.Metadata)
+	meta[metaCheckpoint] = string(b)
+	old := filepath.Join(t.TempDir(), "old.ckpt")
+	if err := safetensors.WriteFile(old, &safetensors.File{Metadata: meta, Tensors: f.Tensors}); err != nil {
+		t.Fatal(err)
+	}
+	return old
 }
 
 // A run on a device resumes bit-identically too: the device's random

@@ -59,7 +59,7 @@ func Recipes() []Recipe {
 			},
 			Config: SemiSupervisedConfig{Iterations: 50000, LabeledBatch: 100, UnlabeledBatch: 250,
 				VAT:       &VATConfig{Eps: 0.3, Probe: Exact},
-				Optimizer: Adam{LR: 0.002}, Schedule: StepDecay{Every: 500, Factor: 0.9}, EvalEvery: 1000, PopulationStats: true},
+				Optimizer: Adam{LR: 0.002}, Schedule: StepDecay{Every: 500, Factor: 0.9}, EvalEvery: 1000},
 		},
 		{
 			Name:     "tpami-2018",
@@ -77,7 +77,7 @@ func Recipes() []Recipe {
 			},
 			Config: SemiSupervisedConfig{Iterations: 50000, LabeledBatch: 100, UnlabeledBatch: 250,
 				VAT:       &VATConfig{Eps: 5, Probe: Exact},
-				Optimizer: Adam{LR: 0.002}, Schedule: StepDecay{Every: 500, Factor: 0.9}, EvalEvery: 1000, PopulationStats: true},
+				Optimizer: Adam{LR: 0.002}, Schedule: StepDecay{Every: 500, Factor: 0.9}, EvalEvery: 1000},
 		},
 	}
 }

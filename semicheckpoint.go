@@ -20,7 +20,8 @@ type semiRecord struct {
 	EntMinWarmUp   float64        `json:"entmin_warmup,omitempty"`
 	EvalEvery      int            `json:"eval_every"`
 	EarlyStop      *EarlyStopping `json:"early_stop,omitempty"`
-	PopStats       bool           `json:"population_stats,omitempty"`
+	BNStats        string         `json:"bn_stats,omitempty"`         // BNStats.String(); absent before 0.6.0
+	PopStats       bool           `json:"population_stats,omitempty"` // before 0.6.0: population statistics (else running averages)
 	Seed           uint64         `json:"seed"`
 
 	Iteration int              `json:"iteration"` // iterations done
@@ -74,7 +75,7 @@ const (
 func (t *SemiTrainer) Checkpoint(path string) error {
 	c := t.cfg
 	rec := &semiRecord{Iterations: c.Iterations, LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch,
-		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EntMinWarmUp: c.EntMinWarmUp, EvalEvery: c.EvalEvery, EarlyStop: t.early, PopStats: c.PopulationStats, Seed: c.Seed,
+		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EntMinWarmUp: c.EntMinWarmUp, EvalEvery: c.EvalEvery, EarlyStop: t.early, BNStats: c.BNStats.String(), Seed: c.Seed,
 		Iteration: t.it, Sum: semiRecordOf(t.sum), SumSteps: t.sumSteps, History: []semiEvalRecord{}}
 	for _, e := range t.history {
 		rec.History = append(rec.History, semiRecordOf(e))
@@ -129,8 +130,8 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig's loss (VAT, VATOnLabeled, EntMin, WarmUp) is set; a resumed run keeps its checkpoint's")
 	case cfg.Optimizer != nil || cfg.Schedule != nil:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Optimizer or Schedule is set; a resumed run keeps its checkpoint's")
-	case cfg.Seed != 0 || cfg.EvalEvery != 0 || cfg.EarlyStop != nil || cfg.PopulationStats:
-		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Seed, EvalEvery, EarlyStop or PopulationStats is set; a resumed run keeps its checkpoint's")
+	case cfg.Seed != 0 || cfg.EvalEvery != 0 || cfg.EarlyStop != nil || cfg.BNStats != PopulationBNStats:
+		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Seed, EvalEvery, EarlyStop or BNStats is set; a resumed run keeps its checkpoint's")
 	case cfg.Iterations < 0:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Iterations = %d: want >= 0 (0 keeps the checkpoint's)", cfg.Iterations)
 	}
@@ -144,7 +145,15 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	}
 	sc := SemiSupervisedConfig{Iterations: rec.Iterations, LabeledBatch: rec.LabeledBatch, UnlabeledBatch: rec.UnlabeledBatch,
 		VAT: rec.VAT, VATOnLabeled: rec.VATOnLabeled, EntMin: rec.EntMin, WarmUp: rec.WarmUp, EntMinWarmUp: rec.EntMinWarmUp, Optimizer: r.opt, Schedule: r.sched,
-		EvalEvery: rec.EvalEvery, EarlyStop: rec.EarlyStop, PopulationStats: rec.PopStats, Seed: rec.Seed, OnStep: cfg.OnStep, OnEval: cfg.OnEval}
+		EvalEvery: rec.EvalEvery, EarlyStop: rec.EarlyStop, Seed: rec.Seed, OnStep: cfg.OnStep, OnEval: cfg.OnEval}
+	switch {
+	case rec.BNStats != "":
+		if sc.BNStats, err = ParseBNStats(rec.BNStats); err != nil {
+			return nil, r.bad("%v", err)
+		}
+	case !rec.PopStats: // written before 0.6.0, whose default was the running averages
+		sc.BNStats = RunningBNStats
+	}
 	if rec.Iterations < 1 || rec.LabeledBatch < 1 || rec.UnlabeledBatch < 1 || rec.EvalEvery < 1 {
 		return nil, r.bad("iterations %d, batches %d and %d, eval_every %d: want each >= 1", rec.Iterations, rec.LabeledBatch, rec.UnlabeledBatch, rec.EvalEvery)
 	}

@@ -42,7 +42,7 @@ func TestSemiResumeIsBitIdentical(t *testing.T) {
 	}{
 		{"vat+entmin, Adam", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5}, VATOnLabeled: true, EntMin: 0.5, WarmUp: 0.3, EntMinWarmUp: 0.5}},
 		{"exact probe, SGD", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5, Probe: Exact}, Optimizer: SGD{LR: 0.05, Momentum: 0.9}, Schedule: WarmUp{Steps: 3, Then: StepDecay{Every: 5, Factor: 0.8}}}},
-		{"supervised, population statistics", SemiSupervisedConfig{PopulationStats: true}},
+		{"supervised, running statistics", SemiSupervisedConfig{BNStats: RunningBNStats}},
 		// Stops at the third report (12): a resumed run must remember the
 		// reports before its checkpoint to stop there too.
 		{"early stopping", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5}, EarlyStop: &EarlyStopping{Metric: MetricTrainLoss, Patience: 2, MinDelta: 1e9}}},
@@ -63,8 +63,8 @@ func TestSemiResumeIsBitIdentical(t *testing.T) {
 			}
 			wantHash := semiHash(whole)
 			for _, r := range want {
-				if r.PopulationStats != cfg.PopulationStats {
-					t.Fatalf("report at %d: population statistics %v, configured %v", r.Iteration, r.PopulationStats, cfg.PopulationStats)
+				if r.PopulationStats != (cfg.BNStats == PopulationBNStats) { // semiNet has batch norm
+					t.Fatalf("report at %d: population statistics %v, configured %v", r.Iteration, r.PopulationStats, cfg.BNStats)
 				}
 			}
 			for _, stopAfter := range []int{1, 4, 5, 9, 13} {
@@ -181,7 +181,7 @@ func TestResumeSemiRejects(t *testing.T) {
 	if _, err := Resume(ckpt, TrainConfig{}); !oneLine(err, ckpt, "resume it with ResumeSemi") {
 		t.Errorf("Resume(semi-supervised checkpoint): %v", err)
 	}
-	for _, c := range []SemiSupervisedConfig{{Seed: 1}, {LabeledBatch: 3}, {VAT: &VATConfig{}}, {Optimizer: SGD{}}, {Schedule: Constant{}}, {Iterations: -1}, {EvalEvery: 2}} {
+	for _, c := range []SemiSupervisedConfig{{Seed: 1}, {LabeledBatch: 3}, {VAT: &VATConfig{}}, {Optimizer: SGD{}}, {Schedule: Constant{}}, {Iterations: -1}, {EvalEvery: 2}, {BNStats: RunningBNStats}} {
 		if _, err := ResumeSemi(ckpt, c); err == nil {
 			t.Errorf("ResumeSemi with %+v accepted", c)
 		}
@@ -257,5 +257,50 @@ func TestResumeSemiRejects(t *testing.T) {
 				t.Fatalf("ResumeSemi: %v, want one line naming the file and containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestResumeSemiOlderCheckpoint: a checkpoint written before BNStats
+// (version 0.5, whose default was the running averages and whose
+// population_stats said otherwise) resumes with the statistics it was
+// written with, not with today's default.
+func TestResumeSemiOlderCheckpoint(t *testing.T) {
+	pool := learnable(t, 120, 3)
+	split, err := SplitLabeled(pool, 20, 5, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewSemiTrainer(semiNet(t), SemiSupervisedConfig{Iterations: 3, LabeledBatch: 8, UnlabeledBatch: 24, VAT: &VATConfig{Eps: 0.5}, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tr.Fit(context.Background(), split.Labeled, split.Unlabeled, nil); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "new.ckpt")
+	if err := tr.Checkpoint(path); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		popStats any // the old field: absent (nil) or true
+		want     BNStats
+	}{{nil, RunningBNStats}, {true, PopulationBNStats}} {
+		old := rewriteCheckpoint(t, path, func(c map[string]any) {
+			semi := c["semi"].(map[string]any)
+			if semi["bn_stats"] != "population" {
+				t.Fatalf("a new checkpoint records bn_stats %v, want population", semi["bn_stats"])
+			}
+			delete(semi, "bn_stats")
+			if tc.popStats != nil {
+				semi["population_stats"] = tc.popStats
+			}
+		})
+		res, err := ResumeSemi(old, SemiSupervisedConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := res.Config().BNStats; got != tc.want {
+			t.Errorf("population_stats %v: resumed with %v, want %v", tc.popStats, got, tc.want)
+		}
 	}
 }

@@ -61,11 +61,12 @@ type SemiSupervisedConfig struct {
 	// EvalEvery is the number of steps between evaluations on the test
 	// set; 0 means Iterations/20.
 	EvalEvery int
-	// PopulationStats recomputes batch normalization's running averages
-	// as population statistics over the unlabeled pool (Model.PopulationStats)
-	// before every report and so at the end of the run, as the official
-	// code does after training; reports say so. Off by default.
-	PopulationStats bool
+	// BNStats chooses the statistics batch normalization evaluates with:
+	// the zero value, PopulationBNStats, recomputes them over the unlabeled
+	// pool before every report, and so at the end of the run (reports say
+	// so); RunningBNStats keeps the running averages of the labeled
+	// batches. A network without BatchNorm ignores it.
+	BNStats BNStats
 	// Seed fixes the batches' order, the dropout masks and the VAT noise.
 	// (The initial weights come from the model, the split from
 	// SplitLabeled.)
@@ -77,6 +78,68 @@ type SemiSupervisedConfig struct {
 	// report. Both may call SemiTrainer.Checkpoint.
 	OnStep func(StepInfo)
 	OnEval func(Report)
+}
+
+// maxStatsSamples bounds the samples PopulationBNStats computes its
+// statistics over: 10,000 estimate a mean or variance to about 1 % of the
+// feature's spread, and keep the cost of a report bounded on large pools.
+const maxStatsSamples = 10000
+
+// strided returns d itself if it holds at most n samples, else every k-th
+// of its samples (k = ⌈Len/n⌉): spread over the whole pool, so that a pool
+// sorted by class (LoadImageFolder's) is sampled evenly.
+func strided(d *Dataset, n int) *Dataset {
+	if d.Len() <= n {
+		return d
+	}
+	k := (d.Len() + n - 1) / n
+	idx := make([]int, 0, n)
+	for i := 0; i < d.Len(); i += k {
+		idx = append(idx, i)
+	}
+	return d.subset(idx)
+}
+
+// BNStats is the statistics batch normalization uses where a SemiTrainer
+// evaluates the model (SemiSupervisedConfig.BNStats).
+type BNStats int
+
+const (
+	// PopulationBNStats, the default, replaces the running averages by
+	// population statistics over the unlabeled pool (Model.PopulationStats;
+	// the labeled set when there is no pool) before every report, as the
+	// official VAT code does after training; the model Fit leaves behind
+	// has them. A pool of more than 10,000 samples is sampled evenly
+	// (every k-th sample) down to 10,000, so a report costs at most a
+	// forward pass over 10,000 samples. On 20-D Gaussian blobs with batch norm (30
+	// labels, 5,000 updates) it turned 84 / 60 / 94 % accuracy into
+	// 96 / 96 / 96 % (docs/defaults): running averages of small labeled
+	// batches describe the labeled samples, not the data.
+	PopulationBNStats BNStats = iota
+	// RunningBNStats keeps the exponential running averages that the
+	// labeled batches' clean passes update.
+	RunningBNStats
+)
+
+// String returns "population" or "running".
+func (s BNStats) String() string {
+	switch s {
+	case PopulationBNStats:
+		return "population"
+	case RunningBNStats:
+		return "running"
+	}
+	return fmt.Sprintf("BNStats(%d)", int(s))
+}
+
+// ParseBNStats returns the BNStats that String names.
+func ParseBNStats(name string) (BNStats, error) {
+	for _, s := range []BNStats{PopulationBNStats, RunningBNStats} {
+		if name == s.String() {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("vat: batch norm statistics %q: want population or running", name)
 }
 
 // SemiTrainer trains a Model from a few labeled samples and many
@@ -138,6 +201,8 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, fmt.Errorf("vat: SemiSupervisedConfig.EntMinWarmUp is set without EntMin")
 	case cfg.EvalEvery < 1:
 		return nil, fmt.Errorf("vat: SemiSupervisedConfig.EvalEvery = %d: want >= 1", cfg.EvalEvery)
+	case cfg.BNStats != PopulationBNStats && cfg.BNStats != RunningBNStats:
+		return nil, fmt.Errorf("vat: SemiSupervisedConfig.BNStats = %d: want PopulationBNStats or RunningBNStats", cfg.BNStats)
 	case cfg.VATOnLabeled && cfg.VAT == nil:
 		return nil, fmt.Errorf("vat: SemiSupervisedConfig.VATOnLabeled is set without VAT")
 	}
@@ -237,6 +302,7 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 	}
 	g := t.graph
 	var evals []Report
+	var statsPool *Dataset // the samples population statistics are computed over, made at the first report
 	start := time.Now()
 	px := size(m.inShape)
 	for t.it < cfg.Iterations {
@@ -288,12 +354,15 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 			e := Report{Iteration: it + 1, TrainLoss: t.sum.TrainLoss / n, TrainCE: t.sum.TrainCE / n,
 				TrainLDS: t.sum.TrainLDS / n, TrainEntropy: t.sum.TrainEntropy / n,
 				Seconds: t.sum.Seconds + time.Since(start).Seconds(), TestLoss: math.NaN(), TestAccuracy: math.NaN()}
-			if cfg.PopulationStats {
-				pool := unlabeled
-				if pool.Len() == 0 {
-					pool = labeled
+			if cfg.BNStats == PopulationBNStats && m.hasBatchNorm() {
+				if statsPool == nil {
+					pool := unlabeled
+					if pool.Len() == 0 {
+						pool = labeled
+					}
+					statsPool = strided(pool, maxStatsSamples)
 				}
-				if err := m.PopulationStats(pool, cfg.UnlabeledBatch); err != nil {
+				if err := m.PopulationStats(statsPool, cfg.UnlabeledBatch); err != nil {
 					return evals, err
 				}
 				e.PopulationStats = true

@@ -182,13 +182,39 @@ func TestSemiSupervisedLearns(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []SemiSupervisedConfig{{Iterations: -1}, {LabeledBatch: -2}, {EntMin: -1}, {WarmUp: 1}, {EntMinWarmUp: 1, EntMin: 1}, {EntMinWarmUp: 0.5}, {VATOnLabeled: true}, {Optimizer: Adam{Beta1: 1}}, {Schedule: LinearDecay{Start: 2}}, {Optimizer: SGD{Nesterov: true}}, {VAT: &VATConfig{Eps: -1}}} {
+	for _, bad := range []SemiSupervisedConfig{{Iterations: -1}, {LabeledBatch: -2}, {EntMin: -1}, {WarmUp: 1}, {EntMinWarmUp: 1, EntMin: 1}, {EntMinWarmUp: 0.5}, {VATOnLabeled: true}, {Optimizer: Adam{Beta1: 1}}, {Schedule: LinearDecay{Start: 2}}, {Optimizer: SGD{Nesterov: true}}, {VAT: &VATConfig{Eps: -1}}, {BNStats: 2}, {BNStats: -1}} {
 		if _, err := NewSemiTrainer(nil, bad); err == nil {
 			t.Errorf("NewSemiTrainer(nil, %+v) accepted", bad)
 		}
 		m, _ := Sequential([]int{4}, 1, Dense(2))
 		if _, err := NewSemiTrainer(m, bad); err == nil {
 			t.Errorf("NewSemiTrainer(%+v) accepted", bad)
+		}
+	}
+}
+
+// TestStrided: population statistics' sample of a large pool is every k-th
+// sample, at most n of them, spread over the whole pool.
+func TestStrided(t *testing.T) {
+	for _, tc := range []struct{ len, n, want, step int }{{5, 10, 5, 1}, {10, 10, 10, 1}, {11, 10, 6, 2}, {25, 10, 9, 3}, {30000, 10000, 10000, 3}} {
+		x := make([]float32, tc.len)
+		for i := range x {
+			x[i] = float32(i)
+		}
+		d, err := NewUnlabeled(x, []int{1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strided(d, tc.n)
+		if got.Len() != tc.want || got.Len() > tc.n {
+			t.Errorf("strided(%d samples, %d): %d samples, want %d", tc.len, tc.n, got.Len(), tc.want)
+			continue
+		}
+		for i, v := range got.Images {
+			if int(v) != i*tc.step {
+				t.Errorf("strided(%d samples, %d): sample %d is %v, want %d", tc.len, tc.n, i, v, i*tc.step)
+				break
+			}
 		}
 	}
 }

@@ -19,22 +19,22 @@ import (
 // The zero value adapts to the data, so that one default serves inputs of
 // any scale. In Trainer and SemiTrainer the power iteration is Exact for a
 // network without Dropout or BatchNorm and FiniteDifference otherwise, and
-// ε is a fraction of the data's scale (DataScale: the root-mean-square
-// distance of a training sample from the mean sample), measured once when
-// training starts: 0.05 of it with the exact probe, 0.2 with finite
-// differences, whose float32 probe finds a weaker direction and needs a
-// larger ε for the same effect. Config().VAT then shows the values chosen.
+// ε is 0.05 of the data's scale (DataScale: the root-mean-square distance
+// of a training sample from the mean sample), measured once when training
+// starts. Config().VAT then shows the values chosen.
 //
 // What the defaults were measured on (README, docs/defaults): on two
-// moons and 20-D Gaussian blobs with MLPs without batch norm, the exact
-// probe at 0.05 of the scale beats training on the labels alone on every
-// split, at 500 and 5,000 updates. They are not a good choice everywhere:
-// with batch norm the blobs collapse over long runs at every ε tried, and
-// on MNIST with 100 labels (1200-1200 MLP, with or without batch norm)
-// every default-sized ε tried (0.05-0.2 of the scale) ends worse than
-// supervised training, while the finite-difference probe at ε = 5 (0.69
-// of the scale) reaches 2-4 % (docs/defaults/mnist100.md). For MNIST use a
-// published recipe (Recipes).
+// moons, 20-D Gaussian blobs (MLPs with and without batch norm, 500 and
+// 5,000 updates) and MNIST with 1,000 labels, ε = 0.05 of the scale beats
+// training on the labels alone on every split, with either probe (with
+// batch norm evaluated on population statistics, SemiSupervisedConfig's
+// default). Larger fractions collapse the blobs over long runs. They are
+// not a good choice everywhere: on MNIST with 100 labels (1200-1200 MLP,
+// with or without batch norm) every default-sized ε tried (0.05-0.2 of the
+// scale) ends worse than supervised training, while the finite-difference
+// probe at ε = 5 (0.69 of the scale) reaches 1.7-4 %
+// (docs/defaults/mnist100.md, docs/semisup). For MNIST use a published
+// recipe (Recipes) or that setting.
 //
 // How to choose ε yourself: ε is a length in the input's own units, the
 // radius within which VAT asks the prediction not to change. It should be
@@ -59,8 +59,7 @@ type VATConfig struct {
 	// units. 0 means EpsScale × the data's scale (1 without data).
 	Eps float64
 	// EpsScale sets ε relative to the data's scale when Eps is 0, in
-	// (0, 10]; 0 means 0.05 with the exact probe, 0.2 with finite
-	// differences. Setting both Eps and EpsScale is an error.
+	// (0, 10]; 0 means 0.05. Setting both Eps and EpsScale is an error.
 	EpsScale float64
 	// Ip is the number of power iterations. 0 means 1.
 	Ip int
@@ -138,13 +137,11 @@ func (p *Probe) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Defaults relative to the data's scale (see VATConfig): ε for the exact
-// probe and, four times larger, for the finite-difference one, whose
-// float32 probe finds a weaker direction (measured on MNIST: README).
+// Defaults relative to the data's scale (see VATConfig): ε for either
+// probe, and the finite-difference probe's ξ.
 const (
-	defaultEpsScale   = 0.05
-	defaultEpsScaleFD = 0.2
-	defaultXiScale    = 1e-3
+	defaultEpsScale = 0.05
+	defaultXiScale  = 1e-3
 )
 
 // withDefaults fills in the fields whose defaults need no data, validates
@@ -214,11 +211,8 @@ func (c VATConfig) resolve(scale float64, data, exactOK bool) VATConfig {
 	}
 	if c.Eps == 0 {
 		f := c.EpsScale
-		switch {
-		case f == 0 && c.Probe == Exact:
+		if f == 0 {
 			f = defaultEpsScale
-		case f == 0:
-			f = defaultEpsScaleFD
 		}
 		c.Eps, c.EpsScale = f*scale, 0
 	}

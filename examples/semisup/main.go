@@ -80,7 +80,7 @@ type options struct {
 	schedule              string
 	stepEvery             int
 	stepFactor            float64
-	popStats              bool
+	bnStats               vat.BNStats
 	merge                 []string
 	progress              bool
 }
@@ -98,7 +98,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.schedule, "schedule", "linear", "the learning rate's schedule: linear (constant, then linearly to 0 after -decay-start) or step (×-step-factor every -step-every updates)")
 	fs.IntVar(&o.stepEvery, "step-every", 500, "-schedule step: updates between decays (>= 1)")
 	fs.Float64Var(&o.stepFactor, "step-factor", 0.9, "-schedule step: the factor, in (0, 1]")
-	fs.BoolVar(&o.popStats, "pop-stats", false, "recompute batch norm's population statistics over the unlabeled pool before every evaluation")
+	bnStats := fs.String("bn-stats", "population", "the statistics batch norm evaluates with: population (recomputed over the unlabeled pool before every evaluation) or running (the running averages of the labeled batches)")
 	fs.IntVar(&o.labels, "labels", 100, "labeled training images, a multiple of 10 (the same number per class)")
 	fs.IntVar(&o.iterations, "iterations", 10000, "training steps per run")
 	fs.IntVar(&o.batch, "batch", 100, "labeled images per step")
@@ -166,6 +166,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("-label-seed: %d given twice", s)
 		}
 		o.labelSeeds = append(o.labelSeeds, s)
+	}
+	var err error
+	if o.bnStats, err = vat.ParseBNStats(*bnStats); err != nil {
+		return nil, fmt.Errorf("-bn-stats: %w", err)
 	}
 	switch *probe {
 	case "auto":
@@ -295,7 +299,6 @@ func applyPreset(o *options, fs *flag.FlagSet, probe *string) error {
 		{"step-every", func() { o.stepEvery = step.Every }},
 		{"step-factor", func() { o.stepFactor = step.Factor }},
 		{"eval-every", func() { o.evalEvery = c.EvalEvery }},
-		{"pop-stats", func() { o.popStats = c.PopulationStats }},
 	} {
 		if !set[v.flag] {
 			v.apply()
@@ -431,7 +434,7 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 	}
 	cfg := vat.SemiSupervisedConfig{Iterations: o.iterations, LabeledBatch: o.batch, UnlabeledBatch: o.unlabeledBatch,
 		Optimizer: vat.Adam{LR: o.lr}, Schedule: vat.LinearDecay{Start: o.decayStart}, EvalEvery: o.evalEvery, Seed: o.seed,
-		PopulationStats: o.popStats}
+		BNStats: o.bnStats}
 	if o.schedule == "step" {
 		cfg.Schedule = vat.StepDecay{Every: o.stepEvery, Factor: o.stepFactor}
 	}
@@ -547,8 +550,8 @@ func sameRun(got, want vat.SemiSupervisedConfig, fresh *vat.Model) error {
 			}
 			v = fmt.Sprintf("%+v", x)
 		}
-		return fmt.Sprintf("batches %d+%d, VAT %s, entmin %g (warm-up %g), warm-up %g, vat-on-labeled %t, %v, %#v, eval every %d, seed %d",
-			c.LabeledBatch, c.UnlabeledBatch, v, c.EntMin, c.EntMinWarmUp, c.WarmUp, c.VATOnLabeled, c.Optimizer, c.Schedule, c.EvalEvery, c.Seed)
+		return fmt.Sprintf("batches %d+%d, VAT %s, entmin %g (warm-up %g), warm-up %g, vat-on-labeled %t, %v, %#v, eval every %d, seed %d, batch norm statistics %v",
+			c.LabeledBatch, c.UnlabeledBatch, v, c.EntMin, c.EntMinWarmUp, c.WarmUp, c.VATOnLabeled, c.Optimizer, c.Schedule, c.EvalEvery, c.Seed, c.BNStats)
 	}
 	w, err := vat.NewSemiTrainer(fresh, want) // the flags' settings with defaults filled in
 	if err != nil {

@@ -85,8 +85,8 @@ func TestSmallRunWritesResults(t *testing.T) {
 		if (r.Name[:3] == "vat") != (o.Probe == "finite-difference") { // the default probe on the MLP with batch norm
 			t.Errorf("run %s: probe %q", r.Name, o.Probe)
 		}
-		if r.Name[:3] == "vat" && (o.Eps == nil || math.Abs(*o.Eps-0.2*7.26) > 0.05) { // ε relative to MNIST's scale
-			t.Errorf("run %s: ε %v, want about 1.45", r.Name, *o.Eps)
+		if r.Name[:3] == "vat" && (o.Eps == nil || math.Abs(*o.Eps-0.05*7.26) > 0.02) { // ε relative to MNIST's scale
+			t.Errorf("run %s: ε %v, want about 0.36", r.Name, *o.Eps)
 		}
 	}
 	if hashes[1] == hashes[2] {
@@ -212,7 +212,7 @@ func TestPresets(t *testing.T) {
 		t.Fatal(err)
 	}
 	if o.network != "official" || o.iterations != 7 || o.eps != 0.3 || o.probe != vat.Exact || o.schedule != "step" ||
-		o.stepEvery != 500 || o.stepFactor != 0.9 || !o.popStats || o.lr != 0.002 {
+		o.stepEvery != 500 || o.stepFactor != 0.9 || o.bnStats != vat.PopulationBNStats || o.lr != 0.002 {
 		t.Errorf("official-2015 with -iterations 7: %+v", o)
 	}
 	o, err = parseFlags([]string{"-preset", "tpami-2018"}, &stderr)

@@ -40,7 +40,7 @@ func main() {
 	splits := flag.String("splits", "1,2,3", "comma-separated label-split seeds")
 	scales := flag.String("scales", "0,0.05,0.2", "comma-separated VATConfig.EpsScale values (0: the default)")
 	long := flag.Bool("long", false, "ten times the iterations")
-	popStats = flag.Bool("pop-stats", false, "recompute batch norm's population statistics over the unlabeled pool before evaluating")
+	running = flag.Bool("running-stats", false, "evaluate batch norm with its running averages instead of population statistics over the unlabeled pool (the default)")
 	bn := flag.Bool("bn", false, "moons and blobs: batch norm after each hidden layer (the default probe is then finite-difference)")
 	flag.Parse()
 	var ss []float64
@@ -115,7 +115,14 @@ func main() {
 	}
 }
 
-var popStats *bool
+var running *bool
+
+func bnStats() vat.BNStats {
+	if *running {
+		return vat.RunningBNStats
+	}
+	return vat.PopulationBNStats
+}
 
 func joinSeeds(seeds []uint64) string {
 	var b strings.Builder
@@ -135,7 +142,7 @@ func run(t *task, v *vat.VATConfig, seed uint64) (acc float64, resolved *vat.VAT
 		return 0, nil, err
 	}
 	tr, err := vat.NewSemiTrainer(m, vat.SemiSupervisedConfig{Iterations: t.iterations, LabeledBatch: t.labeled, UnlabeledBatch: t.unlabBat,
-		VAT: v, EvalEvery: t.iterations, Seed: seed, PopulationStats: *popStats})
+		VAT: v, EvalEvery: t.iterations, Seed: seed, BNStats: bnStats()})
 	if err != nil {
 		return 0, nil, err
 	}
