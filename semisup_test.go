@@ -218,3 +218,27 @@ func TestStrided(t *testing.T) {
 		}
 	}
 }
+
+// TestPopulationStatsWithoutTestSet: without a test set only the run's
+// last report recomputes population statistics (the others evaluate
+// nothing), so the model Fit returns has them.
+func TestPopulationStatsWithoutTestSet(t *testing.T) {
+	pool := learnable(t, 120, 3)
+	split, err := SplitLabeled(pool, 20, 5, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewSemiTrainer(semiNet(t), SemiSupervisedConfig{Iterations: 6, LabeledBatch: 8, UnlabeledBatch: 24, EvalEvery: 2, VAT: &VATConfig{Eps: 0.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evals, err := tr.Fit(context.Background(), split.Labeled, split.Unlabeled, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range evals {
+		if want := i == len(evals)-1; e.PopulationStats != want {
+			t.Errorf("report at %d: population statistics %v, want %v", e.Iteration, e.PopulationStats, want)
+		}
+	}
+}
