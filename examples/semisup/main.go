@@ -13,7 +13,8 @@
 //	go run ./examples/semisup                                   # 3 runs × split 1
 //	go run ./examples/semisup -label-seed 1,2,3 -runs vat,vat+entmin -out docs/semisup
 //
-// It writes results.json and test_error.png into -out; -merge a,b,... writes
+// It writes results.json and test_error.png into -out, and each finished
+// run's model into -out/models (vat.LoadModel reads it); -merge a,b,... writes
 // the runs of earlier -out folders together instead (runs made in parallel
 // processes). Ctrl-C stops after the current step, saves the run's
 // checkpoint in -out/checkpoints, writes what finished and exits with
@@ -524,6 +525,15 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 		}
 	case err == nil:
 		os.Remove(ckpt) // the run is finished: results.json has it
+		// The trained classifier, for vat.LoadModel (population
+		// statistics in it when -bn-stats population).
+		path := filepath.Join(o.out, "models", strings.ReplaceAll(label, "/", "-")+".safetensors")
+		if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
+			err = tr.Model().Save(path)
+		}
+		if err != nil {
+			err = fmt.Errorf("saving the model: %w", err)
+		}
 	}
 	evals := tr.History()
 	rr.Evaluations = evals

@@ -99,6 +99,21 @@ func TestSmallRunWritesResults(t *testing.T) {
 	if fi, err := os.Stat(filepath.Join(out, "test_error.png")); err != nil || fi.Size() == 0 {
 		t.Errorf("test_error.png: %v", err)
 	}
+	// Every finished run's model, which classifies as the run reported.
+	test, err := vat.LoadMNISTTest("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res.Runs {
+		m, err := vat.LoadModel(filepath.Join(out, "models", strings.ReplaceAll(r.Name, "/", "-")+".safetensors"))
+		if err != nil {
+			t.Fatalf("run %s: %v", r.Name, err)
+		}
+		ev, err := m.Evaluate(test.Head(100))
+		if err != nil || ev.Accuracy != r.TestAccuracy {
+			t.Errorf("run %s: the saved model's accuracy %v (%v), the run's %v", r.Name, ev.Accuracy, err, r.TestAccuracy)
+		}
+	}
 }
 
 // Ctrl-C stops the run after the current step, writes what finished and
