@@ -63,9 +63,10 @@ type SemiSupervisedConfig struct {
 	EvalEvery int
 	// BNStats chooses the statistics batch normalization evaluates with:
 	// the zero value, PopulationBNStats, recomputes them over the unlabeled
-	// pool before every report that evaluates a test set, and at the end of
-	// the run (reports say so); RunningBNStats keeps the running averages of the labeled
-	// batches. A network without BatchNorm ignores it.
+	// pool before every report that evaluates a test set, and at the end
+	// of the run (reports say so); RunningBNStats keeps the running
+	// averages of the labeled batches. A network without BatchNorm
+	// ignores it.
 	BNStats BNStats
 	// Seed fixes the batches' order, the dropout masks and the VAT noise.
 	// (The initial weights come from the model, the split from
@@ -107,14 +108,15 @@ type BNStats int
 const (
 	// PopulationBNStats, the default, replaces the running averages by
 	// population statistics over the unlabeled pool (Model.PopulationStats;
-	// the labeled set when there is no pool) before every report, as the
-	// official VAT code does after training; the model Fit leaves behind
-	// has them. (Without a test set only the run's last report does.) A pool of more than 10,000 samples is sampled evenly
-	// (every k-th sample) down to 10,000, so a report costs at most a
-	// forward pass over 10,000 samples. On 20-D Gaussian blobs with batch norm (30
-	// labels, 5,000 updates) it turned 84 / 60 / 94 % accuracy into
-	// 96 / 96 / 96 % (docs/defaults): running averages of small labeled
-	// batches describe the labeled samples, not the data.
+	// the labeled set when there is no pool) before every report that
+	// evaluates a test set and at the end of the run, as the official VAT
+	// code does after training; the model Fit leaves behind has them. A
+	// pool of more than 10,000 samples is sampled evenly (every k-th
+	// sample) down to 10,000, so a report costs at most a forward pass over
+	// 10,000 samples. On 20-D Gaussian blobs with batch norm (30 labels,
+	// 5,000 updates) it turned 84 / 60 / 94 % accuracy into 96 / 96 / 96 %
+	// (docs/defaults): running averages of small labeled batches describe
+	// the labeled samples, not the data.
 	PopulationBNStats BNStats = iota
 	// RunningBNStats keeps the exponential running averages that the
 	// labeled batches' clean passes update.

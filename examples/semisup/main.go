@@ -155,7 +155,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		}
 	}
 	if o.preset != "" {
-		if err := applyPreset(o, fs, probe); err != nil {
+		if err := applyPreset(o, given, probe); err != nil {
 			return nil, err
 		}
 	}
@@ -293,14 +293,12 @@ func presetNames() []string {
 }
 
 // applyPreset sets the options of the recipe -preset names, except those
-// given explicitly.
-func applyPreset(o *options, fs *flag.FlagSet, probe *string) error {
+// given explicitly (the flags named in given).
+func applyPreset(o *options, given map[string]bool, probe *string) error {
 	if !slices.Contains(presetNames(), o.preset) {
 		return fmt.Errorf("-preset %q: want one of %s", o.preset, strings.Join(presetNames(), ", "))
 	}
 	r := recipe(o.preset)
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	c := r.Config
 	opt := c.Optimizer.(vat.Adam)
 	step := c.Schedule.(vat.StepDecay)
@@ -320,7 +318,7 @@ func applyPreset(o *options, fs *flag.FlagSet, probe *string) error {
 		{"step-factor", func() { o.stepFactor = step.Factor }},
 		{"eval-every", func() { o.evalEvery = c.EvalEvery }},
 	} {
-		if !set[v.flag] {
+		if !given[v.flag] {
 			v.apply()
 		}
 	}
