@@ -240,3 +240,82 @@ func TestSelectEps(t *testing.T) {
 		}
 	}
 }
+
+// TestSignTail checks the binomial tail against sums of binomial
+// coefficients computed exactly in integers.
+func TestSignTail(t *testing.T) {
+	binom := func(n, k int) float64 { // C(n, k) by the multiplicative formula, exact for these n
+		c := 1.0
+		for j := 1; j <= k; j++ {
+			c = c * float64(n-k+j) / float64(j)
+		}
+		return c
+	}
+	for _, tc := range []struct{ k, n int }{{0, 0}, {0, 5}, {1, 1}, {1, 2}, {5, 5}, {8, 10}, {7, 8}, {30, 50}, {6, 5}} {
+		want := 0.0
+		switch {
+		case tc.k <= 0:
+			want = 1
+		case tc.k <= tc.n:
+			for j := tc.k; j <= tc.n; j++ {
+				want += binom(tc.n, j)
+			}
+			want /= math.Pow(2, float64(tc.n))
+		}
+		if got := signTail(tc.k, tc.n); math.Abs(got-want) > 1e-12*math.Max(1, want) {
+			t.Errorf("signTail(%d, %d) = %v, want %v", tc.k, tc.n, got, want)
+		}
+	}
+	// Thousands of tosses: a tail that neither overflows nor loses its value.
+	if p := signTail(1100, 2000); !(p > 0 && p < 1e-5) {
+		t.Errorf("signTail(1100, 2000) = %v, want a small positive probability", p)
+	}
+}
+
+// TestPickScale: the default scale stays unless another is significantly
+// better on the held-out samples where they disagree.
+func TestPickScale(t *testing.T) {
+	// right builds a candidate's per-sample correctness over n held-out
+	// samples: those of idx right.
+	right := func(n int, idx ...int) []bool {
+		r := make([]bool, n)
+		for _, i := range idx {
+			r[i] = true
+		}
+		return r
+	}
+	seq := func(lo, hi int) []int {
+		var s []int
+		for i := lo; i < hi; i++ {
+			s = append(s, i)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name  string
+		grid  []float64
+		right [][]bool
+		want  float64
+	}{
+		{"one-sample lead of 9 held out: the default stays", []float64{0.05, 0.2, 0.7},
+			[][]bool{right(9, seq(0, 8)...), right(9, seq(0, 8)...), right(9, seq(0, 9)...)}, 0.05},
+		{"2 held out, the other right on both: not significant", []float64{0.05, 0.2},
+			[][]bool{right(2, 0), right(2, 0, 1)}, 0.05},
+		{"20 points better on 30: the larger wins", []float64{0.05, 0.2, 0.7},
+			[][]bool{right(30, seq(0, 21)...), right(30, seq(0, 12)...), right(30, seq(0, 28)...)}, 0.7},
+		{"two pass: the one with more right", []float64{0.05, 0.5, 1},
+			[][]bool{right(30, seq(0, 10)...), right(30, seq(0, 29)...), right(30, seq(0, 25)...)}, 0.5},
+		{"two pass with equal counts: the smaller", []float64{1, 0.05, 0.5},
+			[][]bool{right(30, seq(0, 28)...), right(30, seq(0, 10)...), right(30, seq(0, 28)...)}, 0.5},
+		{"a smaller scale can win too", []float64{0.01, 0.05},
+			[][]bool{right(30, seq(0, 29)...), right(30, seq(0, 15)...)}, 0.01},
+		{"no default in the grid: the smallest is the anchor", []float64{0.3, 0.1, 0.2},
+			[][]bool{right(9, seq(0, 9)...), right(9, seq(0, 7)...), right(9, seq(0, 8)...)}, 0.1},
+		{"disagreements both ways cancel", []float64{0.05, 0.2},
+			[][]bool{right(20, seq(0, 10)...), right(20, seq(5, 17)...)}, 0.05},
+	} {
+		if got := tc.grid[pickScale(tc.grid, tc.right, 0.05)]; got != tc.want {
+			t.Errorf("%s: picked %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -9,7 +9,12 @@
 //	go run ./scripts/defaults [-data moons,blobs,mnist1000] [-splits 1,2,3] [-scales 0.02,0.05,0.1,0.2] [-long]
 //
 // -long trains ten times as many iterations, to see whether a setting
-// collapses later.
+// collapses later; -iterations sets them outright. -select adds a row
+// whose EpsScale vat.SelectEps chooses per split from the labeled samples
+// alone (the grid given, each candidate trained for -select-iterations),
+// before the chosen scale trains as the other rows do. mnist100 (MNIST
+// with 100 labels, the 1200-1200 MLP with batch norm) is not in the
+// default -data: 3,000 updates take about 5 minutes a run on one core.
 package main
 
 import (
@@ -36,15 +41,34 @@ type task struct {
 }
 
 func main() {
-	data := flag.String("data", "moons,blobs,mnist1000", "comma-separated datasets: moons, blobs, mnist1000")
+	data := flag.String("data", "moons,blobs,mnist1000", "comma-separated datasets: moons, blobs, mnist1000, mnist100")
 	splits := flag.String("splits", "1,2,3", "comma-separated label-split seeds")
-	scales := flag.String("scales", "0,0.05,0.2", "comma-separated VATConfig.EpsScale values (0: the default)")
+	scales := flag.String("scales", "0,0.05,0.2", "comma-separated VATConfig.EpsScale values (0: the default; empty: none)")
 	long := flag.Bool("long", false, "ten times the iterations")
 	running = flag.Bool("running-stats", false, "evaluate batch norm with its running averages instead of population statistics over the unlabeled pool (the default)")
 	bn := flag.Bool("bn", false, "moons and blobs: batch norm after each hidden layer (the default probe is then finite-difference)")
+	iterations := flag.Int("iterations", 0, "updates per run (0: the dataset's own, times 10 with -long)")
+	sel := flag.String("select", "", "comma-separated EpsScale grid: add a row whose scale vat.SelectEps picks per split from the labeled samples")
+	selIter := flag.Int("select-iterations", 0, "-select: updates per candidate (0: the runs' own)")
 	flag.Parse()
+	if *iterations < 0 || *selIter < 0 {
+		fail(fmt.Errorf("-iterations %d, -select-iterations %d: want >= 0", *iterations, *selIter))
+	}
+	var grid []float64
+	if *sel != "" {
+		for _, f := range strings.Split(*sel, ",") {
+			v, err := strconv.ParseFloat(f, 64)
+			if err != nil || !(v > 0 && v <= 10) {
+				fail(fmt.Errorf("-select: %q: want scales in (0, 10]", f))
+			}
+			grid = append(grid, v)
+		}
+	}
 	var ss []float64
 	for _, f := range strings.Split(*scales, ",") {
+		if f == "" { // -scales "": no fixed-scale rows
+			continue
+		}
 		v, err := strconv.ParseFloat(f, 64)
 		if err != nil {
 			fail(fmt.Errorf("-scales: %q: %w", f, err))
@@ -67,6 +91,9 @@ func main() {
 		if *long {
 			t.iterations *= 10
 		}
+		if *iterations > 0 {
+			t.iterations = *iterations
+		}
 		net := ""
 		if *bn && name != "mnist1000" {
 			net = ", MLP with batch norm"
@@ -77,20 +104,36 @@ func main() {
 		for _, s := range ss {
 			settings = append(settings, &vat.VATConfig{EpsScale: s})
 		}
+		if grid != nil {
+			settings = append(settings, selectRow)
+		}
 		for _, v := range settings {
 			label := "supervised"
-			if v != nil {
+			switch {
+			case v == selectRow:
+				label = fmt.Sprintf("VAT, EpsScale by SelectEps over %v", grid)
+			case v != nil && v.EpsScale == 0:
+				label = "VAT, defaults (VATConfig{})"
+			case v != nil:
 				label = fmt.Sprintf("VAT, EpsScale %g", v.EpsScale)
-				if v.EpsScale == 0 {
-					label = "VAT, defaults (VATConfig{})"
-				}
 			}
 			var accs []float64
 			var eps float64
 			var probe vat.Probe
+			var picks []string
 			start := time.Now()
 			for _, seed := range seeds {
-				acc, c, err := run(t, v, seed)
+				rv := v
+				if v == selectRow {
+					best, all, err := choose(t, grid, *selIter, seed)
+					if err != nil {
+						fail(fmt.Errorf("%s, SelectEps, split %d: %w", t.name, seed, err))
+					}
+					fmt.Fprintf(os.Stderr, "%s split %d: SelectEps %+v -> %g\n", t.name, seed, all, best)
+					picks = append(picks, fmt.Sprint(best))
+					rv = &vat.VATConfig{EpsScale: best}
+				}
+				acc, c, err := run(t, rv, seed)
 				if err != nil {
 					fail(fmt.Errorf("%s, %s, split %d: %w", t.name, label, seed, err))
 				}
@@ -99,7 +142,10 @@ func main() {
 					eps, probe = c.Eps, c.Probe
 				}
 			}
-			if v != nil {
+			switch {
+			case v == selectRow:
+				label += fmt.Sprintf(" (picked %s; %v)", strings.Join(picks, " / "), probe)
+			case v != nil:
 				label += fmt.Sprintf(" (ε %.3g, %v)", eps, probe)
 			}
 			fmt.Printf("| %s |", label)
@@ -116,6 +162,25 @@ func main() {
 }
 
 var running *bool
+
+// selectRow marks the -select row among the settings.
+var selectRow = &vat.VATConfig{}
+
+// choose runs vat.SelectEps on split seed's labeled samples: each scale of
+// grid trains a fresh model for iterations updates (0: the task's) on 70 %
+// of each class, and is scored on the other 30 %.
+func choose(t *task, grid []float64, iterations int, seed uint64) (float64, []vat.EpsChoice, error) {
+	split, err := vat.SplitLabeled(t.train, t.labels, t.classes, seed)
+	if err != nil {
+		return 0, nil, err
+	}
+	if iterations == 0 {
+		iterations = t.iterations
+	}
+	cfg := vat.SemiSupervisedConfig{Iterations: iterations, LabeledBatch: min(t.labeled, t.labels*7/10), UnlabeledBatch: t.unlabBat,
+		EvalEvery: iterations, Seed: seed, BNStats: bnStats()}
+	return vat.SelectEps(context.Background(), func() (*vat.Model, error) { return t.net(seed) }, split.Labeled, split.Unlabeled, cfg, grid, 0.3, seed)
+}
 
 func bnStats() vat.BNStats {
 	if *running {
@@ -188,6 +253,15 @@ func makeTask(name string, bn bool) (*task, error) {
 		test, err := vat.NewDataset(tx, []int{20}, tl, 3)
 		return &task{name: "20-D Gaussian blobs (3 classes)", train: train, test: test, labels: 30, classes: 3, iterations: 500,
 			labeled: 30, unlabBat: 128, net: mlp(20, []int{64, 64}, 3)}, err
+	case "mnist100":
+		train, test, err := mnist.Load("")
+		if err != nil {
+			return nil, err
+		}
+		return &task{name: "MNIST, 100 labels", train: train, test: test, labels: 100, classes: 10, iterations: 3000,
+			labeled: 100, unlabBat: 250, net: func(seed uint64) (*vat.Model, error) {
+				return vat.Sequential([]int{784}, seed, vat.Dense(1200), vat.BatchNorm(), vat.ReLU(), vat.Dense(1200), vat.BatchNorm(), vat.ReLU(), vat.Dense(10))
+			}}, nil
 	case "mnist1000":
 		train, test, err := mnist.Load("")
 		if err != nil {
@@ -198,7 +272,7 @@ func makeTask(name string, bn bool) (*task, error) {
 				return vat.Sequential([]int{784}, seed, vat.Dense(256), vat.BatchNorm(), vat.ReLU(), vat.Dense(256), vat.BatchNorm(), vat.ReLU(), vat.Dense(10))
 			}}, nil
 	}
-	return nil, fmt.Errorf("-data: unknown dataset %q (want moons, blobs or mnist1000)", name)
+	return nil, fmt.Errorf("-data: unknown dataset %q (want moons, blobs, mnist1000 or mnist100)", name)
 }
 
 func fail(err error) {
