@@ -26,6 +26,8 @@ type stepSpec struct {
 	vat                *VATConfig // nil: no VAT term
 	vatOnLabeled       bool       // VAT on the labeled batch (supervised VAT: the only batch)
 	entMin             float64    // β of the entropy term, on the unlabeled batch
+	balance            float64    // γ of the class-balance term, on the unlabeled batch
+	prior              []float64  // the class-balance term's π
 	dropout            bool       // dropout and noise layers draw (training), or are the identity
 	updateStats        bool       // the labeled clean pass updates batch norm's running averages
 	seed               uint64     // the scope's seed, from which every random layer's stream comes
@@ -34,7 +36,7 @@ type stepSpec struct {
 // stepGraph is one compiled training step for fixed batch sizes: the
 // model's forward passes, the loss
 //
-//	CE(labeled) + α·LDS + β·H(unlabeled)
+//	CE(labeled) + α·LDS + β·H(unlabeled) + γ·KL(p̄(unlabeled) ‖ π)
 //
 // with LDS over the batches VAT is on (the mean over their samples), and
 // its gradients with respect to every weight. Supervised training is the
@@ -53,6 +55,7 @@ type stepGraph struct {
 
 	loss, ce       *G.Node   // outputs
 	lds, ent, rAdv *G.Node   // nil when off (rAdv: the labeled batch's, supervised VAT only)
+	bal            *G.Node   // the class-balance KL; nil when off
 	grads          []*G.Node // ∂loss/∂param, in Model.params order
 
 	streams []ops.Stream // the dropout and noise ops, whose draw counts checkpoints save
@@ -132,8 +135,8 @@ func newStepGraph(m *Model, sp stepSpec) (*stepGraph, error) {
 		s.trace = &traceU
 		logitsU := m.forward(s, U, xu)
 		s.trace = nil
-		if sp.entMin > 0 || (vat != nil && vat.CleanGrad) {
-			sets = append(sets, U.nodes) // the entropy's gradient flows through the unlabeled clean pass
+		if sp.entMin > 0 || sp.balance > 0 || (vat != nil && vat.CleanGrad) {
+			sets = append(sets, U.nodes) // the entropy's and the balance's gradients flow through the unlabeled clean pass
 		}
 		if vat != nil {
 			g.lds, _, _ = vatOn(xu, logitsU, U, traceU, "u", vat.CleanGrad)
@@ -149,6 +152,10 @@ func newStepGraph(m *Model, sp stepSpec) (*stepGraph, error) {
 			g.ent = s.apply(ops.NewEntropy(), logitsU)
 			g.betaAt = len(terms)
 			terms, coefs = append(terms, g.ent), append(coefs, sp.entMin)
+		}
+		if sp.balance > 0 {
+			g.bal = s.apply(ops.NewClassBalance(sp.prior), logitsU)
+			terms, coefs = append(terms, g.bal), append(coefs, sp.balance)
 		}
 	}
 	if s.err != nil {
@@ -186,7 +193,7 @@ func newStepGraph(m *Model, sp stepSpec) (*stepGraph, error) {
 		return nil, s.err
 	}
 	outputs := append(G.Nodes{g.loss, g.ce}, g.grads...)
-	for _, n := range []*G.Node{g.lds, g.rAdv, g.ent} {
+	for _, n := range []*G.Node{g.lds, g.rAdv, g.ent, g.bal} {
 		if n != nil {
 			outputs = append(outputs, n)
 		}
@@ -235,6 +242,15 @@ func (g *stepGraph) run() (loss, ce, lds, ent float64, err error) {
 		return 0, 0, 0, 0, fmt.Errorf("vat: training step produced no loss")
 	}
 	return read(g.loss), read(g.ce), read(g.lds), read(g.ent), nil
+}
+
+// balance returns the class-balance KL of the last run (0 when off).
+func (g *stepGraph) balance() float64 {
+	if g.bal == nil {
+		return 0
+	}
+	v, _ := ops.Scalar32("loss", 0, g.bal.Value())
+	return float64(v)
 }
 
 // grad returns ∂loss/∂param i of the last run, on the host.

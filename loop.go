@@ -20,9 +20,10 @@ type StepInfo struct {
 	Epoch, Step, Steps int
 	// Iteration is the step's 1-based number in the run, of Iterations.
 	Iteration, Iterations int
-	// Loss is the batch's total loss; CE, LDS (before α) and Entropy
-	// (before β) are its parts, 0 when off.
-	Loss, CE, LDS, Entropy float64
+	// Loss is the batch's total loss; CE, LDS (before α), Entropy (before
+	// β) and Balance (the class-balance KL, before SemiSupervisedConfig's
+	// Balance weight γ) are its parts, 0 when off.
+	Loss, CE, LDS, Entropy, Balance float64
 	// LearningRate, Alpha and Beta are the values the step used.
 	LearningRate, Alpha, Beta float64
 

@@ -1,6 +1,9 @@
 package vat
 
 import (
+	"fmt"
+	"math"
+
 	G "gorgonia.org/gorgonia"
 
 	"github.com/org/vat/internal/ops"
@@ -47,6 +50,37 @@ func KLDivergence(pLogits, qLogits *G.Node, r Reduction) (*G.Node, error) {
 // model towards confident predictions on unlabeled data.
 func Entropy(logits *G.Node) (*G.Node, error) {
 	return G.ApplyOp(ops.NewEntropy(), logits)
+}
+
+// ClassBalance returns KL(p̄ ‖ π) for a batch of logits (N×K): p̄ =
+// 1/N Σ_i softmax(z_i) is the batch's mean prediction and π = prior, a
+// distribution over the K classes. Minimizing it keeps the predictions of
+// unlabeled data spread over the classes as π is, so that no class is
+// absorbed by its neighbours (the "marginal entropy" term of IMSAT, Hu et
+// al. 2017, with a prior). prior must hold K numbers > 0 that sum to 1.
+func ClassBalance(logits *G.Node, prior []float64) (*G.Node, error) {
+	if err := checkPrior(prior); err != nil {
+		return nil, fmt.Errorf("vat: ClassBalance: %w", err)
+	}
+	return G.ApplyOp(ops.NewClassBalance(prior), logits)
+}
+
+// checkPrior checks that prior is a distribution with every entry > 0.
+func checkPrior(prior []float64) error {
+	if len(prior) < 2 {
+		return fmt.Errorf("a prior over %d classes: want 2 or more", len(prior))
+	}
+	var sum float64
+	for i, p := range prior {
+		if !(p > 0 && p <= 1) {
+			return fmt.Errorf("prior[%d] = %v: want a probability in (0, 1]", i, p)
+		}
+		sum += p
+	}
+	if math.Abs(sum-1) > 1e-6 {
+		return fmt.Errorf("the prior sums to %v: want 1", sum)
+	}
+	return nil
 }
 
 // StopGradient returns a node equal to x through which no gradient flows.

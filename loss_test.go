@@ -3,6 +3,7 @@ package vat
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/org/vat/internal/gradcheck"
 	"github.com/org/vat/internal/ops"
+	"github.com/org/vat/internal/toydata"
 )
 
 // softmax64 is the textbook softmax in float64, without the max shift:
@@ -131,4 +133,48 @@ func TestJointLossGradient(t *testing.T) {
 		Wrt:    []int{0, 2},
 		Build:  func(in []*G.Node) (*G.Node, error) { return G.ApplyOp(ops.NewJointLoss(0.6), in[0], in[1], in[2]) },
 	})
+}
+
+// TestClassBalancePrior: ClassBalance refuses priors that are not
+// distributions with every class possible, naming what is wrong, and
+// computes KL(p̄ ‖ π) = 0 when the mean prediction is the prior.
+func TestClassBalancePrior(t *testing.T) {
+	for _, tc := range []struct {
+		prior []float64
+		want  string
+	}{
+		{nil, "0 classes"},
+		{[]float64{1}, "1 classes"},
+		{[]float64{0.5, 0, 0.5}, "prior[1]"},
+		{[]float64{0.5, math.NaN()}, "prior[1]"},
+		{[]float64{0.5, 0.6}, "sums to"},
+	} {
+		g := G.NewGraph()
+		z := G.NewMatrix(g, G.Float32, G.WithShape(2, max(2, len(tc.prior))), G.WithName("z"))
+		if _, err := ClassBalance(z, tc.prior); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ClassBalance with prior %v: %v, want an error naming %q", tc.prior, err, tc.want)
+		}
+	}
+	// Logits whose softmax rows average to (0.25, 0.75): log-odds rows
+	// (0, log 3) for both samples.
+	z := tensor.New(tensor.WithShape(2, 2), tensor.WithBacking([]float32{0, float32(math.Log(3)), 0, float32(math.Log(3))}))
+	got := evalScalar(t, func(in []*G.Node) (*G.Node, error) { return ClassBalance(in[0], []float64{0.25, 0.75}) }, z)
+	if math.Abs(got) > 1e-6 {
+		t.Errorf("KL of the prior from itself = %v, want 0", got)
+	}
+	if want := 0.25*math.Log(0.25/0.5) + 0.75*math.Log(0.75/0.5); math.Abs(evalScalar(t, func(in []*G.Node) (*G.Node, error) { return ClassBalance(in[0], []float64{0.5, 0.5}) }, z)-want) > 1e-6 {
+		t.Errorf("KL from the uniform prior differs from %v", want)
+	}
+	// A labeled set without one of the classes has no prior for it.
+	x, l := toydata.Blobs(30, 4, 3, 3, 1)
+	for i := range l {
+		l[i] %= 2 // classes 0 and 1 only
+	}
+	ds, err := NewDataset(x, []int{4}, l, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := classPrior(ds, 3); err == nil || !strings.Contains(err.Error(), "class 2") {
+		t.Errorf("classPrior without class 2: %v, want an error naming class 2", err)
+	}
 }

@@ -18,6 +18,7 @@ type semiRecord struct {
 	EntMin         float64        `json:"entmin,omitempty"`
 	WarmUp         float64        `json:"warmup,omitempty"`
 	EntMinWarmUp   float64        `json:"entmin_warmup,omitempty"`
+	Balance        float64        `json:"balance,omitempty"`
 	EvalEvery      int            `json:"eval_every"`
 	EarlyStop      *EarlyStopping `json:"early_stop,omitempty"`
 	BNStats        string         `json:"bn_stats,omitempty"`         // BNStats.String(); absent before 0.6.0
@@ -75,7 +76,7 @@ const (
 func (t *SemiTrainer) Checkpoint(path string) error {
 	c := t.cfg
 	rec := &semiRecord{Iterations: c.Iterations, LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch,
-		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EntMinWarmUp: c.EntMinWarmUp, EvalEvery: c.EvalEvery, EarlyStop: t.early, BNStats: c.BNStats.String(), Seed: c.Seed,
+		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EntMinWarmUp: c.EntMinWarmUp, Balance: c.Balance, EvalEvery: c.EvalEvery, EarlyStop: t.early, BNStats: c.BNStats.String(), Seed: c.Seed,
 		Iteration: t.it, Sum: semiRecordOf(t.sum), SumSteps: t.sumSteps, History: []semiEvalRecord{}}
 	for _, e := range t.history {
 		rec.History = append(rec.History, semiRecordOf(e))
@@ -126,8 +127,8 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	switch {
 	case cfg.LabeledBatch != 0 || cfg.UnlabeledBatch != 0:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig's batch sizes are set; a resumed run keeps its checkpoint's")
-	case cfg.VAT != nil || cfg.VATOnLabeled || cfg.EntMin != 0 || cfg.WarmUp != 0 || cfg.EntMinWarmUp != 0:
-		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig's loss (VAT, VATOnLabeled, EntMin, WarmUp) is set; a resumed run keeps its checkpoint's")
+	case cfg.VAT != nil || cfg.VATOnLabeled || cfg.EntMin != 0 || cfg.WarmUp != 0 || cfg.EntMinWarmUp != 0 || cfg.Balance != 0:
+		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig's loss (VAT, VATOnLabeled, EntMin, WarmUp, Balance) is set; a resumed run keeps its checkpoint's")
 	case cfg.Optimizer != nil || cfg.Schedule != nil:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Optimizer or Schedule is set; a resumed run keeps its checkpoint's")
 	case cfg.Seed != 0 || cfg.EvalEvery != 0 || cfg.EarlyStop != nil || cfg.BNStats != PopulationBNStats:
@@ -144,7 +145,7 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, r.bad("a semi-supervised checkpoint without its run")
 	}
 	sc := SemiSupervisedConfig{Iterations: rec.Iterations, LabeledBatch: rec.LabeledBatch, UnlabeledBatch: rec.UnlabeledBatch,
-		VAT: rec.VAT, VATOnLabeled: rec.VATOnLabeled, EntMin: rec.EntMin, WarmUp: rec.WarmUp, EntMinWarmUp: rec.EntMinWarmUp, Optimizer: r.opt, Schedule: r.sched,
+		VAT: rec.VAT, VATOnLabeled: rec.VATOnLabeled, EntMin: rec.EntMin, WarmUp: rec.WarmUp, EntMinWarmUp: rec.EntMinWarmUp, Balance: rec.Balance, Optimizer: r.opt, Schedule: r.sched,
 		EvalEvery: rec.EvalEvery, EarlyStop: rec.EarlyStop, Seed: rec.Seed, OnStep: cfg.OnStep, OnEval: cfg.OnEval}
 	switch {
 	case rec.BNStats != "":
@@ -171,7 +172,7 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, fmt.Errorf("vat: ResumeSemi: %s has done %d iterations; SemiSupervisedConfig.Iterations = %d: want more", path, rec.Iteration, t.cfg.Iterations)
 	case rec.Iteration > 0 && rec.Labeled == nil:
 		return nil, r.bad("iteration %d without the labeled batch order", rec.Iteration)
-	case rec.Iteration > 0 && (rec.Unlabeled != nil) != (t.vat != nil || t.cfg.EntMin > 0):
+	case rec.Iteration > 0 && (rec.Unlabeled != nil) != (t.vat != nil || t.cfg.EntMin > 0 || t.cfg.Balance > 0):
 		return nil, r.bad("the unlabeled batch order does not fit the loss")
 	}
 	for k, cr := range []*cursorRecord{rec.Labeled, rec.Unlabeled} {

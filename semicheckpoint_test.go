@@ -43,6 +43,7 @@ func TestSemiResumeIsBitIdentical(t *testing.T) {
 		{"vat+entmin, Adam", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5}, VATOnLabeled: true, EntMin: 0.5, WarmUp: 0.3, EntMinWarmUp: 0.5}},
 		{"exact probe, SGD", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5, Probe: Exact}, Optimizer: SGD{LR: 0.05, Momentum: 0.9}, Schedule: WarmUp{Steps: 3, Then: StepDecay{Every: 5, Factor: 0.8}}}},
 		{"supervised, running statistics", SemiSupervisedConfig{BNStats: RunningBNStats}},
+		{"vat+balance", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5}, Balance: 0.5}},
 		// Stops at the third report (12): a resumed run must remember the
 		// reports before its checkpoint to stop there too.
 		{"early stopping", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5}, EarlyStop: &EarlyStopping{Metric: MetricTrainLoss, Patience: 2, MinDelta: 1e9}}},

@@ -14,9 +14,10 @@ import (
 // takes a batch of labeled samples and a batch of unlabeled ones, and
 // minimizes
 //
-//	CE(labeled batch) + α·LDS(unlabeled batch) + β·H(unlabeled batch)
+//	CE(labeled batch) + α·LDS(unlabeled batch) + β·H(unlabeled batch) + γ·KL(p̄ ‖ π)
 //
-// with H the mean entropy of the predictions ("VAT+EntMin" when β > 0). The
+// with H the mean entropy of the predictions ("VAT+EntMin" when β > 0) and
+// the last term the class balance of the unlabeled batch (Balance). The
 // labeled set, small, is cycled many times; the unlabeled set is iterated
 // independently; each is reshuffled when exhausted, and batches always have
 // their full size. As in the official code, the labeled batch's clean pass
@@ -51,6 +52,13 @@ type SemiSupervisedConfig struct {
 	// weight from the first step makes the model confident in its early
 	// mistakes (measured on MNIST with 100 labels: README).
 	EntMinWarmUp float64
+	// Balance is γ, the weight of the class-balance term KL(p̄ ‖ π) on the
+	// unlabeled batch (ClassBalance: p̄ is the batch's mean prediction, π
+	// the class frequencies of the labeled samples), >= 0; 0 means none.
+	// It keeps VAT from handing a whole class to its neighbours, which
+	// VAT's own loss does not see (on MNIST with 100 labels, one split lost
+	// three quarters of its 9s to 4 and 7 over 19,000 updates: README).
+	Balance float64
 	// Optimizer is the training method; nil means Adam{LR: 0.002} (the
 	// official MNIST rate).
 	Optimizer Optimizer
@@ -159,7 +167,7 @@ type SemiTrainer struct {
 
 	// Progress, all of which Checkpoint saves.
 	it       int        // iterations done
-	lab, unl *cycler    // the batch orders; nil before the first Fit (unl nil without VAT and EntMin)
+	lab, unl *cycler    // the batch orders; nil before the first Fit (unl nil without an unlabeled term)
 	labKey   dataKey    // the data the orders were made for
 	unlKey   dataKey    //
 	sum      Report     // loss sums since the last evaluation
@@ -201,6 +209,8 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, fmt.Errorf("vat: SemiSupervisedConfig.EntMinWarmUp = %v: want a fraction in [0, 1)", cfg.EntMinWarmUp)
 	case cfg.EntMinWarmUp > 0 && cfg.EntMin == 0:
 		return nil, fmt.Errorf("vat: SemiSupervisedConfig.EntMinWarmUp is set without EntMin")
+	case !(cfg.Balance >= 0) || math.IsInf(cfg.Balance, 0):
+		return nil, fmt.Errorf("vat: SemiSupervisedConfig.Balance = %v: want a finite number >= 0", cfg.Balance)
 	case cfg.EvalEvery < 1:
 		return nil, fmt.Errorf("vat: SemiSupervisedConfig.EvalEvery = %d: want >= 1", cfg.EvalEvery)
 	case cfg.BNStats != PopulationBNStats && cfg.BNStats != RunningBNStats:
@@ -266,7 +276,7 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 	if err := labeled.validate("labeled", m); err != nil {
 		return nil, err
 	}
-	needU := t.vat != nil || cfg.EntMin > 0
+	needU := t.vat != nil || cfg.EntMin > 0 || cfg.Balance > 0
 	if needU {
 		if err := unlabeled.validateSamples("unlabeled", m); err != nil { // its labels, if any, are never read
 			return nil, err
@@ -282,10 +292,17 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 			v := t.vat.forModel(m, scaleOrOne(DataScale(labeled, unlabeled)))
 			t.vat, t.cfg.VAT = &v, &v
 		}
-		sp := stepSpec{labeled: cfg.LabeledBatch, vat: t.vat, vatOnLabeled: cfg.VATOnLabeled, entMin: cfg.EntMin,
+		sp := stepSpec{labeled: cfg.LabeledBatch, vat: t.vat, vatOnLabeled: cfg.VATOnLabeled, entMin: cfg.EntMin, balance: cfg.Balance,
 			dropout: true, updateStats: true, seed: rng.SplitMix64(cfg.Seed ^ 0x5e31)}
-		if t.vat != nil || cfg.EntMin > 0 {
+		if needU {
 			sp.unlabeled = cfg.UnlabeledBatch
+		}
+		if cfg.Balance > 0 {
+			prior, err := classPrior(labeled, m.classes)
+			if err != nil {
+				return nil, err
+			}
+			sp.prior = prior
 		}
 		g, err := newStepGraph(m, sp)
 		if err != nil {
@@ -342,6 +359,7 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		if st.Loss, st.CE, st.LDS, st.Entropy, err = g.run(); err != nil {
 			return evals, err
 		}
+		st.Balance = g.balance()
 		if err := t.update(g, &st, it, cfg.Iterations); err != nil {
 			return evals, err
 		}
@@ -443,4 +461,20 @@ func warmed(w, frac float64, it, steps int) float64 {
 		return w * (float64(it+1) / warm)
 	}
 	return w
+}
+
+// classPrior returns the class frequencies of the labeled samples, the π of
+// the class-balance term; every class must have a labeled sample.
+func classPrior(labeled *Dataset, classes int) ([]float64, error) {
+	counts := make([]float64, classes)
+	for _, l := range labeled.Labels {
+		counts[l]++
+	}
+	for c, n := range counts {
+		if n == 0 {
+			return nil, fmt.Errorf("vat: SemiSupervisedConfig.Balance: class %d has no labeled sample, so its share of the unlabeled data is unknown", c)
+		}
+		counts[c] = n / float64(len(labeled.Labels))
+	}
+	return counts, nil
 }

@@ -134,6 +134,8 @@ func TestSemiSupervisedLearns(t *testing.T) {
 		{"supervised", SemiSupervisedConfig{}},
 		{"vat", SemiSupervisedConfig{VAT: &VATConfig{Eps: 1}}},
 		{"vat+entmin, warm-ups, labeled too", SemiSupervisedConfig{VAT: &VATConfig{Eps: 1}, EntMin: 0.8, WarmUp: 0.5, EntMinWarmUp: 0.75, VATOnLabeled: true}},
+		{"vat+balance", SemiSupervisedConfig{VAT: &VATConfig{Eps: 1}, Balance: 0.7}},
+		{"balance alone", SemiSupervisedConfig{Balance: 2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := Sequential([]int{1, 10, 10}, 3, Flatten(), Dense(16), BatchNorm(), ReLU(), Dense(5))
@@ -156,11 +158,11 @@ func TestSemiSupervisedLearns(t *testing.T) {
 				t.Fatalf("%d evaluations %+v, %d steps", len(evals), evals, len(steps))
 			}
 			for _, s := range steps {
-				want := s.CE + s.Alpha*s.LDS + s.Beta*s.Entropy
+				want := s.CE + s.Alpha*s.LDS + s.Beta*s.Entropy + tc.cfg.Balance*s.Balance
 				if math.Abs(s.Loss-want) > 1e-4*math.Max(1, math.Abs(want)) {
 					t.Fatalf("step %d: loss %v, parts say %v", s.Iteration, s.Loss, want)
 				}
-				if (tc.cfg.VAT != nil) != (s.LDS > 0) || (tc.cfg.EntMin > 0) != (s.Entropy > 0) {
+				if (tc.cfg.VAT != nil) != (s.LDS > 0) || (tc.cfg.EntMin > 0) != (s.Entropy > 0) || (tc.cfg.Balance > 0) != (s.Balance > 0) {
 					t.Fatalf("step %d: terms %+v for config %s", s.Iteration, s, tc.name)
 				}
 			}
@@ -182,7 +184,7 @@ func TestSemiSupervisedLearns(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []SemiSupervisedConfig{{Iterations: -1}, {LabeledBatch: -2}, {EntMin: -1}, {WarmUp: 1}, {EntMinWarmUp: 1, EntMin: 1}, {EntMinWarmUp: 0.5}, {VATOnLabeled: true}, {Optimizer: Adam{Beta1: 1}}, {Schedule: LinearDecay{Start: 2}}, {Optimizer: SGD{Nesterov: true}}, {VAT: &VATConfig{Eps: -1}}, {BNStats: 2}, {BNStats: -1}} {
+	for _, bad := range []SemiSupervisedConfig{{Iterations: -1}, {LabeledBatch: -2}, {EntMin: -1}, {WarmUp: 1}, {EntMinWarmUp: 1, EntMin: 1}, {EntMinWarmUp: 0.5}, {VATOnLabeled: true}, {Optimizer: Adam{Beta1: 1}}, {Schedule: LinearDecay{Start: 2}}, {Optimizer: SGD{Nesterov: true}}, {VAT: &VATConfig{Eps: -1}}, {BNStats: 2}, {BNStats: -1}, {Balance: -0.5}, {Balance: math.Inf(1)}, {Balance: math.NaN()}} {
 		if _, err := NewSemiTrainer(nil, bad); err == nil {
 			t.Errorf("NewSemiTrainer(nil, %+v) accepted", bad)
 		}

@@ -74,6 +74,7 @@ type options struct {
 	probe                 vat.Probe
 	lr, decayStart, warm  float64
 	entWarm               float64
+	balance               float64
 	evalEvery             int
 	checkpointEvery       int
 	resume                bool
@@ -116,6 +117,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.beta, "entmin", 1, "weight β of the entropy term in vat+entmin runs (> 0)")
 	fs.Float64Var(&o.warm, "warm-up", 0, "fraction of the iterations over which α grows from 0, in [0, 1)")
 	fs.Float64Var(&o.entWarm, "entmin-warm-up", 0, "vat+entmin runs: fraction of the iterations over which β grows from 0, in [0, 1)")
+	fs.Float64Var(&o.balance, "balance", 0, "vat and vat+entmin runs: weight γ of the class-balance term KL(mean prediction on the unlabeled batch ‖ the labeled class frequencies), >= 0; 0 = none")
 	fs.BoolVar(&o.vatOnLabeled, "vat-on-labeled", false, "measure LDS on the labeled batch too")
 	fs.Float64Var(&o.lr, "lr", 0.002, "Adam's learning rate (> 0)")
 	fs.Float64Var(&o.decayStart, "decay-start", 2.0/3, "fraction of the iterations after which the learning rate decays linearly to 0, in (0, 1]")
@@ -228,6 +230,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("-warm-up %v: want a fraction in [0, 1)", o.warm)
 	case !(o.entWarm >= 0 && o.entWarm < 1):
 		return nil, fmt.Errorf("-entmin-warm-up %v: want a fraction in [0, 1)", o.entWarm)
+	case !(o.balance >= 0) || math.IsInf(o.balance, 0):
+		return nil, fmt.Errorf("-balance %v: want a finite number >= 0", o.balance)
 	case !(o.lr > 0) || math.IsInf(o.lr, 0):
 		return nil, fmt.Errorf("-lr %v: want a finite number > 0", o.lr)
 	case !(o.decayStart > 0 && o.decayStart <= 1):
@@ -458,7 +462,7 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 	}
 	if name != "supervised" {
 		cfg.VAT = &vat.VATConfig{Xi: o.xi, Eps: o.eps, EpsScale: o.epsScale, Ip: o.ip, Alpha: o.alpha, Probe: o.probe}
-		cfg.WarmUp, cfg.VATOnLabeled = o.warm, o.vatOnLabeled
+		cfg.WarmUp, cfg.VATOnLabeled, cfg.Balance = o.warm, o.vatOnLabeled, o.balance
 	}
 	if name == "vat+entmin" {
 		cfg.EntMin, cfg.EntMinWarmUp = o.beta, o.entWarm
@@ -500,6 +504,9 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 		LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch, Network: networks[o.network].desc}}
 	if c.EntMin > 0 {
 		rr.Options.EntMin, rr.Options.EntMinWarmUp = &c.EntMin, &c.EntMinWarmUp
+	}
+	if c.Balance > 0 {
+		rr.Options.Balance = &c.Balance
 	}
 	_, err = tr.Fit(ctx, split.Labeled, split.Unlabeled, test)
 	bar.Done()
@@ -577,8 +584,8 @@ func sameRun(got, want vat.SemiSupervisedConfig, fresh *vat.Model) error {
 			}
 			v = fmt.Sprintf("%+v", x)
 		}
-		return fmt.Sprintf("batches %d+%d, VAT %s, entmin %g (warm-up %g), warm-up %g, vat-on-labeled %t, %v, %#v, eval every %d, seed %d, batch norm statistics %v",
-			c.LabeledBatch, c.UnlabeledBatch, v, c.EntMin, c.EntMinWarmUp, c.WarmUp, c.VATOnLabeled, c.Optimizer, c.Schedule, c.EvalEvery, c.Seed, c.BNStats)
+		return fmt.Sprintf("batches %d+%d, VAT %s, entmin %g (warm-up %g), balance %g, warm-up %g, vat-on-labeled %t, %v, %#v, eval every %d, seed %d, batch norm statistics %v",
+			c.LabeledBatch, c.UnlabeledBatch, v, c.EntMin, c.EntMinWarmUp, c.Balance, c.WarmUp, c.VATOnLabeled, c.Optimizer, c.Schedule, c.EvalEvery, c.Seed, c.BNStats)
 	}
 	w, err := vat.NewSemiTrainer(fresh, want) // the flags' settings with defaults filled in
 	if err != nil {

@@ -79,6 +79,7 @@ type RunOptions struct {
 	UnlabeledBatch int      `json:"unlabeled_batch,omitempty"`
 	EntMin         *float64 `json:"entmin,omitempty"`
 	EntMinWarmUp   *float64 `json:"entmin_warmup,omitempty"`
+	Balance        *float64 `json:"balance,omitempty"` // γ of the class-balance term
 	WarmUp         *float64 `json:"warm_up,omitempty"`
 	VATOnLabeled   bool     `json:"vat_on_labeled,omitempty"`
 	Probe          string   `json:"probe,omitempty"`
