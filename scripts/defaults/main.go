@@ -253,24 +253,18 @@ func makeTask(name string, bn bool) (*task, error) {
 		test, err := vat.NewDataset(tx, []int{20}, tl, 3)
 		return &task{name: "20-D Gaussian blobs (3 classes)", train: train, test: test, labels: 30, classes: 3, iterations: 500,
 			labeled: 30, unlabBat: 128, net: mlp(20, []int{64, 64}, 3)}, err
-	case "mnist100":
+	case "mnist100", "mnist1000":
 		train, test, err := mnist.Load("")
 		if err != nil {
 			return nil, err
 		}
-		return &task{name: "MNIST, 100 labels", train: train, test: test, labels: 100, classes: 10, iterations: 3000,
-			labeled: 100, unlabBat: 250, net: func(seed uint64) (*vat.Model, error) {
-				return vat.Sequential([]int{784}, seed, vat.Dense(1200), vat.BatchNorm(), vat.ReLU(), vat.Dense(1200), vat.BatchNorm(), vat.ReLU(), vat.Dense(10))
-			}}, nil
-	case "mnist1000":
-		train, test, err := mnist.Load("")
-		if err != nil {
-			return nil, err
+		bn = true // the MNIST networks always have batch norm
+		t := &task{name: "MNIST, 1,000 labels", train: train, test: test, labels: 1000, classes: 10, iterations: 2000,
+			labeled: 100, unlabBat: 250, net: mlp(784, []int{256, 256}, 10)}
+		if name == "mnist100" { // examples/semisup's network
+			t.name, t.labels, t.iterations, t.net = "MNIST, 100 labels", 100, 3000, mlp(784, []int{1200, 1200}, 10)
 		}
-		return &task{name: "MNIST, 1,000 labels", train: train, test: test, labels: 1000, classes: 10, iterations: 2000,
-			labeled: 100, unlabBat: 250, net: func(seed uint64) (*vat.Model, error) {
-				return vat.Sequential([]int{784}, seed, vat.Dense(256), vat.BatchNorm(), vat.ReLU(), vat.Dense(256), vat.BatchNorm(), vat.ReLU(), vat.Dense(10))
-			}}, nil
+		return t, nil
 	}
 	return nil, fmt.Errorf("-data: unknown dataset %q (want moons, blobs, mnist1000 or mnist100)", name)
 }
