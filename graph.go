@@ -231,25 +231,22 @@ func (g *stepGraph) run() (loss, ce, lds, ent float64, err error) {
 	if err = g.vm.RunAll(); err != nil {
 		return 0, 0, 0, 0, fmt.Errorf("vat: training step: %w", err)
 	}
-	read := func(n *G.Node) float64 {
-		if n == nil {
-			return 0
-		}
-		v, _ := ops.Scalar32("loss", 0, n.Value())
-		return float64(v)
-	}
 	if _, err := ops.Scalar32("loss", 0, g.loss.Value()); err != nil {
 		return 0, 0, 0, 0, fmt.Errorf("vat: training step produced no loss")
 	}
-	return read(g.loss), read(g.ce), read(g.lds), read(g.ent), nil
+	return scalarOf(g.loss), scalarOf(g.ce), scalarOf(g.lds), scalarOf(g.ent), nil
 }
 
 // balance returns the class-balance KL of the last run (0 when off).
-func (g *stepGraph) balance() float64 {
-	if g.bal == nil {
+func (g *stepGraph) balance() float64 { return scalarOf(g.bal) }
+
+// scalarOf returns the scalar value of a loss node after a run, 0 for a
+// nil node (a part that is off).
+func scalarOf(n *G.Node) float64 {
+	if n == nil {
 		return 0
 	}
-	v, _ := ops.Scalar32("loss", 0, g.bal.Value())
+	v, _ := ops.Scalar32("loss", 0, n.Value())
 	return float64(v)
 }
 
