@@ -4,10 +4,16 @@
 // run of examples/semisup in progress) or a saved model (vat.LoadModel's
 // files, e.g. examples/semisup's -out/models):
 //
-//	go run ./scripts/confusion out/semisup/checkpoints/vat-1.ckpt [more files]
+//	go run ./scripts/confusion [-pop-stats] out/semisup/checkpoints/vat-1.ckpt [more files]
+//
+// With -pop-stats, batch normalization is evaluated on population
+// statistics over the 60,000 training images (Model.PopulationStats, what
+// examples/semisup's -bn-stats pop does before each evaluation) instead of
+// the running averages the file holds; both are printed.
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"sort"
@@ -18,15 +24,17 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: confusion FILE.ckpt|FILE.safetensors ...")
+	pop := flag.Bool("pop-stats", false, "also evaluate with batch norm's population statistics over the training images")
+	flag.Parse()
+	if flag.NArg() < 1 {
+		fmt.Fprintln(os.Stderr, "usage: confusion [-pop-stats] FILE.ckpt|FILE.safetensors ...")
 		os.Exit(2)
 	}
-	_, test, err := mnist.Load("")
+	train, test, err := mnist.Load("")
 	if err != nil {
 		fail(err)
 	}
-	for _, p := range os.Args[1:] {
+	for _, p := range flag.Args() {
 		m, what, err := load(p)
 		if err != nil {
 			fail(err)
@@ -35,7 +43,17 @@ func main() {
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", p, err))
 		}
-		report(p, what, pred, test.Labels)
+		report(p, what+", running averages", pred, test.Labels)
+		if !*pop {
+			continue
+		}
+		if err := m.PopulationStats(train, 0); err != nil {
+			fail(fmt.Errorf("%s: %w", p, err))
+		}
+		if pred, err = m.Predict(test.Images); err != nil {
+			fail(fmt.Errorf("%s: %w", p, err))
+		}
+		report(p, what+", population statistics", pred, test.Labels)
 	}
 }
 
