@@ -272,49 +272,54 @@ func TestSignTail(t *testing.T) {
 	}
 }
 
-// TestPickScale: the default scale stays unless another is significantly
-// better on the held-out samples where they disagree.
+// TestPickScale: the default scale stays unless another has a lower
+// held-out cross-entropy on significantly more samples.
 func TestPickScale(t *testing.T) {
-	// right builds a candidate's per-sample correctness over n held-out
-	// samples: those of idx right.
-	right := func(n int, idx ...int) []bool {
-		r := make([]bool, n)
-		for _, i := range idx {
-			r[i] = true
+	// losses builds a candidate's per-sample cross-entropy over n held-out
+	// samples: lo on the first k, hi on the rest.
+	losses := func(n, k int, lo, hi float64) []float64 {
+		l := make([]float64, n)
+		for i := range l {
+			l[i] = hi
+			if i < k {
+				l[i] = lo
+			}
 		}
-		return r
+		return l
 	}
-	seq := func(lo, hi int) []int {
-		var s []int
-		for i := lo; i < hi; i++ {
-			s = append(s, i)
-		}
-		return s
-	}
+	flat := func(n int, v float64) []float64 { return losses(n, 0, v, v) }
 	for _, tc := range []struct {
-		name  string
-		grid  []float64
-		right [][]bool
-		want  float64
+		name string
+		grid []float64
+		loss [][]float64
+		want float64
 	}{
-		{"one-sample lead of 9 held out: the default stays", []float64{0.05, 0.2, 0.7},
-			[][]bool{right(9, seq(0, 8)...), right(9, seq(0, 8)...), right(9, seq(0, 9)...)}, 0.05},
-		{"2 held out, the other right on both: not significant", []float64{0.05, 0.2},
-			[][]bool{right(2, 0), right(2, 0, 1)}, 0.05},
-		{"20 points better on 30: the larger wins", []float64{0.05, 0.2, 0.7},
-			[][]bool{right(30, seq(0, 21)...), right(30, seq(0, 12)...), right(30, seq(0, 28)...)}, 0.7},
-		{"two pass: the one with more right", []float64{0.05, 0.5, 1},
-			[][]bool{right(30, seq(0, 10)...), right(30, seq(0, 29)...), right(30, seq(0, 25)...)}, 0.5},
-		{"two pass with equal counts: the smaller", []float64{1, 0.05, 0.5},
-			[][]bool{right(30, seq(0, 28)...), right(30, seq(0, 10)...), right(30, seq(0, 28)...)}, 0.5},
+		{"lower on 8 of 9 (p = 0.020): the other wins", []float64{0.05, 0.7},
+			[][]float64{flat(9, 0.5), losses(9, 8, 0.1, 0.9)}, 0.7},
+		{"lower on 7 of 9 (p = 0.090): the default stays", []float64{0.05, 0.7},
+			[][]float64{flat(9, 0.5), losses(9, 7, 0.1, 0.9)}, 0.05},
+		{"lower on most but a higher mean: the default stays", []float64{0.05, 0.7},
+			[][]float64{flat(30, 0.12), losses(30, 22, 0.05, 0.5)}, 0.05},
+		{"a lower mean from one sample is not enough", []float64{0.05, 0.2},
+			[][]float64{losses(30, 1, 9, 0.2), flat(30, 0.3)}, 0.05},
+		{"2 held out, both lower: not significant", []float64{0.05, 0.2},
+			[][]float64{flat(2, 1), flat(2, 0.1)}, 0.05},
+		{"22 of 30 lower (p = 0.008): the larger wins", []float64{0.05, 0.2, 0.7},
+			[][]float64{flat(30, 1.3), flat(30, 1.6), losses(30, 22, 0.2, 1.4)}, 0.7},
+		{"two pass: the lower mean", []float64{0.05, 0.5, 1},
+			[][]float64{flat(30, 1), flat(30, 0.4), flat(30, 0.6)}, 0.5},
+		{"two pass with equal means: the smaller", []float64{1, 0.05, 0.5},
+			[][]float64{flat(30, 0.4), flat(30, 1), flat(30, 0.4)}, 0.5},
 		{"a smaller scale can win too", []float64{0.01, 0.05},
-			[][]bool{right(30, seq(0, 29)...), right(30, seq(0, 15)...)}, 0.01},
+			[][]float64{flat(30, 0.1), flat(30, 0.9)}, 0.01},
 		{"no default in the grid: the smallest is the anchor", []float64{0.3, 0.1, 0.2},
-			[][]bool{right(9, seq(0, 9)...), right(9, seq(0, 7)...), right(9, seq(0, 8)...)}, 0.1},
-		{"disagreements both ways cancel", []float64{0.05, 0.2},
-			[][]bool{right(20, seq(0, 10)...), right(20, seq(5, 17)...)}, 0.05},
+			[][]float64{flat(9, 0.4), flat(9, 0.3), flat(9, 0.35)}, 0.1},
+		{"ties do not count", []float64{0.05, 0.2},
+			[][]float64{flat(20, 0.5), losses(20, 5, 0.1, 0.5)}, 0.2},
+		{"lower and higher both ways cancel", []float64{0.05, 0.2},
+			[][]float64{losses(20, 10, 0.1, 0.9), losses(20, 10, 0.9, 0.1)}, 0.05},
 	} {
-		if got := tc.grid[pickScale(tc.grid, tc.right, 0.05)]; got != tc.want {
+		if got := tc.grid[pickScale(tc.grid, tc.loss, 0.05)]; got != tc.want {
 			t.Errorf("%s: picked %v, want %v", tc.name, got, tc.want)
 		}
 	}

@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -50,6 +51,7 @@ func main() {
 	iterations := flag.Int("iterations", 0, "updates per run (0: the dataset's own, times 10 with -long)")
 	sel := flag.String("select", "", "comma-separated EpsScale grid: add a row whose scale vat.SelectEps picks per split from the labeled samples")
 	selIter := flag.Int("select-iterations", 0, "-select: updates per candidate (0: the runs' own)")
+	studyOut := flag.String("select-study", "", "with -select: instead of the table, write each candidate's per-sample held-out results (JSON lines) to this file")
 	flag.Parse()
 	if *iterations < 0 || *selIter < 0 {
 		fail(fmt.Errorf("-iterations %d, -select-iterations %d: want >= 0", *iterations, *selIter))
@@ -83,6 +85,18 @@ func main() {
 		}
 		seeds = append(seeds, v)
 	}
+	var studyEnc *json.Encoder
+	if *studyOut != "" {
+		if grid == nil {
+			fail(fmt.Errorf("-select-study needs -select"))
+		}
+		f, err := os.OpenFile(*studyOut, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			fail(err)
+		}
+		defer f.Close()
+		studyEnc = json.NewEncoder(f)
+	}
 	for _, name := range strings.Split(*data, ",") {
 		t, err := makeTask(name, *bn)
 		if err != nil {
@@ -93,6 +107,17 @@ func main() {
 		}
 		if *iterations > 0 {
 			t.iterations = *iterations
+		}
+		if studyEnc != nil {
+			if *bn && name != "mnist1000" && name != "mnist100" {
+				t.name += ", batch norm"
+			}
+			for _, seed := range seeds {
+				if err := study(studyEnc, t, grid, *selIter, seed); err != nil {
+					fail(fmt.Errorf("%s, split %d: %w", t.name, seed, err))
+				}
+			}
+			continue
 		}
 		net := ""
 		if *bn && name != "mnist1000" {
