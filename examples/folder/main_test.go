@@ -35,7 +35,8 @@ func writePNG(t *testing.T, path string, d *vat.Dataset, i int) {
 
 // TestFolderEndToEnd: a folder of MNIST digits as PNGs (three classes, 10
 // labeled images each, 300 unlabeled), trained, saved, loaded again in a
-// second run that predicts 60 new digits into a CSV, better than chance.
+// second run that predicts 60 new digits into a CSV, better than chance;
+// with the default ε and with -select-eps.
 func TestFolderEndToEnd(t *testing.T) {
 	train, test, err := vat.LoadMNIST("")
 	if err != nil {
@@ -69,43 +70,52 @@ func TestFolderEndToEnd(t *testing.T) {
 			n++
 		}
 	}
-	model := filepath.Join(dir, "digits.safetensors")
-	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"-train", filepath.Join(dir, "photos"), "-unlabeled", "unlabeled", "-iterations", "150",
-		"-batch", "15", "-model", model}, &stdout, &stderr); code != 0 {
-		t.Fatalf("training: exit %d: %s", code, stderr.String())
-	}
-	t.Logf("training's output:\n%s", stdout.String())
-	if !strings.Contains(stdout.String(), "30 labeled images in 3 classes (one, seven, zero), 300 unlabeled") {
-		t.Errorf("training output: %s", stdout.String())
-	}
-	predictions := filepath.Join(dir, "predictions.csv")
-	stdout.Reset()
-	if code := run(context.Background(), []string{"-model", model, "-predict", filepath.Join(dir, "new"), "-csv", predictions}, &stdout, &stderr); code != 0 {
-		t.Fatalf("prediction: exit %d: %s", code, stderr.String())
-	}
-	t.Logf("prediction's output:\n%s", stdout.String())
-	f, err := os.Open(predictions)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rows) != 61 || strings.Join(rows[0], ",") != "file,class,probability" {
-		t.Fatalf("%d rows, header %v", len(rows), rows[0])
-	}
-	right := 0
-	for _, r := range rows[1:] {
-		if want[r[0]] == r[1] {
-			right++
-		}
-	}
-	t.Logf("%d of 60 new digits right", right)
-	if right < 40 {
-		t.Errorf("%d of 60 new digits right: want at least 40 (chance is 20)", right)
+	for _, extra := range [][]string{nil, {"-select-eps"}} {
+		t.Run(strings.Join(append([]string{"flags"}, extra...), " "), func(t *testing.T) {
+			model := filepath.Join(dir, "digits.safetensors")
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"-train", filepath.Join(dir, "photos"), "-unlabeled", "unlabeled", "-iterations", "150",
+				"-batch", "15", "-model", model}, extra...)
+			if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+				t.Fatalf("training: exit %d: %s", code, stderr.String())
+			}
+			t.Logf("training's output:\n%s", stdout.String())
+			if !strings.Contains(stdout.String(), "30 labeled images in 3 classes (one, seven, zero), 300 unlabeled") {
+				t.Errorf("training output: %s", stdout.String())
+			}
+			if sel := strings.Contains(stdout.String(), "SelectEps chose EpsScale"); sel != (len(extra) > 0) || (sel && strings.Count(stdout.String(), "held-out accuracy") != 3) {
+				t.Errorf("-select-eps %v, training output: %s", len(extra) > 0, stdout.String())
+			}
+			predictions := filepath.Join(dir, "predictions.csv")
+			stdout.Reset()
+			if code := run(context.Background(), []string{"-model", model, "-predict", filepath.Join(dir, "new"), "-csv", predictions}, &stdout, &stderr); code != 0 {
+				t.Fatalf("prediction: exit %d: %s", code, stderr.String())
+			}
+			t.Logf("prediction's output:\n%s", stdout.String())
+			f, err := os.Open(predictions)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			rows, err := csv.NewReader(f).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 61 || strings.Join(rows[0], ",") != "file,class,probability" {
+				t.Fatalf("%d rows, header %v", len(rows), rows[0])
+			}
+			right := 0
+			for _, r := range rows[1:] {
+				if want[r[0]] == r[1] {
+					right++
+				}
+			}
+			t.Logf("%d of 60 new digits right", right)
+			if right < 40 {
+				t.Errorf("%d of 60 new digits right: want at least 40 (chance is 20)", right)
+			}
+
+		})
 	}
 }
 
