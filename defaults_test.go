@@ -206,6 +206,13 @@ func TestSelectEps(t *testing.T) {
 	if len(all) != 3 {
 		t.Fatalf("%d candidates, want 3", len(all))
 	}
+	for _, c := range all {
+		// A mean of −log p over 18 samples: positive (no model is certain
+		// of every one) and at most −log of the smallest float32.
+		if !(c.Loss > 0 && c.Loss <= -math.Log(math.SmallestNonzeroFloat32)) || !(c.Accuracy >= 0 && c.Accuracy <= 1) {
+			t.Errorf("candidate %+v: want a held-out loss in (0, 103.3] and an accuracy in [0, 1]", c)
+		}
+	}
 	// The test accuracy of each scale trained on all the labels.
 	testAcc := map[float64]float64{}
 	top := 0.0

@@ -21,8 +21,8 @@ type EpsChoice struct {
 // newModel with cfg on the rest of the labeled samples and all of
 // unlabeled, then scores it on the held-out ones. cfg.VAT's other settings
 // are kept (nil means VATConfig{}); its Eps must be 0. A nil grid means
-// {0.05, 0.2, 0.7}, the grid measured on four datasets (below); valFrac 0
-// means 0.3. ctx cancels the search.
+// {0.05, 0.2, 0.7}, the grid measured on four datasets
+// (docs/defaults/select.md); valFrac 0 means 0.3. ctx cancels the search.
 //
 // The default scale (0.05; the smallest of grid if grid lacks it) is kept
 // unless another scale is significantly better on the held-out samples:
