@@ -172,7 +172,7 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, fmt.Errorf("vat: ResumeSemi: %s has done %d iterations; SemiSupervisedConfig.Iterations = %d: want more", path, rec.Iteration, t.cfg.Iterations)
 	case rec.Iteration > 0 && rec.Labeled == nil:
 		return nil, r.bad("iteration %d without the labeled batch order", rec.Iteration)
-	case rec.Iteration > 0 && (rec.Unlabeled != nil) != (t.vat != nil || t.cfg.EntMin > 0 || t.cfg.Balance > 0):
+	case rec.Iteration > 0 && (rec.Unlabeled != nil) != t.usesUnlabeled():
 		return nil, r.bad("the unlabeled batch order does not fit the loss")
 	}
 	for k, cr := range []*cursorRecord{rec.Labeled, rec.Unlabeled} {

@@ -279,7 +279,7 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 	if err := labeled.validate("labeled", m); err != nil {
 		return nil, err
 	}
-	needU := t.vat != nil || cfg.EntMin > 0 || cfg.Balance > 0
+	needU := t.usesUnlabeled()
 	if needU {
 		if err := unlabeled.validateSamples("unlabeled", m); err != nil { // its labels, if any, are never read
 			return nil, err
@@ -464,6 +464,13 @@ func warmed(w, frac float64, it, steps int) float64 {
 		return w * (float64(it+1) / warm)
 	}
 	return w
+}
+
+// usesUnlabeled reports whether the loss has a term on the unlabeled batch
+// (VAT, the entropy or the class balance), so that the run draws unlabeled
+// batches and its checkpoints keep their order.
+func (t *SemiTrainer) usesUnlabeled() bool {
+	return t.vat != nil || t.cfg.EntMin > 0 || t.cfg.Balance > 0
 }
 
 // classPrior returns the class frequencies of the labeled samples, the π of

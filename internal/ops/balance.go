@@ -7,6 +7,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"github.com/org/vat/internal/backend"
 )
 
 // balanceOp is the class-balance loss KL(p̄ ‖ π) of a batch of logits z
@@ -38,19 +40,12 @@ func (op *balanceOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 	return lossInferShape(op.name, 1, in)
 }
 
-// balanceStats reads the logits (syncing their host copy), checks them
-// against the prior, and returns each row's log softmax, the mean
-// prediction p̄ and the log ratios r.
-func (op *balanceOp) balanceStats(v G.Value) (lp, mean, r []float64, n, k int, err error) {
-	z, s, err := f32s(op.name, 0, v)
-	if err != nil {
-		return nil, nil, nil, 0, 0, err
-	}
-	if n, k, err = logitsShape(op.name, s); err != nil {
-		return nil, nil, nil, 0, 0, err
-	}
+// balanceStats checks the logits z (N×K, on the host) against the prior
+// and returns each row's log softmax, the mean prediction p̄ and the log
+// ratios r.
+func (op *balanceOp) balanceStats(z []float32, n, k int) (lp, mean, r []float64, err error) {
 	if k != len(op.logPrior) {
-		return nil, nil, nil, 0, 0, fmt.Errorf("vat: %s: %d classes, but the prior has %d", op.name, k, len(op.logPrior))
+		return nil, nil, nil, fmt.Errorf("vat: %s: %d classes, but the prior has %d", op.name, k, len(op.logPrior))
 	}
 	lp, mean, r = make([]float64, n*k), make([]float64, k), make([]float64, k)
 	for i := 0; i < n; i++ {
@@ -63,14 +58,29 @@ func (op *balanceOp) balanceStats(v G.Value) (lp, mean, r []float64, n, k int, e
 		mean[j] /= float64(n)
 		r[j] = math.Log(mean[j]) - op.logPrior[j]
 	}
-	return lp, mean, r, n, k, nil
+	return lp, mean, r, nil
+}
+
+// hostLogits reads the logits and, with a grad, the output gradient, like
+// the other losses (readMatrices), then makes the logits' host copy current:
+// this op has no GPU path.
+func hostLogits(op string, inputs []G.Value, withGrad bool) (z []float32, n, k int, g float32, err error) {
+	ms, n, k, g, err := readMatrices(op, inputs, 1, withGrad)
+	if err != nil {
+		return nil, 0, 0, 0, err
+	}
+	if err := backend.SyncToHost(ms[0]); err != nil {
+		return nil, 0, 0, 0, err
+	}
+	return ms[0], n, k, g, nil
 }
 
 func (op *balanceOp) Do(inputs ...G.Value) (G.Value, error) {
-	if err := checkArity(op.name, 1, len(inputs)); err != nil {
+	z, n, k, _, err := hostLogits(op.name, inputs, false)
+	if err != nil {
 		return nil, err
 	}
-	_, mean, r, _, _, err := op.balanceStats(inputs[0])
+	_, mean, r, err := op.balanceStats(z, n, k)
 	if err != nil {
 		return nil, err
 	}
@@ -108,14 +118,11 @@ func (op *balanceGradOp) InferShape(in ...G.DimSizer) (tensor.Shape, error) {
 }
 
 func (op *balanceGradOp) Do(inputs ...G.Value) (G.Value, error) {
-	if err := checkArity(op.name, 2, len(inputs)); err != nil {
-		return nil, err
-	}
-	lp, _, r, n, k, err := op.of.balanceStats(inputs[0])
+	z, n, k, g, err := hostLogits(op.name, inputs, true)
 	if err != nil {
 		return nil, err
 	}
-	g, err := Scalar32(op.name, 1, inputs[1])
+	lp, _, r, err := op.of.balanceStats(z, n, k)
 	if err != nil {
 		return nil, err
 	}

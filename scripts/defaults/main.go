@@ -199,12 +199,19 @@ func choose(t *task, grid []float64, iterations int, seed uint64) (float64, []va
 	if err != nil {
 		return 0, nil, err
 	}
+	return vat.SelectEps(context.Background(), func() (*vat.Model, error) { return t.net(seed) }, split.Labeled, split.Unlabeled,
+		searchConfig(t, iterations, seed), grid, 0.3, seed)
+}
+
+// searchConfig is the configuration each SelectEps candidate trains with
+// (choose, and study, which repeats the search): iterations updates (0: the
+// task's) on batches of the 70 % of the labels it trains on.
+func searchConfig(t *task, iterations int, seed uint64) vat.SemiSupervisedConfig {
 	if iterations == 0 {
 		iterations = t.iterations
 	}
-	cfg := vat.SemiSupervisedConfig{Iterations: iterations, LabeledBatch: min(t.labeled, t.labels*7/10), UnlabeledBatch: t.unlabBat,
+	return vat.SemiSupervisedConfig{Iterations: iterations, LabeledBatch: min(t.labeled, t.labels*7/10), UnlabeledBatch: t.unlabBat,
 		EvalEvery: iterations, Seed: seed, BNStats: bnStats()}
-	return vat.SelectEps(context.Background(), func() (*vat.Model, error) { return t.net(seed) }, split.Labeled, split.Unlabeled, cfg, grid, 0.3, seed)
 }
 
 func bnStats() vat.BNStats {

@@ -30,9 +30,6 @@ func study(w *json.Encoder, t *task, grid []float64, iterations int, seed uint64
 	if err != nil {
 		return err
 	}
-	if iterations == 0 {
-		iterations = t.iterations
-	}
 	train, val, err := split.Labeled.SplitByClass(0.3, seed)
 	if err != nil {
 		return err
@@ -42,8 +39,8 @@ func study(w *json.Encoder, t *task, grid []float64, iterations int, seed uint64
 		if err != nil {
 			return err
 		}
-		cfg := vat.SemiSupervisedConfig{Iterations: iterations, LabeledBatch: min(t.labeled, t.labels*7/10), UnlabeledBatch: t.unlabBat,
-			EvalEvery: iterations, Seed: seed, BNStats: bnStats(), VAT: &vat.VATConfig{EpsScale: s}}
+		cfg := searchConfig(t, iterations, seed)
+		cfg.VAT = &vat.VATConfig{EpsScale: s}
 		tr, err := vat.NewSemiTrainer(m, cfg)
 		if err != nil {
 			return err
