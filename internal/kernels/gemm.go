@@ -294,6 +294,20 @@ func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, 
 		cols := min(gemmNR, nc-jr)
 		for ir := 0; ir < mc; ir += gemmMR {
 			ap := pa[(ir/gemmMR)*kc*gemmMR:]
+			if useAVX512 && cols == gemmNR && kc > 0 && mc-ir >= 12 {
+				// Four or two whole A panels at once (gemm_kernel512_amd64.s).
+				r := 12
+				if mc-ir >= 24 {
+					r = 24
+				}
+				var rb []float32
+				if bias != nil {
+					rb = bias[ir : ir+r]
+				}
+				kernelRows512(r, kc, ap, bp, c[ir*ldc+jr:], ldc, set, rb)
+				ir += r - gemmMR
+				continue
+			}
 			rows := min(gemmMR, mc-ir)
 			if rows == gemmMR && cols == gemmNR {
 				if bias != nil {

@@ -2,8 +2,19 @@ package kernels
 
 import "golang.org/x/sys/cpu"
 
-// useAsmKernel selects the AVX2/FMA micro-kernel where the CPU has both.
-var useAsmKernel = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+// supportedKernels lists the kernel sets this CPU can run, best last: AVX2
+// with FMA, and AVX-512F where the CPU and the operating system support it
+// (x/sys/cpu checks both).
+func supportedKernels() []kernelSet {
+	k := []kernelSet{kernelGo}
+	if cpu.X86.HasAVX2 && cpu.X86.HasFMA {
+		k = append(k, kernelAVX2)
+		if cpu.X86.HasAVX512F {
+			k = append(k, kernelAVX512)
+		}
+	}
+	return k
+}
 
 //go:noescape
 func sgemmKernel6x16(k int, a, b, c *float32, ldc int)
@@ -63,4 +74,39 @@ func kernel6x16Bias(k int, a, b, c []float32, ldc int, bias []float32) {
 	}
 	fillTile(c, ldc, bias)
 	kernel6x16Go(k, a, b, c, ldc)
+}
+
+//go:noescape
+func sgemmKernel24x16AVX512(k int, a, b, c *float32, ldc, pstride, mode int, bias *float32)
+
+//go:noescape
+func sgemmKernel12x16AVX512(k int, a, b, c *float32, ldc, pstride, mode int, bias *float32)
+
+// The store modes of the AVX-512 kernels.
+const (
+	storeAdd  = 0 // C += tile
+	storeSet  = 1 // C = tile + 0
+	storeBias = 2 // C = tile + bias[i]
+)
+
+// kernelRows512 multiplies rows/6 consecutive packed A panels (rows is 24
+// or 12) by one packed B panel into a rows×16 tile of c, bit-identical to
+// kernel6x16, kernel6x16Set or kernel6x16Bias on each six-row tile.
+func kernelRows512(rows, k int, a, b, c []float32, ldc int, set bool, bias []float32) {
+	mode, bp := storeAdd, (*float32)(nil)
+	switch {
+	case bias != nil:
+		_ = bias[rows-1]
+		mode, bp = storeBias, &bias[0]
+	case set:
+		mode = storeSet
+	}
+	_ = a[(rows/gemmMR)*k*gemmMR-1]
+	_ = b[k*gemmNR-1]
+	_ = c[(rows-1)*ldc+gemmNR-1]
+	if rows == 24 {
+		sgemmKernel24x16AVX512(k, &a[0], &b[0], &c[0], ldc, k*gemmMR, mode, bp)
+	} else {
+		sgemmKernel12x16AVX512(k, &a[0], &b[0], &c[0], ldc, k*gemmMR, mode, bp)
+	}
 }

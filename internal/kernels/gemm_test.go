@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -42,13 +44,9 @@ func randSlice(rng *rand.Rand, n int) []float32 {
 // carry about k·6e-8 of relative rounding each; 1e-5·k bounds it loosely.
 func TestSgemm(t *testing.T) {
 	rng := rand.New(rand.NewPCG(20, 20))
-	kernels := []bool{false}
-	if useAsmKernel {
-		kernels = append(kernels, true)
-	}
-	defer func(v bool) { useAsmKernel = v }(useAsmKernel)
-	for _, asm := range kernels {
-		useAsmKernel = asm
+	defer setKernel(kernel)
+	for _, asm := range supportedKernels() {
+		setKernel(asm)
 		for _, sh := range [][3]int{{1, 1, 1}, {6, 16, 1}, {7, 17, 3}, {32, 576, 288}, {13, 40, 300}, {128, 128, 600}, {100, 33, 0}, {5, 1100, 20}} {
 			m, n, k := sh[0], sh[1], sh[2]
 			for _, tr := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
@@ -329,4 +327,81 @@ func convGemmPacked(a *PackedA, transB bool, n int, x []float32, c_, h, w, kh, k
 	gemmBlock(s, a, false, a.m, 0, n, a.k, nil, 0, &s.conv, beta, nil, c, ldc)
 	s.conv = im2colB{}
 	gemmPool.Put(s)
+}
+
+// The AVX-512 kernels give the AVX2 kernel's bits: every row count from 1
+// to 50 (whole 24- and 12-row tiles and every remainder), columns on and
+// off the 16-wide panels, depths around the two-step unrolling and the
+// 256-deep panels, β 0 and 1 and the bias mode, with signed zeros in A.
+// Both kernels are also held to the float64 definition by TestSgemm.
+func TestAVX512MatchesAVX2(t *testing.T) {
+	if !slices.Contains(supportedKernels(), kernelAVX512) {
+		t.Skipf("this CPU has no AVX-512F (kernels: %v)", supportedKernels())
+	}
+	defer setKernel(kernel)
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 26))
+	run := func(k kernelSet, f func()) { setKernel(k); f() }
+	for m := 1; m <= 50; m++ {
+		for _, n := range []int{16, 7, 33} {
+			for _, k := range []int{0, 1, 2, 3, 16, 255, 257} {
+				a, b := randSlice(rng, m*k+1), randSlice(rng, k*n+1)
+				for i := range a {
+					if rng.IntN(5) == 0 {
+						a[i] = float32(math.Copysign(0, float64(rng.IntN(2)*2-1)))
+					}
+				}
+				bias := randSlice(rng, m)
+				c0 := randSlice(rng, m*n)
+				for mode, beta := range []float32{0, 1, 0} {
+					var got [2][]float32
+					for i, ks := range []kernelSet{kernelAVX2, kernelAVX512} {
+						c := append([]float32(nil), c0...)
+						run(ks, func() {
+							if mode == 2 {
+								s := gemmPool.Get().(*gemmScratch)
+								s.dense = denseB{b: b, ldb: n}
+								gemmBlock(s, nil, false, m, 0, n, k, a, k, &s.dense, 0, bias, c, n)
+								s.dense = denseB{}
+								gemmPool.Put(s)
+								return
+							}
+							Sgemm(false, false, m, n, k, a, k, b, n, beta, c, n)
+						})
+						got[i] = c
+					}
+					if i := sameBits(got[1], got[0]); i >= 0 {
+						t.Fatalf("m=%d n=%d k=%d mode=%d: C[%d] = %v on avx512, %v on avx2", m, n, k, mode, i, got[1][i], got[0][i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// Kernel choice: the best supported set by default, VAT_KERNEL's when the
+// CPU supports it, and a message naming the variable otherwise.
+func TestChooseKernel(t *testing.T) {
+	all := []kernelSet{kernelGo, kernelAVX2, kernelAVX512}
+	for _, tc := range []struct {
+		env       string
+		supported []kernelSet
+		want      kernelSet
+		warn      bool
+	}{
+		{"", all, kernelAVX512, false},
+		{"", all[:2], kernelAVX2, false},
+		{"go", all, kernelGo, false},
+		{"avx2", all, kernelAVX2, false},
+		{"AVX2+FMA", all, kernelAVX2, false},
+		{"avx512", all[:2], kernelAVX2, true},
+		{"neon", all, kernelAVX512, true},
+	} {
+		var w strings.Builder
+		if got := chooseKernel(tc.env, tc.supported, &w); got != tc.want || (w.Len() > 0) != tc.warn {
+			t.Errorf("chooseKernel(%q, %v) = %v, message %q; want %v, message %v", tc.env, tc.supported, got, w.String(), tc.want, tc.warn)
+		}
+		if tc.warn && !strings.Contains(w.String(), "VAT_KERNEL") {
+			t.Errorf("%q: message %q does not name VAT_KERNEL", tc.env, w.String())
+		}
+	}
 }
