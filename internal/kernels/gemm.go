@@ -289,25 +289,19 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, mc, pc, kc int) {
 // A non-nil bias (with set) adds bias[i] to row i, as if C had been filled
 // with it and the product added.
 func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, ldc int, set bool, bias []float32) {
+	r512 := 0 // rows of the whole 16-column panels done by the AVX-512 kernels
+	if useAVX512 && kc > 0 {
+		r512 = macroKernel512(mc, nc, kc, pa, pb, c, ldc, set, bias)
+	}
 	for jr := 0; jr < nc; jr += gemmNR {
 		bp := pb[(jr/gemmNR)*kc*gemmNR:]
 		cols := min(gemmNR, nc-jr)
-		for ir := 0; ir < mc; ir += gemmMR {
+		ir0 := 0
+		if cols == gemmNR {
+			ir0 = r512
+		}
+		for ir := ir0; ir < mc; ir += gemmMR {
 			ap := pa[(ir/gemmMR)*kc*gemmMR:]
-			if useAVX512 && cols == gemmNR && kc > 0 && mc-ir >= 12 {
-				// Four or two whole A panels at once (gemm_kernel512_amd64.s).
-				r := 12
-				if mc-ir >= 24 {
-					r = 24
-				}
-				var rb []float32
-				if bias != nil {
-					rb = bias[ir : ir+r]
-				}
-				kernelRows512(r, kc, ap, bp, c[ir*ldc+jr:], ldc, set, rb)
-				ir += r - gemmMR
-				continue
-			}
 			rows := min(gemmMR, mc-ir)
 			if rows == gemmMR && cols == gemmNR {
 				if bias != nil {
@@ -348,6 +342,31 @@ func macroKernel(s *gemmScratch, mc, nc, kc int, pa, pb []float32, c []float32, 
 			}
 		}
 	}
+}
+
+// macroKernel512 is macroKernel's AVX-512 part: the whole 16-column panels
+// of the first 24·⌊mc/24⌋ rows (and 12 more where mc leaves them), by 24×16
+// and 12×16 tiles, row block by row block, so that one block of A (24·kc
+// floats) is reused from L1 across every panel of B. It returns the number
+// of rows done; macroKernel does the rest with the 6×16 kernels.
+func macroKernel512(mc, nc, kc int, pa, pb []float32, c []float32, ldc int, set bool, bias []float32) int {
+	ir := 0
+	for mc-ir >= 12 {
+		r := 12
+		if mc-ir >= 24 {
+			r = 24
+		}
+		ap := pa[(ir/gemmMR)*kc*gemmMR:]
+		var rb []float32
+		if bias != nil {
+			rb = bias[ir : ir+r]
+		}
+		for jr := 0; jr+gemmNR <= nc; jr += gemmNR {
+			kernelRows512(r, kc, ap, pb[(jr/gemmNR)*kc*gemmNR:], c[ir*ldc+jr:], ldc, set, rb)
+		}
+		ir += r
+	}
+	return ir
 }
 
 // fillTile sets row i of a 6×16 tile of c (row stride ldc) to bias[i].

@@ -35,16 +35,26 @@ func ConvInputGrad(a *PackedA, gy, gx []float32, c_, h, w, kh, kw int) {
 		return
 	}
 	packB(s, pb, false, gy, n, 0, k, 0, n)
-	if cap(s.col) < gemmMR*n {
-		s.col = make([]float32, gemmMR*n)
+	// Six taps at a time for the 6×16 kernel; ROWS for the AVX-512 one,
+	// whose tiles are taller. Any block of consecutive taps gives the same
+	// bits.
+	step := gemmMR
+	if useAVX512 {
+		step = col2imRows512
 	}
-	for ir := 0; ir < m; ir += gemmMR {
-		rows := min(gemmMR, m-ir)
+	if cap(s.col) < step*n {
+		s.col = make([]float32, step*n)
+	}
+	for ir := 0; ir < m; ir += step {
+		rows := min(step, m-ir)
 		buf := s.col[:rows*n]
 		macroKernel(s, rows, n, k, a.data[(ir/gemmMR)*k*gemmMR:], pb, buf, n, true, nil)
 		col2imRows(gx, buf, ir, rows, c_, h, w, kh, kw)
 	}
 }
+
+// col2imRows512 is ConvInputGrad's block of taps with the AVX-512 kernel.
+var col2imRows512 = 12
 
 // col2imRows adds rows [r0, r0+rows) of an im2col matrix, held in col (row
 // r0 first), back onto the pixels of x they were taken from, one tap after
