@@ -86,14 +86,46 @@ func SgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 	strips := (n + gemmNR - 1) / gemmNR
 	per := (strips + nw - 1) / nw
 	parts := (strips + per - 1) / per
+	// A taller than gemmWholeA would be packed again by every worker, once
+	// per column block: pack it once, all workers sharing the work, and let
+	// them read it (the same bits: TestSgemmPacked).
+	var pre *PackedA
+	if m > gemmWholeA && parts > 1 {
+		pre = sharedAPool.Get().(*PackedA)
+		packAParallel(pre, transA, m, k, a, lda)
+		defer sharedAPool.Put(pre)
+	}
 	ParallelFor(parts, func(_, p int) {
 		s := gemmPool.Get().(*gemmScratch)
 		j0 := p * per * gemmNR
 		j1 := min(n, j0+per*gemmNR)
 		s.dense = denseB{b: b, ldb: ldb, trans: transB}
-		gemmBlock(s, nil, transA, m, j0, j1, k, a, lda, &s.dense, beta, nil, c, ldc)
+		gemmBlock(s, pre, transA, m, j0, j1, k, a, lda, &s.dense, beta, nil, c, ldc)
 		s.dense = denseB{}
 		gemmPool.Put(s)
+	})
+}
+
+// sharedAPool recycles SgemmParallel's shared packings of A.
+var sharedAPool = sync.Pool{New: func() any { return new(PackedA) }}
+
+// packAParallel is PackA with the row panels split between the workers.
+func packAParallel(p *PackedA, transA bool, m, k int, a []float32, lda int) {
+	panels := ceilDiv(m, gemmMR)
+	rows := panels * gemmMR
+	if cap(p.data) < rows*k {
+		p.data = make([]float32, rows*k)
+	}
+	p.m, p.k, p.data = m, k, p.data[:rows*k]
+	kstep := ceilDiv(k, ceilDiv(k, gemmKC)) // gemmBlock's depth panels
+	per := ceilDiv(panels, Workers())
+	ParallelFor(ceilDiv(panels, per), func(_, q int) {
+		ic := q * per * gemmMR
+		mc := min(m, ic+per*gemmMR) - ic
+		for pc := 0; pc < k; pc += kstep {
+			kc := min(kstep, k-pc)
+			packA(p.data[rows*pc+ic*kc:], transA, a, lda, ic, mc, pc, kc)
+		}
 	})
 }
 

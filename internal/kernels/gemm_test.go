@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -402,6 +403,36 @@ func TestChooseKernel(t *testing.T) {
 		}
 		if tc.warn && !strings.Contains(w.String(), "VAT_KERNEL") {
 			t.Errorf("%q: message %q does not name VAT_KERNEL", tc.env, w.String())
+		}
+	}
+}
+
+// The parallel driver with A packed once and shared (m > gemmWholeA) gives
+// Sgemm's bits: tall A in both orientations, row counts off the panels,
+// several depth panels, β 0 and 1, on 2 and 3 workers.
+func TestSgemmParallelSharedA(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	rng := rand.New(rand.NewPCG(rand.Uint64(), 27))
+	for _, workers := range []int{2, 3} {
+		runtime.GOMAXPROCS(workers)
+		for _, sh := range [][3]int{{577, 64, 40}, {1000, 100, 300}, {4608, 128, 17}} {
+			m, n, k := sh[0], sh[1], sh[2]
+			for _, transA := range []bool{false, true} {
+				lda := k
+				if transA {
+					lda = m
+				}
+				a, b := randSlice(rng, m*k), randSlice(rng, k*n)
+				for _, beta := range []float32{0, 1} {
+					want := randSlice(rng, m*n)
+					got := append([]float32(nil), want...)
+					Sgemm(transA, false, m, n, k, a, lda, b, n, beta, want, n)
+					SgemmParallel(transA, false, m, n, k, a, lda, b, n, beta, got, n)
+					if i := sameBits(got, want); i >= 0 {
+						t.Fatalf("%d workers %v transA=%v beta=%v: [%d] %v, Sgemm %v", workers, sh, transA, beta, i, got[i], want[i])
+					}
+				}
+			}
 		}
 	}
 }
