@@ -1,6 +1,7 @@
 package vat
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -227,6 +228,10 @@ func Concat(ds ...*Dataset) (*Dataset, error) {
 	return &out, nil
 }
 
+// errNoValidation is SplitByClass's error when every class has a single
+// sample.
+var errNoValidation = errors.New("no validation samples")
+
 // SplitByClass splits a labeled dataset into a training and a validation
 // set, putting frac of each class's samples (rounded, at least one of
 // each class with two or more) in the validation set, chosen at random
@@ -272,7 +277,7 @@ func (d *Dataset) SplitByClass(frac float64, seed uint64) (train, val *Dataset, 
 		}
 	}
 	if len(vi) == 0 {
-		return nil, nil, fmt.Errorf("vat: Dataset.SplitByClass: frac = %v leaves no validation samples of %d", frac, d.Len())
+		return nil, nil, fmt.Errorf("vat: Dataset.SplitByClass: frac = %v leaves %w of %d", frac, errNoValidation, d.Len())
 	}
 	return d.subset(ti), d.subset(vi), nil
 }

@@ -252,6 +252,43 @@ func ExampleSemiTrainer_Checkpoint() {
 	// same test accuracy as the uninterrupted run: true
 }
 
+// Let SemiTrainer choose VAT's ε from the labels: with the zero VATConfig
+// it first trains one short model per candidate scale on 70 % of the
+// labels, scores each on the other 30 %, and then trains the run's model on
+// all of them with the scale chosen (SemiSupervisedConfig.EpsSearch).
+func ExampleSemiTrainer_EpsChoices() {
+	train, _, err := vat.LoadMNIST("")
+	if err != nil {
+		log.Fatal(err)
+	}
+	split, err := vat.SplitLabeled(train.Head(3000), 100, vat.Classes, 1)
+	if err != nil {
+		log.Fatal(err)
+	}
+	m, err := vat.Sequential([]int{784}, 1, vat.Dense(64), vat.ReLU(), vat.Dense(10))
+	if err != nil {
+		log.Fatal(err)
+	}
+	tr, err := vat.NewSemiTrainer(m, vat.SemiSupervisedConfig{Iterations: 200, LabeledBatch: 50, UnlabeledBatch: 100,
+		VAT: &vat.VATConfig{}, EpsSearch: vat.EpsSearch{Iterations: 100}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if _, err := tr.Fit(context.Background(), split.Labeled, split.Unlabeled, nil); err != nil {
+		log.Fatal(err)
+	}
+	scale := vat.DataScale(split.Labeled, split.Unlabeled)
+	for _, c := range tr.EpsChoices() {
+		fmt.Printf("EpsScale %g (ε %.2f) chosen: %v\n", c.EpsScale, c.Eps, c.Chosen)
+	}
+	fmt.Printf("the run's ε: %.2f of the data's scale\n", tr.Config().VAT.Eps/scale)
+	// Output:
+	// EpsScale 0.05 (ε 0.36) chosen: true
+	// EpsScale 0.2 (ε 1.45) chosen: false
+	// EpsScale 0.7 (ε 5.07) chosen: false
+	// the run's ε: 0.05 of the data's scale
+}
+
 // Read a table with a label column, standardize it with the training
 // set's statistics, and look at what came out.
 func ExampleLoadCSV() {

@@ -3,6 +3,7 @@ package vat
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 
 	G "gorgonia.org/gorgonia"
@@ -196,6 +197,28 @@ func Sequential(inputShape []int, seed uint64, layers ...Layer) (*Model, error) 
 	m.classes = shape[0]
 	m.initWeights(seed)
 	return m, nil
+}
+
+// clone returns a new model with m's layers, weights, batch normalization
+// statistics and saving details: a copy to train apart from m (the ε
+// search's candidates).
+func (m *Model) clone() (*Model, error) {
+	c, err := Sequential(m.inShape, m.cfg.Seed, slices.Clone(m.layers)...)
+	if err != nil {
+		return nil, err
+	}
+	c.cfg, c.preset, c.modules, c.prep = m.cfg, m.preset, slices.Clone(m.modules), m.prep
+	for i, p := range m.Params() {
+		copy(c.params[i].Value.Data().([]float32), p.Value.Data().([]float32))
+	}
+	for i, st := range m.stats {
+		if st != nil {
+			copy(c.stats[i][0], st[0])
+			copy(c.stats[i][1], st[1])
+		}
+	}
+	copy(c.bnBatches, m.bnBatches)
+	return c, nil
 }
 
 // endsWithLogits reports whether layers end with a layer that gives

@@ -14,6 +14,8 @@ type semiRecord struct {
 	LabeledBatch   int            `json:"labeled_batch"`
 	UnlabeledBatch int            `json:"unlabeled_batch"`
 	VAT            *VATConfig     `json:"vat,omitempty"`
+	EpsSearch      *EpsSearch     `json:"eps_search,omitempty"`  // a search still to run (before the first Fit); absent before 0.8.0
+	EpsChoices     []EpsChoice    `json:"eps_choices,omitempty"` // the search's candidates; absent before 0.8.0
 	VATOnLabeled   bool           `json:"vat_on_labeled,omitempty"`
 	EntMin         float64        `json:"entmin,omitempty"`
 	WarmUp         float64        `json:"warmup,omitempty"`
@@ -81,6 +83,10 @@ func (t *SemiTrainer) Checkpoint(path string) error {
 	for _, e := range t.history {
 		rec.History = append(rec.History, semiRecordOf(e))
 	}
+	if t.searches() {
+		rec.EpsSearch = &c.EpsSearch
+	}
+	rec.EpsChoices = t.epsChoices
 	w := &ckptWriter{st: checkpointState{Kind: kindSemi, Semi: rec, Noise: t.noise.Fills(), Dropout: map[int][]uint64{}}}
 	switch {
 	case t.graph != nil:
@@ -133,6 +139,8 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Optimizer or Schedule is set; a resumed run keeps its checkpoint's")
 	case cfg.Seed != 0 || cfg.EvalEvery != 0 || cfg.EarlyStop != nil || cfg.BNStats != PopulationBNStats:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Seed, EvalEvery, EarlyStop or BNStats is set; a resumed run keeps its checkpoint's")
+	case !cfg.EpsSearch.isZero():
+		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.EpsSearch is set; a resumed run keeps its checkpoint's")
 	case cfg.Iterations < 0:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Iterations = %d: want >= 0 (0 keeps the checkpoint's)", cfg.Iterations)
 	}
@@ -154,6 +162,17 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		}
 	case !rec.PopStats: // written before 0.6.0, whose default was the running averages
 		sc.BNStats = RunningBNStats
+	}
+	switch {
+	case rec.EpsSearch != nil:
+		sc.EpsSearch = *rec.EpsSearch
+	case rec.VAT != nil && rec.VAT.Eps == 0 && rec.VAT.EpsScale == 0:
+		// ε unresolved and no search recorded: written before 0.8.0,
+		// whose default was EpsScale 0.05.
+		sc.EpsSearch.Off = true
+	}
+	if err := checkChoices(rec.EpsChoices); err != nil {
+		return nil, r.bad("%v", err)
 	}
 	if rec.Iterations < 1 || rec.LabeledBatch < 1 || rec.UnlabeledBatch < 1 || rec.EvalEvery < 1 {
 		return nil, r.bad("iterations %d, batches %d and %d, eval_every %d: want each >= 1", rec.Iterations, rec.LabeledBatch, rec.UnlabeledBatch, rec.EvalEvery)
@@ -195,6 +214,7 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		t.cursors[k] = cur
 	}
 	t.it, t.sum, t.sumSteps = rec.Iteration, rec.Sum.eval(), rec.SumSteps
+	t.epsChoices = rec.EpsChoices
 	for _, e := range rec.History {
 		t.history = append(t.history, e.eval())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/org/vat/internal/backend"
@@ -32,8 +33,15 @@ type SemiSupervisedConfig struct {
 	// 100 and 250 (the official MNIST code's).
 	LabeledBatch, UnlabeledBatch int
 	// VAT adds α·LDS on the unlabeled batch; nil trains on the labeled
-	// samples alone (the "supervised" baseline).
+	// samples alone (the "supervised" baseline). A VATConfig that sets
+	// neither Eps nor EpsScale has ε chosen from the labeled samples by
+	// EpsSearch.
 	VAT *VATConfig
+	// EpsSearch configures how ε is chosen when VAT leaves it to the
+	// trainer: the zero value searches EpsScale {0.05, 0.2, 0.7} on 30 %
+	// of the labels held out, min(Iterations, 1000) updates per candidate;
+	// Off keeps 0.05. It must be zero when VAT fixes ε.
+	EpsSearch EpsSearch
 	// VATOnLabeled measures LDS on the labeled batch too (LDS is then the
 	// mean over both batches' samples). Off by default, as in the official
 	// code, whose unlabeled pool is the whole training set; here the pool
@@ -169,15 +177,16 @@ type SemiTrainer struct {
 	graph *stepGraph
 
 	// Progress, all of which Checkpoint saves.
-	it       int        // iterations done
-	lab, unl *cycler    // the batch orders; nil before the first Fit (unl nil without an unlabeled term)
-	labKey   dataKey    // the data the orders were made for
-	unlKey   dataKey    //
-	sum      Report     // loss sums since the last evaluation
-	sumSteps int        //
-	history  []Report   // every evaluation
-	draws    []uint64   // after ResumeSemi: the dropout ops' draw counts, for the graph not built yet
-	cursors  [2]*cursor // after ResumeSemi: the batch orders, for the cyclers not made yet
+	it         int         // iterations done
+	lab, unl   *cycler     // the batch orders; nil before the first Fit (unl nil without an unlabeled term)
+	labKey     dataKey     // the data the orders were made for
+	unlKey     dataKey     //
+	sum        Report      // loss sums since the last evaluation
+	sumSteps   int         //
+	history    []Report    // every evaluation
+	epsChoices []EpsChoice // the ε search's candidates (EpsSearch)
+	draws      []uint64    // after ResumeSemi: the dropout ops' draw counts, for the graph not built yet
+	cursors    [2]*cursor  // after ResumeSemi: the batch orders, for the cyclers not made yet
 }
 
 // NewSemiTrainer validates cfg and returns a semi-supervised trainer for m.
@@ -235,6 +244,9 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		t.vat = &v
 		t.cfg.VAT = &v
 	}
+	if t.cfg.EpsSearch, err = cfg.EpsSearch.validate(t.vat, cfg.Iterations); err != nil {
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -244,6 +256,10 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 func (t *SemiTrainer) Config() SemiSupervisedConfig {
 	c := t.cfg
 	c.VAT, c.EarlyStop = clonePtr(t.vat), clonePtr(t.early)
+	c.EpsSearch.Grid = slices.Clone(c.EpsSearch.Grid)
+	if !t.searches() {
+		c.EpsSearch = EpsSearch{Off: c.EpsSearch.Off && c.VAT != nil && c.VAT.Eps == 0 && c.VAT.EpsScale == 0}
+	}
 	return c
 }
 
@@ -291,6 +307,11 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		}
 	}
 	if t.graph == nil {
+		if t.searches() {
+			if err := t.searchEps(ctx, labeled, unlabeled); err != nil {
+				return nil, err
+			}
+		}
 		if t.vat != nil && (t.vat.needsScale() || t.vat.Probe == ProbeAuto) {
 			v := t.vat.forModel(m, scaleOrOne(DataScale(labeled, unlabeled)))
 			t.vat, t.cfg.VAT = &v, &v

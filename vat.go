@@ -19,9 +19,13 @@ import (
 // The zero value adapts to the data, so that one default serves inputs of
 // any scale. In Trainer and SemiTrainer the power iteration is Exact for a
 // network without Dropout or BatchNorm and FiniteDifference otherwise, and
-// ε is 0.05 of the data's scale (DataScale: the root-mean-square distance
-// of a training sample from the mean sample), measured once when training
-// starts. Config().VAT then shows the values chosen.
+// ε is a fraction of the data's scale (DataScale: the root-mean-square
+// distance of a training sample from the mean sample), measured once when
+// training starts: 0.05 in Trainer; in SemiTrainer the fraction is chosen
+// from the labeled samples by a search over 0.05, 0.2 and 0.7
+// (SemiSupervisedConfig.EpsSearch, SelectEps' rule), which keeps 0.05
+// unless another is significantly better on held-out labels.
+// Config().VAT then shows the values chosen.
 //
 // What the defaults were measured on (README, docs/defaults): on two
 // moons, 20-D Gaussian blobs (MLPs with and without batch norm, 500 and
@@ -33,11 +37,12 @@ import (
 // with or without batch norm) every default-sized ε tried (0.05-0.2 of the
 // scale) ends worse than supervised training, while the finite-difference
 // probe at ε = 5 (0.69 of the scale) reaches 1.7-4 %
-// (docs/defaults/mnist100.md, docs/semisup). SelectEps, which chooses the
+// (docs/defaults/mnist100.md, docs/semisup). The search, which chooses the
 // scale from the labeled samples alone, tells the two kinds of data apart:
-// with its default grid it beat supervised training on every split of all
-// four datasets (docs/defaults/select.md). For MNIST a published recipe
-// (Recipes) or that setting also works.
+// it beat supervised training on every split of all four datasets
+// (docs/defaults/select.md), which is why SemiTrainer runs it by default
+// (since version 0.8.0). For MNIST a published recipe (Recipes) or that
+// setting also works.
 //
 // How to choose ε yourself: ε is a length in the input's own units, the
 // radius within which VAT asks the prediction not to change. It should be
@@ -62,7 +67,9 @@ type VATConfig struct {
 	// units. 0 means EpsScale × the data's scale (1 without data).
 	Eps float64
 	// EpsScale sets ε relative to the data's scale when Eps is 0, in
-	// (0, 10]; 0 means 0.05. Setting both Eps and EpsScale is an error.
+	// (0, 10]; 0 means 0.05, or in SemiTrainer the scale its search
+	// chooses (SemiSupervisedConfig.EpsSearch). Setting both Eps and
+	// EpsScale is an error.
 	EpsScale float64
 	// Ip is the number of power iterations. 0 means 1.
 	Ip int

@@ -2,4 +2,4 @@ package vat
 
 // Version is the package's version, recorded in the files Save and
 // Checkpoint write.
-const Version = "0.7.0"
+const Version = "0.8.0"

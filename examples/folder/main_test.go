@@ -70,7 +70,7 @@ func TestFolderEndToEnd(t *testing.T) {
 			n++
 		}
 	}
-	for _, extra := range [][]string{nil, {"-select-eps"}} {
+	for _, extra := range [][]string{nil, {"-eps-search=false"}} {
 		t.Run(strings.Join(append([]string{"flags"}, extra...), " "), func(t *testing.T) {
 			model := filepath.Join(dir, "digits.safetensors")
 			var stdout, stderr bytes.Buffer
@@ -83,8 +83,9 @@ func TestFolderEndToEnd(t *testing.T) {
 			if !strings.Contains(stdout.String(), "30 labeled images in 3 classes (one, seven, zero), 300 unlabeled") {
 				t.Errorf("training output: %s", stdout.String())
 			}
-			if sel := strings.Contains(stdout.String(), "SelectEps chose EpsScale"); sel != (len(extra) > 0) || (sel && strings.Count(stdout.String(), "held-out accuracy") != 3) {
-				t.Errorf("-select-eps %v, training output: %s", len(extra) > 0, stdout.String())
+			search := len(extra) == 0
+			if n := strings.Count(stdout.String(), "held-out accuracy"); n != map[bool]int{true: 3, false: 0}[search] || strings.Contains(stdout.String(), "(chosen)") != search {
+				t.Errorf("ε search %v: %d candidates in the training output: %s", search, n, stdout.String())
 			}
 			predictions := filepath.Join(dir, "predictions.csv")
 			stdout.Reset()

@@ -54,6 +54,9 @@ type Run struct {
 	// Evaluations are a semi-supervised run's test figures, every so many
 	// iterations (examples/semisup); its Epochs are empty.
 	Evaluations []vat.Report `json:"evaluations,omitempty"`
+	// EpsChoices are the candidates of the ε search a semi-supervised run
+	// made from its labels (vat.EpsSearch), the chosen one marked.
+	EpsChoices []vat.EpsChoice `json:"eps_choices,omitempty"`
 }
 
 // RunOptions are a run's settings (VAT's are set only for VAT runs).

@@ -3,8 +3,9 @@
 // blobs and MNIST with 1,000 labels (MNIST with 100 labels runs through
 // examples/semisup, whose runs take hours). For every dataset and label
 // split it trains a SemiTrainer with VAT nil (the supervised baseline)
-// and with VATConfig{EpsScale: s} for each s of -scales (0.05, the
-// default, among them), and prints the final test accuracy per split:
+// and with VATConfig{EpsScale: s} for each s of -scales (0: VATConfig{},
+// the default, whose EpsScale SemiTrainer's search chooses), and prints
+// the final test accuracy per split:
 //
 //	go run ./scripts/defaults [-data moons,blobs,mnist1000] [-splits 1,2,3] [-scales 0.02,0.05,0.1,0.2] [-long]
 //
@@ -138,7 +139,7 @@ func main() {
 			case v == selectRow:
 				label = fmt.Sprintf("VAT, EpsScale by SelectEps over %v", grid)
 			case v != nil && v.EpsScale == 0:
-				label = "VAT, defaults (VATConfig{})"
+				label = "VAT, defaults (VATConfig{}: EpsScale searched)"
 			case v != nil:
 				label = fmt.Sprintf("VAT, EpsScale %g", v.EpsScale)
 			}
@@ -246,6 +247,9 @@ func run(t *task, v *vat.VATConfig, seed uint64) (acc float64, resolved *vat.VAT
 	evals, err := tr.Fit(context.Background(), split.Labeled, split.Unlabeled, t.test)
 	if err != nil {
 		return 0, nil, err
+	}
+	if all := tr.EpsChoices(); len(all) > 0 {
+		fmt.Fprintf(os.Stderr, "%s split %d: the default's ε search %+v\n", t.name, seed, all)
 	}
 	return evals[len(evals)-1].TestAccuracy, tr.Config().VAT, nil
 }
