@@ -18,8 +18,9 @@ import (
 // The zero value searches {0.05, 0.2, 0.7}, holding out 30 % of each class,
 // with min(Iterations, 1000) updates per candidate: three short trainings
 // before the run (30 % more updates on a 10,000-update run). With fewer
-// than five held-out samples (four labels in each of two classes hold out two) no scale
-// can pass the test, so no candidate is trained and the default is kept.
+// than five held-out samples (four labels in each of two classes hold out
+// two) no scale can pass the test, so no candidate is trained and the
+// default is kept.
 // The search is deterministic: its split and its candidates derive from
 // the run's Seed and the model's weights. SemiTrainer.EpsChoices reports
 // the candidates; Config().VAT the ε chosen.
