@@ -241,6 +241,7 @@ func TestSelectEps(t *testing.T) {
 		{cfg, []float64{0.1, -1}, "grid[1]"},
 		{cfg, []float64{}, "empty grid"},
 		{SemiSupervisedConfig{EarlyStop: &EarlyStopping{Patience: 1}}, nil, "test set"},
+		{SemiSupervisedConfig{LabeledBatch: -1}, nil, "LabeledBatch"},
 	} {
 		if _, _, err := SelectEps(context.Background(), newModel, split.Labeled, split.Unlabeled, tc.cfg, tc.grid, 0, 1); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("SelectEps with %+v, grid %v: %v, want an error naming %s", tc.cfg, tc.grid, err, tc.want)

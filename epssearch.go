@@ -64,7 +64,7 @@ func (e EpsSearch) validate(vat *VATConfig, iterations int) (EpsSearch, error) {
 	case e.isZero():
 	case vat == nil:
 		return e, fmt.Errorf("vat: %s is set without VAT", name)
-	case vat.Eps != 0 || vat.EpsScale != 0:
+	case !leavesEps(vat):
 		return e, fmt.Errorf("vat: %s is set, and VATConfig fixes ε (Eps %v, EpsScale %v): want one or the other", name, vat.Eps, vat.EpsScale)
 	case e.Off && (e.Grid != nil || e.Holdout != 0 || e.Iterations != 0):
 		return e, fmt.Errorf("vat: %s.Off is set with other search settings: want one or the other", name)
@@ -81,7 +81,7 @@ func (e EpsSearch) validate(vat *VATConfig, iterations int) (EpsSearch, error) {
 	case e.Iterations < 0:
 		return e, fmt.Errorf("vat: %s.Iterations = %d: want >= 0 (0 means min(Iterations, %d))", name, e.Iterations, maxSearchIterations)
 	}
-	if e.Off || vat == nil || vat.Eps != 0 || vat.EpsScale != 0 {
+	if e.Off || !leavesEps(vat) {
 		return e, nil // no search: nothing to fill in
 	}
 	if e.Grid == nil {
@@ -96,10 +96,12 @@ func (e EpsSearch) validate(vat *VATConfig, iterations int) (EpsSearch, error) {
 	return e, nil
 }
 
+// leavesEps reports whether v is a VAT term whose ε is left to the trainer
+// (neither Eps nor EpsScale set): the case EpsSearch applies to.
+func leavesEps(v *VATConfig) bool { return v != nil && v.Eps == 0 && v.EpsScale == 0 }
+
 // searches reports whether the first Fit chooses ε by the search.
-func (t *SemiTrainer) searches() bool {
-	return t.vat != nil && t.vat.Eps == 0 && t.vat.EpsScale == 0 && !t.cfg.EpsSearch.Off
-}
+func (t *SemiTrainer) searches() bool { return leavesEps(t.vat) && !t.cfg.EpsSearch.Off }
 
 // searchEps runs the search of EpsSearch on labeled and unlabeled with
 // candidates cloned from the trainer's model, records the candidates and
@@ -108,7 +110,7 @@ func (t *SemiTrainer) searchEps(ctx context.Context, labeled, unlabeled *Dataset
 	e := t.cfg.EpsSearch
 	cfg := t.cfg
 	cfg.Iterations, cfg.EvalEvery = e.Iterations, e.Iterations
-	cfg.VAT = clonePtr(t.vat)
+	cfg.VAT = t.vat // selectEps copies it per candidate
 	all, err := selectEps(ctx, t.model.clone, labeled, unlabeled, cfg, e.Grid, e.Holdout, t.cfg.Seed)
 	if err != nil {
 		return fmt.Errorf("vat: SemiTrainer.Fit: choosing ε (SemiSupervisedConfig.EpsSearch): %w", err)

@@ -132,10 +132,10 @@ func selectEps(ctx context.Context, newModel func() (*Model, error), labeled, un
 	case val.Len() < minHeldOut:
 		return nil, nil // no candidate could beat the default
 	}
-	cfg.LabeledBatch = min(max(cfg.LabeledBatch, 0), train.Len())
 	if cfg.LabeledBatch == 0 {
-		cfg.LabeledBatch = min(100, train.Len())
+		cfg.LabeledBatch = defaultLabeledBatch
 	}
+	cfg.LabeledBatch = min(cfg.LabeledBatch, train.Len()) // a negative one stays for NewSemiTrainer to refuse
 	cfg.EarlyStop, cfg.OnStep, cfg.OnEval, cfg.EpsSearch = nil, nil, nil, EpsSearch{}
 	var all []EpsChoice
 	loss := make([][]float64, len(grid)) // loss[c][i]: candidate c's cross-entropy on held-out sample i

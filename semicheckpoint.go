@@ -166,7 +166,7 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	switch {
 	case rec.EpsSearch != nil:
 		sc.EpsSearch = *rec.EpsSearch
-	case rec.VAT != nil && rec.VAT.Eps == 0 && rec.VAT.EpsScale == 0:
+	case leavesEps(rec.VAT):
 		// ε unresolved and no search recorded: written before 0.8.0,
 		// whose default was EpsScale 0.05.
 		sc.EpsSearch.Off = true

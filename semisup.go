@@ -100,6 +100,10 @@ type SemiSupervisedConfig struct {
 	OnEval func(Report)
 }
 
+// defaultLabeledBatch is SemiSupervisedConfig.LabeledBatch's default (the
+// official MNIST code's).
+const defaultLabeledBatch = 100
+
 // maxStatsSamples bounds the samples PopulationBNStats computes its
 // statistics over: 10,000 estimate a mean or variance to about 1 % of the
 // feature's spread, and keep the cost of a report bounded on large pools.
@@ -198,7 +202,7 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		cfg.Iterations = 10000
 	}
 	if cfg.LabeledBatch == 0 {
-		cfg.LabeledBatch = 100
+		cfg.LabeledBatch = defaultLabeledBatch
 	}
 	if cfg.UnlabeledBatch == 0 {
 		cfg.UnlabeledBatch = 250
@@ -257,8 +261,8 @@ func (t *SemiTrainer) Config() SemiSupervisedConfig {
 	c := t.cfg
 	c.VAT, c.EarlyStop = clonePtr(t.vat), clonePtr(t.early)
 	c.EpsSearch.Grid = slices.Clone(c.EpsSearch.Grid)
-	if !t.searches() {
-		c.EpsSearch = EpsSearch{Off: c.EpsSearch.Off && c.VAT != nil && c.VAT.Eps == 0 && c.VAT.EpsScale == 0}
+	if !t.searches() { // nothing to search (any more): only a standing Off stays
+		c.EpsSearch = EpsSearch{Off: c.EpsSearch.Off && leavesEps(t.vat)}
 	}
 	return c
 }

@@ -111,21 +111,12 @@ var sharedAPool = sync.Pool{New: func() any { return new(PackedA) }}
 
 // packAParallel is PackA with the row panels split between the workers.
 func packAParallel(p *PackedA, transA bool, m, k int, a []float32, lda int) {
+	p.reset(m, k)
 	panels := ceilDiv(m, gemmMR)
-	rows := panels * gemmMR
-	if cap(p.data) < rows*k {
-		p.data = make([]float32, rows*k)
-	}
-	p.m, p.k, p.data = m, k, p.data[:rows*k]
-	kstep := ceilDiv(k, ceilDiv(k, gemmKC)) // gemmBlock's depth panels
 	per := ceilDiv(panels, Workers())
 	ParallelFor(ceilDiv(panels, per), func(_, q int) {
 		ic := q * per * gemmMR
-		mc := min(m, ic+per*gemmMR) - ic
-		for pc := 0; pc < k; pc += kstep {
-			kc := min(kstep, k-pc)
-			packA(p.data[rows*pc+ic*kc:], transA, a, lda, ic, mc, pc, kc)
-		}
+		p.packRows(transA, a, lda, ic, min(m, ic+per*gemmMR)-ic)
 	})
 }
 
@@ -206,15 +197,27 @@ type PackedA struct {
 // into p, reusing p's memory. The products that take p compute exactly
 // what the same product with A unpacked computes.
 func PackA(p *PackedA, transA bool, m, k int, a []float32, lda int) {
-	rows := ceilDiv(m, gemmMR) * gemmMR
-	if cap(p.data) < rows*k {
-		p.data = make([]float32, rows*k)
+	p.reset(m, k)
+	p.packRows(transA, a, lda, 0, m)
+}
+
+// reset sizes p for op(A) of m×k, reusing its memory.
+func (p *PackedA) reset(m, k int) {
+	n := ceilDiv(m, gemmMR) * gemmMR * k
+	if cap(p.data) < n {
+		p.data = make([]float32, n)
 	}
-	p.m, p.k, p.data = m, k, p.data[:rows*k]
-	kstep := ceilDiv(k, ceilDiv(k, gemmKC)) // gemmBlock's depth panels
-	for pc := 0; pc < k; pc += kstep {
-		kc := min(kstep, k-pc)
-		packA(p.data[rows*pc:], transA, a, lda, 0, m, pc, kc)
+	p.m, p.k, p.data = m, k, p.data[:n]
+}
+
+// packRows packs rows [ic, ic+mc) of op(A) (ic a multiple of gemmMR) into
+// their panels of every depth panel of gemmBlock.
+func (p *PackedA) packRows(transA bool, a []float32, lda, ic, mc int) {
+	rows := ceilDiv(p.m, gemmMR) * gemmMR
+	kstep := ceilDiv(p.k, ceilDiv(p.k, gemmKC)) // gemmBlock's depth panels
+	for pc := 0; pc < p.k; pc += kstep {
+		kc := min(kstep, p.k-pc)
+		packA(p.data[rows*pc+ic*kc:], transA, a, lda, ic, mc, pc, kc)
 	}
 }
 

@@ -35,9 +35,9 @@ func ConvInputGrad(a *PackedA, gy, gx []float32, c_, h, w, kh, kw int) {
 		return
 	}
 	packB(s, pb, false, gy, n, 0, k, 0, n)
-	// Six taps at a time for the 6×16 kernel; ROWS for the AVX-512 one,
-	// whose tiles are taller. Any block of consecutive taps gives the same
-	// bits.
+	// Six taps at a time for the 6×16 kernel, col2imRows512 for the
+	// AVX-512 one, whose tiles are taller. Any block of consecutive taps
+	// gives the same bits.
 	step := gemmMR
 	if useAVX512 {
 		step = col2imRows512
@@ -54,7 +54,7 @@ func ConvInputGrad(a *PackedA, gy, gx []float32, c_, h, w, kh, kw int) {
 }
 
 // col2imRows512 is ConvInputGrad's block of taps with the AVX-512 kernel.
-var col2imRows512 = 12
+const col2imRows512 = 12
 
 // col2imRows adds rows [r0, r0+rows) of an im2col matrix, held in col (row
 // r0 first), back onto the pixels of x they were taken from, one tap after

@@ -2,6 +2,7 @@ package kernels
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -37,7 +38,7 @@ func setKernel(k kernelSet) {
 // chooseKernel returns the best of the supported sets, or the one env
 // names if it is supported; an unknown or unsupported name is reported on
 // w, once, and the best set is used.
-func chooseKernel(env string, supported []kernelSet, w interface{ Write([]byte) (int, error) }) kernelSet {
+func chooseKernel(env string, supported []kernelSet, w io.Writer) kernelSet {
 	best := supported[len(supported)-1]
 	if env == "" {
 		return best
