@@ -24,6 +24,38 @@ func AddTo(dst, src []float32) {
 	}
 }
 
+// Add sets dst[i] = a[i] + b[i] for i < len(dst); a and b must be at
+// least as long.
+func Add(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	n := 0
+	if useAVX2 {
+		n = len(dst) &^ 7
+		if n > 0 {
+			addAVX2(&dst[0], &a[0], &b[0], n)
+		}
+	}
+	for i := n; i < len(dst); i++ {
+		dst[i] = a[i] + b[i]
+	}
+}
+
+// Mul sets dst[i] = a[i] * b[i] for i < len(dst); a and b must be at
+// least as long.
+func Mul(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	n := 0
+	if useAVX2 {
+		n = len(dst) &^ 7
+		if n > 0 {
+			mulAVX2(&dst[0], &a[0], &b[0], n)
+		}
+	}
+	for i := n; i < len(dst); i++ {
+		dst[i] = a[i] * b[i]
+	}
+}
+
 // ReLU sets x[i] = max(0, x[i]) in place, branch-free on the bits: every
 // value with its sign bit set (negatives, −0, negative NaNs) becomes +0.
 func ReLU(x []float32) {

@@ -9,6 +9,12 @@ var useAVX2 = cpu.X86.HasAVX2
 func addToAVX2(dst, src *float32, n int)
 
 //go:noescape
+func addAVX2(dst, a, b *float32, n int)
+
+//go:noescape
+func mulAVX2(dst, a, b *float32, n int)
+
+//go:noescape
 func reluAVX2(x *float32, n int)
 
 //go:noescape

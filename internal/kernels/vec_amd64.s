@@ -26,6 +26,50 @@ addDone:
 	VZEROUPPER
 	RET
 
+// func addAVX2(dst, a, b *float32, n int)
+// dst[i] = a[i] + b[i] for i < n.
+TEXT ·addAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   add3Done
+add3Loop:
+	VMOVUPS (SI), Y0
+	VADDPS  (DX), Y0, Y0 // a first, as in addToAVX2
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     add3Loop
+add3Done:
+	VZEROUPPER
+	RET
+
+// func mulAVX2(dst, a, b *float32, n int)
+// dst[i] = a[i] * b[i] for i < n.
+TEXT ·mulAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), CX
+	SHRQ $3, CX
+	JZ   mulDone
+mulLoop:
+	VMOVUPS (SI), Y0
+	VMULPS  (DX), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ    $32, SI
+	ADDQ    $32, DX
+	ADDQ    $32, DI
+	DECQ    CX
+	JNZ     mulLoop
+mulDone:
+	VZEROUPPER
+	RET
+
 // func reluAVX2(x *float32, n int)
 // x[i] = +0 where the sign bit of x[i] is set (negatives, -0, negative NaNs):
 // x &^ (x >> 31) on the bits, as reluInPlace in Go.

@@ -5,6 +5,8 @@ package kernels
 var useAVX2 = false
 
 func addToAVX2(dst, src *float32, n int)                                      {}
+func addAVX2(dst, a, b *float32, n int)                                       {}
+func mulAVX2(dst, a, b *float32, n int)                                       {}
 func reluAVX2(x *float32, n int)                                              {}
 func reluMaskAVX2(out, y, grad *float32, n int)                               {}
 func gather16AVX2(dst, x *float32, off *int, n, c0 int)                       {}

@@ -75,6 +75,29 @@ func TestVecLoops(t *testing.T) {
 				t.Fatalf("AddTo n=%d: element %d = %v, want %v", n, i, got[i], want[i])
 			}
 
+			for _, op := range []struct {
+				name string
+				f    func(dst, a, b []float32)
+				def  func(a, b float32) float32
+			}{
+				{"Add", Add, func(a, b float32) float32 { return a + b }},
+				{"Mul", Mul, func(a, b float32) float32 { return a * b }},
+			} {
+				for i := range want {
+					want[i] = -1
+					if i < n {
+						want[i] = op.def(x[i], y[i])
+					}
+				}
+				for i := range got {
+					got[i] = -1
+				}
+				op.f(got[:n], x, y)
+				if i := sameBits(got, want); i >= 0 {
+					t.Fatalf("%s n=%d: element %d = %v (%v, %v), want %v", op.name, n, i, got[i], x[i], y[i], want[i])
+				}
+			}
+
 			for i := range want {
 				want[i] = x[i]
 				if i < n && (math.Signbit(float64(x[i]))) {

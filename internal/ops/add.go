@@ -8,6 +8,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/kernels"
 )
 
 // addOp is the elementwise sum of two tensors of one shape. Its gradient
@@ -56,9 +57,7 @@ func (op *addOp) Do(inputs ...G.Value) (G.Value, error) {
 	if g := backend.Active(); g != nil {
 		return gpuOut(out, g.Add(y, a, b))
 	}
-	for i, v := range a {
-		y[i] = v + b[i]
-	}
+	kernels.ParallelChunks(len(y), func(lo, hi int) { kernels.Add(y[lo:hi], a[lo:hi], b[lo:hi]) })
 	return out, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/kernels"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -87,9 +88,8 @@ func (op *dropoutOp) Do(inputs ...G.Value) (G.Value, error) {
 		return gpuOut(out, a.Mul(op.name, y, x, op.mask))
 	}
 	op.rng.Bernoulli(op.mask, 1-op.p, scale)
-	for i, v := range x {
-		y[i] = v * op.mask[i]
-	}
+	mask := op.mask
+	kernels.ParallelChunks(len(y), func(lo, hi int) { kernels.Mul(y[lo:hi], x[lo:hi], mask[lo:hi]) })
 	return out, nil
 }
 
@@ -140,8 +140,7 @@ func (op *dropoutGradOp) Do(inputs ...G.Value) (G.Value, error) {
 	if a := backend.Active(); a != nil {
 		return gpuOut(out, a.Mul(op.name, gx, g, op.fwd.mask))
 	}
-	for i, v := range g {
-		gx[i] = v * op.fwd.mask[i]
-	}
+	mask := op.fwd.mask
+	kernels.ParallelChunks(len(gx), func(lo, hi int) { kernels.Mul(gx[lo:hi], g[lo:hi], mask[lo:hi]) })
 	return out, nil
 }

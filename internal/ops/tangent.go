@@ -31,7 +31,8 @@ import (
 // map. They run on the CPU (in a cuda build, on the host copies).
 
 // NewMask returns the op t·[ref > 0] elementwise: a ReLU's tangent, ref
-// being the ReLU's output at the clean pass. Its gradient with respect to t
+// being the ReLU's output at the clean pass (a positive NaN in ref counts
+// as positive, as in the ReLU's gradient). Its gradient with respect to t
 // is the same masking of the incoming gradient.
 func NewMask() G.Op { return &maskOp{opBase: newOpBase("Mask")} }
 
@@ -71,13 +72,7 @@ func (op *maskOp) Do(inputs ...G.Value) (G.Value, error) {
 	}
 	out := op.out.get(ts...)
 	y := out.Data().([]float32)
-	for i, v := range t {
-		if ref[i] > 0 {
-			y[i] = v
-		} else {
-			y[i] = 0
-		}
-	}
+	kernels.ParallelChunks(len(y), func(lo, hi int) { kernels.ReLUMask(y[lo:hi], ref[lo:hi], t[lo:hi]) })
 	return out, nil
 }
 
