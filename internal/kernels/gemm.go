@@ -283,6 +283,11 @@ func packA(dst []float32, transA bool, a []float32, lda, ic, mc, pc, kc int) {
 		rows := min(gemmMR, mc-r*gemmMR)
 		i0 := ic + r*gemmMR
 		if transA { // op(A)[i][p] = A[p][i]: read each row of A contiguously
+			if useAVX2 && rows == gemmMR {
+				_ = a[(pc+kc-1)*lda+i0+gemmMR-1]
+				packAT6SSE(&panel[0], &a[pc*lda+i0], lda, kc)
+				continue
+			}
 			for p := 0; p < kc; p++ {
 				dst := panel[p*gemmMR : (p+1)*gemmMR]
 				copy(dst[:rows], a[(pc+p)*lda+i0:(pc+p)*lda+i0+rows])

@@ -39,6 +39,9 @@ func maxPool2GradAVX2(gx0, gx1, r0, r1, y, grad *float32, n int)
 func packA6AVX2(dst, a *float32, lda, n int)
 
 //go:noescape
+func packAT6SSE(dst, a *float32, lda, n int)
+
+//go:noescape
 func fillAVX2(dst *float32, v float32, n int)
 
 //go:noescape

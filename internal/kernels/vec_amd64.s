@@ -368,6 +368,29 @@ packDone:
 	VZEROUPPER
 	RET
 
+// func packAT6SSE(dst, a *float32, lda, n int)
+// dst[6p : 6p+6] = a[p*lda : p*lda+6] for p < n: packA's transposed case,
+// six consecutive floats of each row of A into one column of a panel.
+TEXT ·packAT6SSE(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ lda+16(FP), BX
+	SHLQ $2, BX
+	MOVQ n+24(FP), CX
+	TESTQ CX, CX
+	JZ   packTDone
+packTLoop:
+	MOVUPS (SI), X0
+	MOVQ   16(SI), X1
+	MOVUPS X0, (DI)
+	MOVQ   X1, 16(DI)
+	ADDQ   BX, SI
+	ADDQ   $24, DI
+	DECQ   CX
+	JNZ    packTLoop
+packTDone:
+	RET
+
 // func fillAVX2(dst *float32, v float32, n int)
 // dst[i] = v for i < n.
 TEXT ·fillAVX2(SB), NOSPLIT, $0-24

@@ -20,6 +20,8 @@ func maxPool2GradAVX2(gx0, gx1, r0, r1, y, grad *float32, n int) {}
 
 func packA6AVX2(dst, a *float32, lda, n int) {}
 
+func packAT6SSE(dst, a *float32, lda, n int) {}
+
 func fillAVX2(dst *float32, v float32, n int) {}
 
 func gatherT16x8AVX2(dst, x *float32, base *int, n int, col *int) {}
