@@ -1,6 +1,9 @@
 package kernels
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // This file is the package's matrix product: C = op(A)·op(B) + β·C on
 // row-major float32 matrices, in the style of GotoBLAS/BLIS (Goto & van de
@@ -31,8 +34,9 @@ type gemmScratch struct {
 	off   []int                     // packB's row table
 	runs  [][2]int                  // runs of consecutive columns in an im2colB panel
 
-	aWhole []float32 // all of A's rows for one depth panel (gemmWholeA)
-	col    []float32 // ConvInputGrad's block of the im2col gradient
+	aWhole     []float32 // all of A's rows for one depth panel (gemmWholeA)
+	firstBlock int       // the row block of gemmMC rows gemmBlock starts its sweep at
+	col        []float32 // ConvInputGrad's block of the im2col gradient
 }
 
 // bSource packs op(B)[pc:pc+kc, jc:jc+nc] into dst in panels of gemmNR
@@ -87,21 +91,30 @@ func SgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 	per := (strips + nw - 1) / nw
 	parts := (strips + per - 1) / per
 	// A taller than gemmWholeA would be packed again by every worker, once
-	// per column block: pack it once, all workers sharing the work, and let
-	// them read it (the same bits: TestSgemmPacked).
+	// per column block. Instead the workers share one packing, made as they
+	// go: each starts its sweep over A's row blocks at a different block,
+	// packs the blocks no one has packed yet and reads those another worker
+	// packed (lazyA), so the packing is split between them and overlaps the
+	// products instead of running as a pass before them. The bits are those
+	// of Sgemm: every C element sums the same products in the same order
+	// (TestSgemmParallelSharedA).
 	var pre *PackedA
 	if m > gemmWholeA && parts > 1 {
 		pre = sharedAPool.Get().(*PackedA)
-		packAParallel(pre, transA, m, k, a, lda)
-		defer sharedAPool.Put(pre)
+		pre.resetLazy(transA, m, k, a, lda)
+		defer func() {
+			pre.lazy = lazyA{}
+			sharedAPool.Put(pre)
+		}()
 	}
 	ParallelFor(parts, func(_, p int) {
 		s := gemmPool.Get().(*gemmScratch)
 		j0 := p * per * gemmNR
 		j1 := min(n, j0+per*gemmNR)
 		s.dense = denseB{b: b, ldb: ldb, trans: transB}
+		s.firstBlock = p * ceilDiv(m, gemmMC) / parts
 		gemmBlock(s, pre, transA, m, j0, j1, k, a, lda, &s.dense, beta, nil, c, ldc)
-		s.dense = denseB{}
+		s.dense, s.firstBlock = denseB{}, 0
 		gemmPool.Put(s)
 	})
 }
@@ -109,15 +122,51 @@ func SgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 // sharedAPool recycles SgemmParallel's shared packings of A.
 var sharedAPool = sync.Pool{New: func() any { return new(PackedA) }}
 
-// packAParallel is PackA with the row panels split between the workers.
-func packAParallel(p *PackedA, transA bool, m, k int, a []float32, lda int) {
+// lazyA is a PackedA packed on first use: op(A) (A with stride lda,
+// transposed if trans) and one state per depth panel and row block of
+// gemmMC rows, 0 while unpacked, 1 while a worker packs it, 2 once packed.
+type lazyA struct {
+	a      []float32
+	lda    int
+	trans  bool
+	blocks int // row blocks per depth panel
+	state  []atomic.Uint32
+}
+
+// resetLazy sizes p for op(A) of m×k to be packed on first use by
+// gemmBlock (ensure), reusing p's memory.
+func (p *PackedA) resetLazy(transA bool, m, k int, a []float32, lda int) {
 	p.reset(m, k)
-	panels := ceilDiv(m, gemmMR)
-	per := ceilDiv(panels, Workers())
-	ParallelFor(ceilDiv(panels, per), func(_, q int) {
-		ic := q * per * gemmMR
-		p.packRows(transA, a, lda, ic, min(m, ic+per*gemmMR)-ic)
-	})
+	blocks := ceilDiv(m, gemmMC)
+	n := blocks * ceilDiv(k, gemmKC) // gemmBlock's depth panels: ceilDiv(k, gemmKC) of them
+	if cap(p.lazy.state) < n {
+		p.lazy.state = make([]atomic.Uint32, n)
+	}
+	state := p.lazy.state[:n]
+	for i := range state {
+		state[i].Store(0)
+	}
+	p.lazy = lazyA{a: a, lda: lda, trans: transA, blocks: blocks, state: state}
+}
+
+// ensure makes sure that rows [ic, ic+mc) of depth panel q (columns
+// [pc, pc+kc) of op(A)) are packed, packing them if no worker has begun
+// to, or waiting for the worker that has. A worker never waits while it
+// holds a block in state 1, so the wait always ends.
+func (p *PackedA) ensure(q, ic, mc, pc, kc int) {
+	st := &p.lazy.state[q*p.lazy.blocks+ic/gemmMC]
+	if st.Load() == 2 {
+		return
+	}
+	if st.CompareAndSwap(0, 1) {
+		rows := ceilDiv(p.m, gemmMR) * gemmMR
+		packA(p.data[rows*pc+ic*kc:], p.lazy.trans, p.lazy.a, p.lazy.lda, ic, mc, pc, kc)
+		st.Store(2)
+		return
+	}
+	for st.Load() != 2 {
+		spinPause()
+	}
 }
 
 // gemmBlock computes columns [j0, j1) of C = op(A)·B + beta·C, with B
@@ -151,6 +200,7 @@ func gemmBlock(s *gemmScratch, pre *PackedA, transA bool, m, j0, j1, k int, a []
 	if whole && cap(s.aWhole) < ceilDiv(m, gemmMR)*gemmMR*kstep {
 		s.aWhole = make([]float32, ceilDiv(m, gemmMR)*gemmMR*kstep)
 	}
+	blocks := ceilDiv(m, gemmMC)
 	for pc := 0; pc < k; pc += kstep {
 		kc := min(kstep, k-pc)
 		var aPanel []float32 // op(A)[:, pc:pc+kc], packed
@@ -164,10 +214,14 @@ func gemmBlock(s *gemmScratch, pre *PackedA, transA bool, m, j0, j1, k int, a []
 		for jc := j0; jc < j1; jc += nstep {
 			nc := min(nstep, j1-jc)
 			src.packB(s, pb, pc, kc, jc, nc)
-			for ic := 0; ic < m; ic += gemmMC {
+			for t := range blocks {
+				ic := (s.firstBlock + t) % blocks * gemmMC
 				mc := min(gemmMC, m-ic)
 				ap := pa
 				if aPanel != nil {
+					if pre != nil && pre.lazy.state != nil {
+						pre.ensure(pc/kstep, ic, mc, pc, kc)
+					}
 					ap = aPanel[(ic/gemmMR)*kc*gemmMR:]
 				} else {
 					packA(pa, transA, a, lda, ic, mc, pc, kc)
@@ -191,6 +245,7 @@ func gemmBlock(s *gemmScratch, pre *PackedA, transA bool, m, j0, j1, k int, a []
 type PackedA struct {
 	m, k int
 	data []float32
+	lazy lazyA // set while SgemmParallel's workers pack it as they go
 }
 
 // PackA packs op(A), m×k (A is m×k with stride lda, or k×m if transA),
