@@ -230,6 +230,23 @@ func MaxPool2Rows(out, r0, r1 []float32) {
 	}
 }
 
+// MaxPool2Plane is MaxPool2Rows over a plane: output row i (ow floats at
+// y[i*ow:]) pools rows 2i and 2i+1 of x, whose rows are w floats apart,
+// for i < oh (2·ow <= w).
+func MaxPool2Plane(y, x []float32, w, oh, ow int) {
+	if oh == 0 || ow == 0 {
+		return
+	}
+	_, _ = y[oh*ow-1], x[(2*oh-1)*w+2*ow-1]
+	if useAVX2 && ow >= 8 {
+		maxPool2PlaneAVX2(&y[0], &x[0], w, ow, oh)
+		return
+	}
+	for i := 0; i < oh; i++ {
+		MaxPool2Rows(y[i*ow:(i+1)*ow], x[2*i*w:], x[(2*i+1)*w:])
+	}
+}
+
 // MaxPool2GradRows is MaxPool2Rows' backward pass for one output row: for
 // j < len(y), it sets gx0[2j], gx0[2j+1], gx1[2j], gx1[2j+1] to g[j] at the
 // first of r0[2j], r0[2j+1], r1[2j], r1[2j+1] that equals the pooled y[j]
@@ -298,6 +315,27 @@ func gatherT16(dst, x []float32, off []int, idx *[16]int) {
 		}
 		gatherIdx16(dst[p*16:(p+1)*16], x, off[p:p+1], idx)
 		p++
+	}
+}
+
+// MaxPool2GradPlane is MaxPool2GradRows over a plane: the gradients g of
+// output row i (with the pooled y, ow floats at i*ow) into rows 2i and
+// 2i+1 of gx, chosen by the same rows of x (rows w floats apart), for
+// i < oh (2·ow <= w). Elements of gx outside the pooled windows are left
+// as they are.
+func MaxPool2GradPlane(gx, x, y, g []float32, w, oh, ow int) {
+	if oh == 0 || ow == 0 {
+		return
+	}
+	last := (2*oh-1)*w + 2*ow - 1
+	_, _, _, _ = gx[last], x[last], y[oh*ow-1], g[oh*ow-1]
+	if useAVX2 && ow >= 8 {
+		maxPool2GradPlaneAVX2(&gx[0], &x[0], &y[0], &g[0], w, ow, oh)
+		return
+	}
+	for i := 0; i < oh; i++ {
+		r0, r1 := 2*i*w, (2*i+1)*w
+		MaxPool2GradRows(gx[r0:], gx[r1:], x[r0:], x[r1:], y[i*ow:(i+1)*ow], g[i*ow:])
 	}
 }
 

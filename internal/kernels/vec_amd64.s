@@ -306,6 +306,174 @@ pgDone:
 	VZEROUPPER
 	RET
 
+// POOLBLOCK is one block of maxPool2AVX2's loop: eight outputs at DI from
+// sixteen inputs of the rows at SI and DX.
+#define POOLBLOCK \
+	VMOVUPS (SI), Y0 \
+	VMOVUPS 32(SI), Y1 \
+	VMOVUPS (DX), Y2 \
+	VMOVUPS 32(DX), Y3 \
+	VSHUFPS $0x88, Y1, Y0, Y4 \
+	VSHUFPS $0xDD, Y1, Y0, Y5 \
+	VSHUFPS $0x88, Y3, Y2, Y6 \
+	VSHUFPS $0xDD, Y3, Y2, Y7 \
+	VMAXPS  Y4, Y5, Y8 \
+	VMAXPS  Y8, Y6, Y8 \
+	VMAXPS  Y8, Y7, Y8 \
+	VPERMPD $0xD8, Y8, Y8 \
+	VMOVUPS Y8, (DI)
+
+// func maxPool2PlaneAVX2(y, x *float32, w, ow, rows int)
+// maxPool2AVX2 over a whole plane: output row i (ow >= 8 floats at
+// y + i*ow) pools input rows 2i and 2i+1 (w floats apart, from x). Rows
+// whose width is not a multiple of 8 end with the last eight outputs
+// again, overlapping (the same inputs give the same values), as
+// MaxPool2Rows does.
+TEXT ·maxPool2PlaneAVX2(SB), NOSPLIT, $0-40
+	MOVQ y+0(FP), R8
+	MOVQ x+8(FP), R9
+	MOVQ w+16(FP), R10
+	SHLQ $2, R10 // input row stride in bytes
+	MOVQ ow+24(FP), R11
+	MOVQ rows+32(FP), R12
+	TESTQ R12, R12
+	JZ   ppDone
+	MOVQ R11, R13
+	SHRQ $3, R13 // whole blocks per row
+	MOVQ R11, R14
+	SHLQ $2, R14 // output row stride in bytes
+	LEAQ -32(R14), R15 // offset of the overlapping last block's outputs
+ppRow:
+	MOVQ R8, DI
+	MOVQ R9, SI
+	LEAQ (R9)(R10*1), DX
+	MOVQ R13, CX
+ppBlock:
+	POOLBLOCK
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $32, DI
+	DECQ CX
+	JNZ  ppBlock
+	TESTQ $7, R11
+	JZ   ppNext
+	LEAQ (R8)(R15*1), DI
+	LEAQ (R9)(R15*2), SI
+	LEAQ (SI)(R10*1), DX
+	POOLBLOCK
+ppNext:
+	ADDQ R14, R8
+	LEAQ (R9)(R10*2), R9
+	DECQ R12
+	JNZ  ppRow
+ppDone:
+	VZEROUPPER
+	RET
+
+// POOLGRADBLOCK is one block of maxPool2GradAVX2's loop: the gradients of
+// eight outputs (y at R9, grad at R10) into sixteen inputs of the rows at
+// DI and R8, from the inputs at SI and DX.
+#define POOLGRADBLOCK \
+	VMOVUPS (SI), Y0 \
+	VMOVUPS 32(SI), Y1 \
+	VMOVUPS (DX), Y2 \
+	VMOVUPS 32(DX), Y3 \
+	VSHUFPS $0x88, Y1, Y0, Y4 \
+	VSHUFPS $0xDD, Y1, Y0, Y5 \
+	VSHUFPS $0x88, Y3, Y2, Y6 \
+	VSHUFPS $0xDD, Y3, Y2, Y7 \
+	VMOVUPS (R9), Y8 \
+	VPERMPD $0xD8, Y8, Y8 \
+	VMOVUPS (R10), Y9 \
+	VPERMPD $0xD8, Y9, Y9 \
+	VCMPPS  $0, Y8, Y4, Y10 \
+	VCMPPS  $0, Y8, Y5, Y11 \
+	VANDNPS Y11, Y10, Y11 \
+	VORPS   Y10, Y11, Y12 \
+	VCMPPS  $0, Y8, Y6, Y13 \
+	VANDNPS Y13, Y12, Y13 \
+	VORPS   Y12, Y13, Y12 \
+	VANDNPS Y9, Y12, Y14 \
+	VANDPS  Y9, Y10, Y10 \
+	VANDPS  Y9, Y11, Y11 \
+	VANDPS  Y9, Y13, Y13 \
+	VUNPCKLPS Y11, Y10, Y0 \
+	VUNPCKHPS Y11, Y10, Y1 \
+	VUNPCKLPS Y14, Y13, Y2 \
+	VUNPCKHPS Y14, Y13, Y3 \
+	VMOVUPS Y0, (DI) \
+	VMOVUPS Y1, 32(DI) \
+	VMOVUPS Y2, (R8) \
+	VMOVUPS Y3, 32(R8)
+
+// func maxPool2GradPlaneAVX2(gx, x, y, grad *float32, w, ow, rows int)
+// maxPool2GradAVX2 over a whole plane: the gradients of output row i
+// (ow >= 8 floats of y and grad at i*ow) into input rows 2i and 2i+1 of gx
+// (w floats apart), choosing by the same rows of x; the overlapping last
+// block as in maxPool2PlaneAVX2.
+TEXT ·maxPool2GradPlaneAVX2(SB), NOSPLIT, $0-56
+	MOVQ w+32(FP), R11
+	SHLQ $2, R11 // input row stride in bytes
+	MOVQ ow+40(FP), R12
+	MOVQ rows+48(FP), R13
+	TESTQ R13, R13
+	JZ   pgpDone
+	MOVQ R12, R14
+	SHLQ $2, R14 // output row stride in bytes
+pgpRow:
+	MOVQ gx+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), R9
+	MOVQ grad+24(FP), R10
+	LEAQ (DI)(R11*1), R8
+	LEAQ (SI)(R11*1), DX
+	MOVQ R12, CX
+	SHRQ $3, CX
+pgpBlock:
+	POOLGRADBLOCK
+	ADDQ $64, SI
+	ADDQ $64, DX
+	ADDQ $64, DI
+	ADDQ $64, R8
+	ADDQ $32, R9
+	ADDQ $32, R10
+	DECQ CX
+	JNZ  pgpBlock
+	TESTQ $7, R12
+	JZ   pgpNext
+	LEAQ -32(R14), R15 // the last eight outputs again
+	MOVQ gx+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), R9
+	MOVQ grad+24(FP), R10
+	ADDQ R15, R9
+	ADDQ R15, R10
+	LEAQ (DI)(R15*2), DI
+	LEAQ (SI)(R15*2), SI
+	LEAQ (DI)(R11*1), R8
+	LEAQ (SI)(R11*1), DX
+	POOLGRADBLOCK
+pgpNext:
+	// Advance the row pointers in the argument slots: two input rows,
+	// one output row.
+	MOVQ gx+0(FP), AX
+	LEAQ (AX)(R11*2), AX
+	MOVQ AX, gx+0(FP)
+	MOVQ x+8(FP), AX
+	LEAQ (AX)(R11*2), AX
+	MOVQ AX, x+8(FP)
+	MOVQ y+16(FP), AX
+	ADDQ R14, AX
+	MOVQ AX, y+16(FP)
+	MOVQ grad+24(FP), AX
+	ADDQ R14, AX
+	MOVQ AX, grad+24(FP)
+	DECQ R13
+	JNZ  pgpRow
+pgpDone:
+	VZEROUPPER
+	RET
+
 // func packA6AVX2(dst, a *float32, lda, n int)
 // dst[p*6+i] = a[i*lda+p] for i < 6 and p < 8n: six rows of A interleaved
 // into a micro-kernel panel, eight columns per block by an 8×8 transpose

@@ -18,6 +18,10 @@ func maxPool2AVX2(out, r0, r1 *float32, n int) {}
 
 func maxPool2GradAVX2(gx0, gx1, r0, r1, y, grad *float32, n int) {}
 
+func maxPool2PlaneAVX2(y, x *float32, w, ow, rows int) {}
+
+func maxPool2GradPlaneAVX2(gx, x, y, grad *float32, w, ow, rows int) {}
+
 func packA6AVX2(dst, a *float32, lda, n int) {}
 
 func packAT6SSE(dst, a *float32, lda, n int) {}

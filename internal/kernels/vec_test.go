@@ -322,3 +322,51 @@ func TestAddRows(t *testing.T) {
 		}
 	})
 }
+
+// The whole-plane pool and its gradient against the row functions above
+// (tested against the definitions), bit for bit: output widths around the
+// eight-float blocks, input rows with an odd column left over, elements
+// outside the windows untouched by the gradient.
+func TestMaxPool2Plane(t *testing.T) {
+	vecPaths(t, func(t *testing.T) {
+		r := rand.New(rand.NewPCG(rand.Uint64(), 6))
+		for _, oh := range []int{1, 2, 5, 12} {
+			for _, ow := range []int{1, 7, 8, 9, 12, 16, 17, 24} {
+				for _, w := range []int{2 * ow, 2*ow + 1, 2*ow + 3} {
+					h := 2*oh + 1
+					x, g := make([]float32, h*w), make([]float32, oh*ow)
+					specialFloats(r, x)
+					specialFloats(r, g)
+					for i := w; i < len(x); i++ { // ties between the rows
+						if r.IntN(8) == 0 {
+							x[i] = x[i-w]
+						}
+					}
+					y, want := make([]float32, oh*ow+1), make([]float32, oh*ow+1)
+					y[oh*ow], want[oh*ow] = -3, -3
+					MaxPool2Plane(y, x, w, oh, ow)
+					for i := 0; i < oh; i++ {
+						MaxPool2Rows(want[i*ow:(i+1)*ow], x[2*i*w:], x[(2*i+1)*w:])
+					}
+					if i := sameBits(y, want); i >= 0 {
+						t.Fatalf("MaxPool2Plane %dx%d w=%d: y[%d] = %v, want %v", oh, ow, w, i, y[i], want[i])
+					}
+					if ow > 1 && r.IntN(2) == 0 {
+						y[r.IntN(oh*ow)] = 1234 // a pooled value no candidate equals
+					}
+					gx, gwant := make([]float32, h*w), make([]float32, h*w)
+					Fill(gx, -7)
+					Fill(gwant, -7)
+					MaxPool2GradPlane(gx, x, y, g, w, oh, ow)
+					for i := 0; i < oh; i++ {
+						r0, r1 := 2*i*w, (2*i+1)*w
+						MaxPool2GradRows(gwant[r0:], gwant[r1:], x[r0:], x[r1:], y[i*ow:(i+1)*ow], g[i*ow:])
+					}
+					if i := sameBits(gx, gwant); i >= 0 {
+						t.Fatalf("MaxPool2GradPlane %dx%d w=%d: gx[%d] = %v, want %v", oh, ow, w, i, gx[i], gwant[i])
+					}
+				}
+			}
+		}
+	})
+}

@@ -83,7 +83,7 @@ func (op *conv2dPoolOp) Do(inputs ...G.Value) (G.Value, error) {
 		}
 		yi := y[i*f*oh*ow : (i+1)*f*oh*ow]
 		for ff := 0; ff < f; ff++ {
-			pool2Plane(yi[ff*oh*ow:], ci[ff*p:], cw, oh, ow)
+			kernels.MaxPool2Plane(yi[ff*oh*ow:], ci[ff*p:], cw, oh, ow)
 		}
 	})
 	return out, nil

@@ -59,16 +59,8 @@ func (op *maxPoolOp) Do(inputs ...G.Value) (G.Value, error) {
 		return gpuOut(out, a.MaxPool(y, x, xs))
 	}
 	h, w, oh, ow := xs[2], xs[3], ys[2], ys[3]
-	kernels.ParallelFor(xs[0]*xs[1], func(_, p int) { pool2Plane(y[p*oh*ow:], x[p*h*w:], w, oh, ow) })
+	kernels.ParallelFor(xs[0]*xs[1], func(_, p int) { kernels.MaxPool2Plane(y[p*oh*ow:], x[p*h*w:], w, oh, ow) })
 	return out, nil
-}
-
-// pool2Plane max-pools one channel x (rows of width w) into its oh×ow
-// output y, 2×2 windows with stride 2.
-func pool2Plane(y, x []float32, w, oh, ow int) {
-	for i := 0; i < oh; i++ {
-		kernels.MaxPool2Rows(y[i*ow:(i+1)*ow], x[2*i*w:], x[(2*i+1)*w:])
-	}
 }
 
 func (op *maxPoolOp) DiffWRT(int) []bool { return []bool{true} }
@@ -136,11 +128,7 @@ func (op *maxPoolGradOp) Do(inputs ...G.Value) (G.Value, error) {
 		if h%2 != 0 || w%2 != 0 {
 			kernels.Zero(gp) // the last row or column pools into nothing
 		}
-		yp, gyp := y[p*oh*ow:], gy[p*oh*ow:]
-		for i := 0; i < oh; i++ {
-			r0, r1 := 2*i*w, (2*i+1)*w
-			kernels.MaxPool2GradRows(gp[r0:], gp[r1:], xp[r0:], xp[r1:], yp[i*ow:(i+1)*ow], gyp[i*ow:])
-		}
+		kernels.MaxPool2GradPlane(gp, xp, y[p*oh*ow:], gy[p*oh*ow:], w, oh, ow)
 	})
 	return out, nil
 }
