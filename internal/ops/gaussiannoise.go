@@ -8,6 +8,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/org/vat/internal/backend"
+	"github.com/org/vat/internal/kernels"
 	"github.com/org/vat/internal/rng"
 )
 
@@ -78,9 +79,12 @@ func (op *gaussianNoiseOp) Do(inputs ...G.Value) (G.Value, error) {
 		return gpuOut(out, a.Axpby(y, 1, x, op.sigma, op.noise))
 	}
 	op.rng.Normals(op.noise)
-	for i, v := range x {
-		y[i] = v + op.sigma*op.noise[i]
-	}
+	noise, sigma := op.noise, op.sigma
+	kernels.ParallelChunks(len(y), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			y[i] = x[i] + sigma*noise[i]
+		}
+	})
 	return out, nil
 }
 
