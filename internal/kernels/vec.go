@@ -204,18 +204,7 @@ func MaxPool2Rows(out, r0, r1 []float32) {
 		return
 	}
 	r0, r1 = r0[:2*n], r1[:2*n]
-	j := 0
-	if useAVX2 && n >= 8 {
-		blocks := n / 8
-		maxPool2AVX2(&out[0], &r0[0], &r1[0], blocks)
-		if blocks*8 < n {
-			// The last eight outputs again, overlapping the blocks: the
-			// same inputs give the same values.
-			maxPool2AVX2(&out[n-8], &r0[2*n-16], &r1[2*n-16], 1)
-		}
-		j = n
-	}
-	for ; j < n; j++ {
+	for j := 0; j < n; j++ {
 		m := r0[2*j]
 		if v := r0[2*j+1]; v > m {
 			m = v
@@ -257,17 +246,7 @@ func MaxPool2GradRows(gx0, gx1, r0, r1, y, g []float32) {
 		return
 	}
 	gx0, gx1, r0, r1, g = gx0[:2*n], gx1[:2*n], r0[:2*n], r1[:2*n], g[:n]
-	j := 0
-	if useAVX2 && n >= 8 {
-		blocks := n / 8
-		maxPool2GradAVX2(&gx0[0], &gx1[0], &r0[0], &r1[0], &y[0], &g[0], blocks)
-		if blocks*8 < n { // the last eight again, as in MaxPool2Rows
-			o := 2*n - 16
-			maxPool2GradAVX2(&gx0[o], &gx1[o], &r0[o], &r1[o], &y[n-8], &g[n-8], 1)
-		}
-		j = n
-	}
-	for ; j < n; j++ {
+	for j := 0; j < n; j++ {
 		m, v := y[j], g[j]
 		gx0[2*j], gx0[2*j+1], gx1[2*j], gx1[2*j+1] = 0, 0, 0, 0
 		switch {

@@ -30,12 +30,6 @@ func gather16SplitAVX2(dst, x *float32, off *int, n, c0, c1 int, mask *int32)
 func gatherIdx16AVX2(dst, x *float32, off *int, n int, idx *int32)
 
 //go:noescape
-func maxPool2AVX2(out, r0, r1 *float32, n int)
-
-//go:noescape
-func maxPool2GradAVX2(gx0, gx1, r0, r1, y, grad *float32, n int)
-
-//go:noescape
 func maxPool2PlaneAVX2(y, x *float32, w, ow, rows int)
 
 //go:noescape

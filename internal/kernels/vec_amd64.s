@@ -209,106 +209,10 @@ idxDone:
 	VZEROUPPER
 	RET
 
-// func maxPool2AVX2(out, r0, r1 *float32, n int)
-// out[j] for j < 8n: the maximum of r0[2j], r0[2j+1], r1[2j], r1[2j+1],
-// taken in that order as "m = v if v > m" (VMAXPS returns its first source
-// when it is greater, else its second, so NaNs and signed zeros resolve as
-// in the Go loop). Sixteen inputs of each row per block: VSHUFPS splits
-// even and odd columns (in the order 0 2 8 10 4 6 12 14 within the block),
-// and VPERMPD restores the order after the maxima.
-TEXT ·maxPool2AVX2(SB), NOSPLIT, $0-32
-	MOVQ out+0(FP), DI
-	MOVQ r0+8(FP), SI
-	MOVQ r1+16(FP), DX
-	MOVQ n+24(FP), CX
-	TESTQ CX, CX
-	JZ   poolDone
-poolLoop:
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y1
-	VMOVUPS (DX), Y2
-	VMOVUPS 32(DX), Y3
-	VSHUFPS $0x88, Y1, Y0, Y4 // row 0, even columns
-	VSHUFPS $0xDD, Y1, Y0, Y5 // row 0, odd columns
-	VSHUFPS $0x88, Y3, Y2, Y6 // row 1, even
-	VSHUFPS $0xDD, Y3, Y2, Y7 // row 1, odd
-	VMAXPS  Y4, Y5, Y8        // odd0 > even0 ? odd0 : even0
-	VMAXPS  Y8, Y6, Y8        // even1 > m ? even1 : m
-	VMAXPS  Y8, Y7, Y8        // odd1 > m ? odd1 : m
-	VPERMPD $0xD8, Y8, Y8
-	VMOVUPS Y8, (DI)
-	ADDQ    $64, SI
-	ADDQ    $64, DX
-	ADDQ    $32, DI
-	DECQ    CX
-	JNZ     poolLoop
-poolDone:
-	VZEROUPPER
-	RET
-
-// func maxPool2GradAVX2(gx0, gx1, r0, r1, y, grad *float32, n int)
-// The max pool's gradient for 8n outputs: output j's gradient grad[j] goes to
-// the first of r0[2j], r0[2j+1], r1[2j], r1[2j+1] equal to y[j] (the last
-// if none is, as for a NaN), and the three others get +0. Masks are built
-// in the shuffled column order of maxPool2AVX2 (y and g permuted to match
-// by VPERMPD), and VUNPCKLPS/VUNPCKHPS interleave them back.
-TEXT ·maxPool2GradAVX2(SB), NOSPLIT, $0-56
-	MOVQ gx0+0(FP), DI
-	MOVQ gx1+8(FP), R8
-	MOVQ r0+16(FP), SI
-	MOVQ r1+24(FP), DX
-	MOVQ y+32(FP), R9
-	MOVQ grad+40(FP), R10
-	MOVQ n+48(FP), CX
-	TESTQ CX, CX
-	JZ   pgDone
-pgLoop:
-	VMOVUPS (SI), Y0
-	VMOVUPS 32(SI), Y1
-	VMOVUPS (DX), Y2
-	VMOVUPS 32(DX), Y3
-	VSHUFPS $0x88, Y1, Y0, Y4 // e0
-	VSHUFPS $0xDD, Y1, Y0, Y5 // o0
-	VSHUFPS $0x88, Y3, Y2, Y6 // e1
-	VSHUFPS $0xDD, Y3, Y2, Y7 // o1
-	VMOVUPS (R9), Y8
-	VPERMPD $0xD8, Y8, Y8     // y, shuffled
-	VMOVUPS (R10), Y9
-	VPERMPD $0xD8, Y9, Y9     // g, shuffled
-	VCMPPS  $0, Y8, Y4, Y10   // s0 = e0 == y
-	VCMPPS  $0, Y8, Y5, Y11   // o0 == y
-	VANDNPS Y11, Y10, Y11     // s1 = (o0 == y) &^ s0
-	VORPS   Y10, Y11, Y12     // taken = s0 | s1
-	VCMPPS  $0, Y8, Y6, Y13   // e1 == y
-	VANDNPS Y13, Y12, Y13     // s2 = (e1 == y) &^ taken
-	VORPS   Y12, Y13, Y12     // taken |= s2
-	VANDNPS Y9, Y12, Y14      // row 1 odd: g &^ taken
-	VANDPS  Y9, Y10, Y10      // row 0 even: g & s0
-	VANDPS  Y9, Y11, Y11      // row 0 odd
-	VANDPS  Y9, Y13, Y13      // row 1 even
-	VUNPCKLPS Y11, Y10, Y0
-	VUNPCKHPS Y11, Y10, Y1
-	VUNPCKLPS Y14, Y13, Y2
-	VUNPCKHPS Y14, Y13, Y3
-	VMOVUPS Y0, (DI)
-	VMOVUPS Y1, 32(DI)
-	VMOVUPS Y2, (R8)
-	VMOVUPS Y3, 32(R8)
-	ADDQ    $64, SI
-	ADDQ    $64, DX
-	ADDQ    $64, DI
-	ADDQ    $64, R8
-	ADDQ    $32, R9
-	ADDQ    $32, R10
-	DECQ    CX
-	JNZ     pgLoop
-pgDone:
-	VZEROUPPER
-	RET
-
-// POOLBLOCK is one block of maxPool2AVX2's loop: eight outputs at DI from
-// sixteen inputs of the rows at SI and DX.
-#define POOLBLOCK \
+// POOLLOAD loads sixteen inputs of each of the rows at SI and DX and
+// splits them into even and odd columns (in the order 0 2 8 10 4 6 12 14):
+// Y4, Y5 row 0's even and odd, Y6, Y7 row 1's.
+#define POOLLOAD \
 	VMOVUPS (SI), Y0 \
 	VMOVUPS 32(SI), Y1 \
 	VMOVUPS (DX), Y2 \
@@ -316,15 +220,58 @@ pgDone:
 	VSHUFPS $0x88, Y1, Y0, Y4 \
 	VSHUFPS $0xDD, Y1, Y0, Y5 \
 	VSHUFPS $0x88, Y3, Y2, Y6 \
-	VSHUFPS $0xDD, Y3, Y2, Y7 \
+	VSHUFPS $0xDD, Y3, Y2, Y7
+
+// POOLBLOCK pools eight outputs at DI from sixteen inputs of the rows at SI
+// and DX: output j is the maximum of r0[2j], r0[2j+1], r1[2j], r1[2j+1],
+// taken in that order as "m = v if v > m" (VMAXPS returns its first source
+// when it is greater, else its second, so NaNs and signed zeros resolve as
+// in MaxPool2Rows' Go loop); VPERMPD restores the order after the maxima.
+#define POOLBLOCK \
+	POOLLOAD \
 	VMAXPS  Y4, Y5, Y8 \
 	VMAXPS  Y8, Y6, Y8 \
 	VMAXPS  Y8, Y7, Y8 \
 	VPERMPD $0xD8, Y8, Y8 \
 	VMOVUPS Y8, (DI)
 
+// POOLGRADBLOCK is the max pool's gradient for eight outputs (y at R9,
+// grad at R10) into sixteen inputs of the rows at DI and R8, from the
+// inputs at SI and DX: output j's gradient goes to the first of r0[2j],
+// r0[2j+1], r1[2j], r1[2j+1] equal to y[j] (the last if none is, as for a
+// NaN), and the three others get +0, as in MaxPool2GradRows' Go loop. With e0, o0, e1, o1 the even and
+// odd columns of the two rows (Y4-Y7) and y, g shuffled to match (Y8, Y9):
+// s0 = e0 == y, s1 = (o0 == y) &^ s0, s2 = (e1 == y) &^ (s0 | s1), and the
+// odd column of row 1 takes what is left; each selected lane gets g, then
+// VUNPCKLPS/VUNPCKHPS interleave the columns back.
+#define POOLGRADBLOCK \
+	POOLLOAD \
+	VMOVUPS (R9), Y8 \
+	VPERMPD $0xD8, Y8, Y8 \
+	VMOVUPS (R10), Y9 \
+	VPERMPD $0xD8, Y9, Y9 \
+	VCMPPS  $0, Y8, Y4, Y10 \
+	VCMPPS  $0, Y8, Y5, Y11 \
+	VANDNPS Y11, Y10, Y11 \
+	VORPS   Y10, Y11, Y12 \
+	VCMPPS  $0, Y8, Y6, Y13 \
+	VANDNPS Y13, Y12, Y13 \
+	VORPS   Y12, Y13, Y12 \
+	VANDNPS Y9, Y12, Y14 \
+	VANDPS  Y9, Y10, Y10 \
+	VANDPS  Y9, Y11, Y11 \
+	VANDPS  Y9, Y13, Y13 \
+	VUNPCKLPS Y11, Y10, Y0 \
+	VUNPCKHPS Y11, Y10, Y1 \
+	VUNPCKLPS Y14, Y13, Y2 \
+	VUNPCKHPS Y14, Y13, Y3 \
+	VMOVUPS Y0, (DI) \
+	VMOVUPS Y1, 32(DI) \
+	VMOVUPS Y2, (R8) \
+	VMOVUPS Y3, 32(R8)
+
 // func maxPool2PlaneAVX2(y, x *float32, w, ow, rows int)
-// maxPool2AVX2 over a whole plane: output row i (ow >= 8 floats at
+// POOLBLOCK over a whole plane: output row i (ow >= 8 floats at
 // y + i*ow) pools input rows 2i and 2i+1 (w floats apart, from x). Rows
 // whose width is not a multiple of 8 end with the last eight outputs
 // again, overlapping (the same inputs give the same values), as
@@ -370,44 +317,8 @@ ppDone:
 	VZEROUPPER
 	RET
 
-// POOLGRADBLOCK is one block of maxPool2GradAVX2's loop: the gradients of
-// eight outputs (y at R9, grad at R10) into sixteen inputs of the rows at
-// DI and R8, from the inputs at SI and DX.
-#define POOLGRADBLOCK \
-	VMOVUPS (SI), Y0 \
-	VMOVUPS 32(SI), Y1 \
-	VMOVUPS (DX), Y2 \
-	VMOVUPS 32(DX), Y3 \
-	VSHUFPS $0x88, Y1, Y0, Y4 \
-	VSHUFPS $0xDD, Y1, Y0, Y5 \
-	VSHUFPS $0x88, Y3, Y2, Y6 \
-	VSHUFPS $0xDD, Y3, Y2, Y7 \
-	VMOVUPS (R9), Y8 \
-	VPERMPD $0xD8, Y8, Y8 \
-	VMOVUPS (R10), Y9 \
-	VPERMPD $0xD8, Y9, Y9 \
-	VCMPPS  $0, Y8, Y4, Y10 \
-	VCMPPS  $0, Y8, Y5, Y11 \
-	VANDNPS Y11, Y10, Y11 \
-	VORPS   Y10, Y11, Y12 \
-	VCMPPS  $0, Y8, Y6, Y13 \
-	VANDNPS Y13, Y12, Y13 \
-	VORPS   Y12, Y13, Y12 \
-	VANDNPS Y9, Y12, Y14 \
-	VANDPS  Y9, Y10, Y10 \
-	VANDPS  Y9, Y11, Y11 \
-	VANDPS  Y9, Y13, Y13 \
-	VUNPCKLPS Y11, Y10, Y0 \
-	VUNPCKHPS Y11, Y10, Y1 \
-	VUNPCKLPS Y14, Y13, Y2 \
-	VUNPCKHPS Y14, Y13, Y3 \
-	VMOVUPS Y0, (DI) \
-	VMOVUPS Y1, 32(DI) \
-	VMOVUPS Y2, (R8) \
-	VMOVUPS Y3, 32(R8)
-
 // func maxPool2GradPlaneAVX2(gx, x, y, grad *float32, w, ow, rows int)
-// maxPool2GradAVX2 over a whole plane: the gradients of output row i
+// POOLGRADBLOCK over a whole plane: the gradients of output row i
 // (ow >= 8 floats of y and grad at i*ow) into input rows 2i and 2i+1 of gx
 // (w floats apart), choosing by the same rows of x; the overlapping last
 // block as in maxPool2PlaneAVX2.

@@ -217,9 +217,9 @@ func check(t *testing.T, dst, x []float32, off []int, idx *[16]int) {
 	}
 }
 
-// The pooled row against the definition, at every width up to 40 (blocks,
-// the overlapping last block, and the scalar path below eight outputs),
-// with ties, signed zeros and NaNs planted among the candidates.
+// The pooled row (the Go definition that MaxPool2Plane's AVX2 kernel is
+// tested against) against the formula, at every width up to 40, with ties,
+// signed zeros and NaNs planted among the candidates.
 func TestMaxPool2Rows(t *testing.T) {
 	vecPaths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(rand.Uint64(), 4))
@@ -324,14 +324,15 @@ func TestAddRows(t *testing.T) {
 }
 
 // The whole-plane pool and its gradient against the row functions above
-// (tested against the definitions), bit for bit: output widths around the
-// eight-float blocks, input rows with an odd column left over, elements
-// outside the windows untouched by the gradient.
+// (tested against the definitions), bit for bit: every output width up to
+// 40 (the eight-float blocks, the overlapping last block, the scalar path
+// below eight), input rows with an odd column left over, elements outside
+// the windows untouched by the gradient.
 func TestMaxPool2Plane(t *testing.T) {
 	vecPaths(t, func(t *testing.T) {
 		r := rand.New(rand.NewPCG(rand.Uint64(), 6))
 		for _, oh := range []int{1, 2, 5, 12} {
-			for _, ow := range []int{1, 7, 8, 9, 12, 16, 17, 24} {
+			for ow := 1; ow <= 40; ow++ {
 				for _, w := range []int{2 * ow, 2*ow + 1, 2*ow + 3} {
 					h := 2*oh + 1
 					x, g := make([]float32, h*w), make([]float32, oh*ow)
