@@ -103,7 +103,7 @@ func SgemmParallel(transA, transB bool, m, n, k int, a []float32, lda int, b []f
 		pre = sharedAPool.Get().(*PackedA)
 		pre.resetLazy(transA, m, k, a, lda)
 		defer func() {
-			pre.lazy = lazyA{}
+			pre.lazy.on, pre.lazy.a = false, nil // keep the states' memory, not A
 			sharedAPool.Put(pre)
 		}()
 	}
@@ -126,6 +126,7 @@ var sharedAPool = sync.Pool{New: func() any { return new(PackedA) }}
 // transposed if trans) and one state per depth panel and row block of
 // gemmMC rows, 0 while unpacked, 1 while a worker packs it, 2 once packed.
 type lazyA struct {
+	on     bool // gemmBlock packs p's blocks on first use
 	a      []float32
 	lda    int
 	trans  bool
@@ -146,7 +147,7 @@ func (p *PackedA) resetLazy(transA bool, m, k int, a []float32, lda int) {
 	for i := range state {
 		state[i].Store(0)
 	}
-	p.lazy = lazyA{a: a, lda: lda, trans: transA, blocks: blocks, state: state}
+	p.lazy = lazyA{on: true, a: a, lda: lda, trans: transA, blocks: blocks, state: state}
 }
 
 // ensure makes sure that rows [ic, ic+mc) of depth panel q (columns
@@ -219,7 +220,7 @@ func gemmBlock(s *gemmScratch, pre *PackedA, transA bool, m, j0, j1, k int, a []
 				mc := min(gemmMC, m-ic)
 				ap := pa
 				if aPanel != nil {
-					if pre != nil && pre.lazy.state != nil {
+					if pre != nil && pre.lazy.on {
 						pre.ensure(pc/kstep, ic, mc, pc, kc)
 					}
 					ap = aPanel[(ic/gemmMR)*kc*gemmMR:]
