@@ -239,11 +239,12 @@ idxDone:
 // grad at R10) into sixteen inputs of the rows at DI and R8, from the
 // inputs at SI and DX: output j's gradient goes to the first of r0[2j],
 // r0[2j+1], r1[2j], r1[2j+1] equal to y[j] (the last if none is, as for a
-// NaN), and the three others get +0, as in MaxPool2GradRows' Go loop. With e0, o0, e1, o1 the even and
-// odd columns of the two rows (Y4-Y7) and y, g shuffled to match (Y8, Y9):
-// s0 = e0 == y, s1 = (o0 == y) &^ s0, s2 = (e1 == y) &^ (s0 | s1), and the
-// odd column of row 1 takes what is left; each selected lane gets g, then
-// VUNPCKLPS/VUNPCKHPS interleave the columns back.
+// NaN), and the three others get +0, as in MaxPool2GradRows' Go loop.
+// With e0, o0, e1, o1 the even and odd columns of the two rows (Y4-Y7) and
+// y, g shuffled to match (Y8, Y9): s0 = e0 == y, s1 = (o0 == y) &^ s0,
+// s2 = (e1 == y) &^ (s0 | s1), and the odd column of row 1 takes what is
+// left; each selected lane gets g, then VUNPCKLPS/VUNPCKHPS interleave the
+// columns back.
 #define POOLGRADBLOCK \
 	POOLLOAD \
 	VMOVUPS (R9), Y8 \
@@ -274,8 +275,7 @@ idxDone:
 // POOLBLOCK over a whole plane: output row i (ow >= 8 floats at
 // y + i*ow) pools input rows 2i and 2i+1 (w floats apart, from x). Rows
 // whose width is not a multiple of 8 end with the last eight outputs
-// again, overlapping (the same inputs give the same values), as
-// MaxPool2Rows does.
+// again, overlapping the blocks (the same inputs give the same values).
 TEXT ·maxPool2PlaneAVX2(SB), NOSPLIT, $0-40
 	MOVQ y+0(FP), R8
 	MOVQ x+8(FP), R9
@@ -331,11 +331,18 @@ TEXT ·maxPool2GradPlaneAVX2(SB), NOSPLIT, $0-56
 	JZ   pgpDone
 	MOVQ R12, R14
 	SHLQ $2, R14 // output row stride in bytes
+	LEAQ -32(R14), R15 // offset of the overlapping last block's outputs
+	XORQ AX, AX // the row's offset into gx and x, in bytes
+	XORQ BX, BX // its offset into y and grad
 pgpRow:
 	MOVQ gx+0(FP), DI
+	ADDQ AX, DI
 	MOVQ x+8(FP), SI
+	ADDQ AX, SI
 	MOVQ y+16(FP), R9
+	ADDQ BX, R9
 	MOVQ grad+24(FP), R10
+	ADDQ BX, R10
 	LEAQ (DI)(R11*1), R8
 	LEAQ (SI)(R11*1), DX
 	MOVQ R12, CX
@@ -352,33 +359,24 @@ pgpBlock:
 	JNZ  pgpBlock
 	TESTQ $7, R12
 	JZ   pgpNext
-	LEAQ -32(R14), R15 // the last eight outputs again
 	MOVQ gx+0(FP), DI
-	MOVQ x+8(FP), SI
-	MOVQ y+16(FP), R9
-	MOVQ grad+24(FP), R10
-	ADDQ R15, R9
-	ADDQ R15, R10
+	ADDQ AX, DI
 	LEAQ (DI)(R15*2), DI
+	MOVQ x+8(FP), SI
+	ADDQ AX, SI
 	LEAQ (SI)(R15*2), SI
+	MOVQ y+16(FP), R9
+	ADDQ BX, R9
+	ADDQ R15, R9
+	MOVQ grad+24(FP), R10
+	ADDQ BX, R10
+	ADDQ R15, R10
 	LEAQ (DI)(R11*1), R8
 	LEAQ (SI)(R11*1), DX
 	POOLGRADBLOCK
 pgpNext:
-	// Advance the row pointers in the argument slots: two input rows,
-	// one output row.
-	MOVQ gx+0(FP), AX
-	LEAQ (AX)(R11*2), AX
-	MOVQ AX, gx+0(FP)
-	MOVQ x+8(FP), AX
-	LEAQ (AX)(R11*2), AX
-	MOVQ AX, x+8(FP)
-	MOVQ y+16(FP), AX
-	ADDQ R14, AX
-	MOVQ AX, y+16(FP)
-	MOVQ grad+24(FP), AX
-	ADDQ R14, AX
-	MOVQ AX, grad+24(FP)
+	LEAQ (AX)(R11*2), AX // two input rows
+	ADDQ R14, BX         // one output row
 	DECQ R13
 	JNZ  pgpRow
 pgpDone:
