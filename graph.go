@@ -28,6 +28,7 @@ type stepSpec struct {
 	entMin             float64    // β of the entropy term, on the unlabeled batch
 	balance            float64    // γ of the class-balance term, on the unlabeled batch
 	prior              []float64  // the class-balance term's π
+	align              bool       // the unlabeled VAT term's target is aligned (SemiSupervisedConfig.Align)
 	dropout            bool       // dropout and noise layers draw (training), or are the identity
 	updateStats        bool       // the labeled clean pass updates batch norm's running averages
 	seed               uint64     // the scope's seed, from which every random layer's stream comes
@@ -53,10 +54,12 @@ type stepGraph struct {
 	alphaAt int                                  // α's position in sum
 	betaAt  int                                  // β's position in sum
 
-	loss, ce       *G.Node   // outputs
-	lds, ent, rAdv *G.Node   // nil when off (rAdv: the labeled batch's, supervised VAT only)
-	bal            *G.Node   // the class-balance KL; nil when off
-	grads          []*G.Node // ∂loss/∂param, in Model.params order
+	loss, ce       *G.Node        // outputs
+	lds, ent, rAdv *G.Node        // nil when off (rAdv: the labeled batch's, supervised VAT only)
+	bal            *G.Node        // the class-balance KL; nil when off
+	align          *ops.AlignedKL // the unlabeled batch's LDS when its target is aligned; nil when off
+	alignShift     []float64      // align's shift, set before each run
+	grads          []*G.Node      // ∂loss/∂param, in Model.params order
 
 	streams []ops.Stream // the dropout and noise ops, whose draw counts checkpoints save
 }
@@ -102,20 +105,20 @@ func newStepGraph(m *Model, sp stepSpec) (*stepGraph, error) {
 	// adversarial pass, whose gradient is part of the loss's, gets a
 	// weight set of its own. With cleanGrad the gradient flows through
 	// the clean prediction too.
-	vatOn := func(x, logits *G.Node, w weights, trace []layerTrace, tag string, cleanGrad bool) (lds, rAdv, advLogits *G.Node) {
+	vatOn := func(x, logits *G.Node, w weights, trace []layerTrace, tag string, cleanGrad bool, align *ops.AlignedKL) (lds, rAdv, advLogits *G.Node) {
 		vin, nz, vnodes := bindVATInputs(s, sp.vat.Ip, x.Shape().Clone())
 		g.noise = append(g.noise, nz)
 		inputs = append(inputs, vnodes...)
 		adv := m.weightNodes(s, "@adv"+tag)
 		inputs = append(inputs, adv.nodes...)
 		sets = append(sets, adv.nodes)
-		return vatTerm(s, *sp.vat, vin, m.vatPasses(s, w, trace, adv), x, logits, cleanGrad)
+		return vatTerm(s, *sp.vat, vin, m.vatPasses(s, w, trace, adv), x, logits, cleanGrad, align)
 	}
 	vat := sp.vat
 	if sp.unlabeled == 0 {
 		if vat != nil { // supervised VAT: CE + α·LDS on the one batch
 			var advLogits *G.Node
-			g.lds, g.rAdv, advLogits = vatOn(xl, logitsL, L, traceL, "", false)
+			g.lds, g.rAdv, advLogits = vatOn(xl, logitsL, L, traceL, "", false, nil)
 			if vat.CleanGrad {
 				// CE and KL share the clean logits: one op (see
 				// ops.NewJointLoss); lds then only reports the value.
@@ -139,9 +142,12 @@ func newStepGraph(m *Model, sp stepSpec) (*stepGraph, error) {
 			sets = append(sets, U.nodes) // the entropy's and the balance's gradients flow through the unlabeled clean pass
 		}
 		if vat != nil {
-			g.lds, _, _ = vatOn(xu, logitsU, U, traceU, "u", vat.CleanGrad)
+			if sp.align {
+				g.align, g.alignShift = ops.NewAlignedKL(m.classes), make([]float64, m.classes)
+			}
+			g.lds, _, _ = vatOn(xu, logitsU, U, traceU, "u", vat.CleanGrad, g.align)
 			if sp.vatOnLabeled {
-				ldsL, _, _ := vatOn(xl, logitsL, L, traceL, "l", vat.CleanGrad)
+				ldsL, _, _ := vatOn(xl, logitsL, L, traceL, "l", vat.CleanGrad, nil)
 				n := float64(sp.labeled + sp.unlabeled)
 				g.lds = weightedSum(s, []float64{float64(sp.unlabeled) / n, float64(sp.labeled) / n}, g.lds, ldsL)
 			}

@@ -21,6 +21,8 @@ type semiRecord struct {
 	WarmUp         float64        `json:"warmup,omitempty"`
 	EntMinWarmUp   float64        `json:"entmin_warmup,omitempty"`
 	Balance        float64        `json:"balance,omitempty"`
+	Align          bool           `json:"align,omitempty"`
+	AlignMean      []float64      `json:"align_mean,omitempty"` // Align's running mean prediction p̄
 	EvalEvery      int            `json:"eval_every"`
 	EarlyStop      *EarlyStopping `json:"early_stop,omitempty"`
 	BNStats        string         `json:"bn_stats,omitempty"`         // BNStats.String(); absent before 0.6.0
@@ -78,7 +80,7 @@ const (
 func (t *SemiTrainer) Checkpoint(path string) error {
 	c := t.cfg
 	rec := &semiRecord{Iterations: c.Iterations, LabeledBatch: c.LabeledBatch, UnlabeledBatch: c.UnlabeledBatch,
-		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EntMinWarmUp: c.EntMinWarmUp, Balance: c.Balance, EvalEvery: c.EvalEvery, EarlyStop: t.early, BNStats: c.BNStats.String(), Seed: c.Seed,
+		VAT: t.vat, VATOnLabeled: c.VATOnLabeled, EntMin: c.EntMin, WarmUp: c.WarmUp, EntMinWarmUp: c.EntMinWarmUp, Balance: c.Balance, Align: c.Align, EvalEvery: c.EvalEvery, EarlyStop: t.early, BNStats: c.BNStats.String(), Seed: c.Seed,
 		Iteration: t.it, Sum: semiRecordOf(t.sum), SumSteps: t.sumSteps, History: []semiEvalRecord{}}
 	for _, e := range t.history {
 		rec.History = append(rec.History, semiRecordOf(e))
@@ -87,6 +89,12 @@ func (t *SemiTrainer) Checkpoint(path string) error {
 		rec.EpsSearch = &c.EpsSearch
 	}
 	rec.EpsChoices = t.epsChoices
+	switch {
+	case t.align != nil:
+		rec.AlignMean = t.align.mean
+	case t.alignMean != nil:
+		rec.AlignMean = t.alignMean
+	}
 	w := &ckptWriter{st: checkpointState{Kind: kindSemi, Semi: rec, Noise: t.noise.Fills(), Dropout: map[int][]uint64{}}}
 	switch {
 	case t.graph != nil:
@@ -133,8 +141,8 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	switch {
 	case cfg.LabeledBatch != 0 || cfg.UnlabeledBatch != 0:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig's batch sizes are set; a resumed run keeps its checkpoint's")
-	case cfg.VAT != nil || cfg.VATOnLabeled || cfg.EntMin != 0 || cfg.WarmUp != 0 || cfg.EntMinWarmUp != 0 || cfg.Balance != 0:
-		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig's loss (VAT, VATOnLabeled, EntMin, WarmUp, Balance) is set; a resumed run keeps its checkpoint's")
+	case cfg.VAT != nil || cfg.VATOnLabeled || cfg.EntMin != 0 || cfg.WarmUp != 0 || cfg.EntMinWarmUp != 0 || cfg.Balance != 0 || cfg.Align:
+		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig's loss (VAT, VATOnLabeled, EntMin, WarmUp, Balance, Align) is set; a resumed run keeps its checkpoint's")
 	case cfg.Optimizer != nil || cfg.Schedule != nil:
 		return nil, fmt.Errorf("vat: ResumeSemi: SemiSupervisedConfig.Optimizer or Schedule is set; a resumed run keeps its checkpoint's")
 	case cfg.Seed != 0 || cfg.EvalEvery != 0 || cfg.EarlyStop != nil || cfg.BNStats != PopulationBNStats:
@@ -153,7 +161,7 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, r.bad("a semi-supervised checkpoint without its run")
 	}
 	sc := SemiSupervisedConfig{Iterations: rec.Iterations, LabeledBatch: rec.LabeledBatch, UnlabeledBatch: rec.UnlabeledBatch,
-		VAT: rec.VAT, VATOnLabeled: rec.VATOnLabeled, EntMin: rec.EntMin, WarmUp: rec.WarmUp, EntMinWarmUp: rec.EntMinWarmUp, Balance: rec.Balance, Optimizer: r.opt, Schedule: r.sched,
+		VAT: rec.VAT, VATOnLabeled: rec.VATOnLabeled, EntMin: rec.EntMin, WarmUp: rec.WarmUp, EntMinWarmUp: rec.EntMinWarmUp, Balance: rec.Balance, Align: rec.Align, Optimizer: r.opt, Schedule: r.sched,
 		EvalEvery: rec.EvalEvery, EarlyStop: rec.EarlyStop, Seed: rec.Seed, OnStep: cfg.OnStep, OnEval: cfg.OnEval}
 	switch {
 	case rec.BNStats != "":
@@ -215,6 +223,15 @@ func ResumeSemi(path string, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 	}
 	t.it, t.sum, t.sumSteps = rec.Iteration, rec.Sum.eval(), rec.SumSteps
 	t.epsChoices = rec.EpsChoices
+	if rec.AlignMean != nil {
+		if !rec.Align {
+			return nil, r.bad("align_mean without align")
+		}
+		if err := newAlignment(make([]float64, t.model.classes)).restore(rec.AlignMean); err != nil {
+			return nil, r.bad("%v", err)
+		}
+		t.alignMean = rec.AlignMean
+	}
 	for _, e := range rec.History {
 		t.history = append(t.history, e.eval())
 	}

@@ -44,6 +44,7 @@ func TestSemiResumeIsBitIdentical(t *testing.T) {
 		{"exact probe, SGD", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5, Probe: Exact}, Optimizer: SGD{LR: 0.05, Momentum: 0.9}, Schedule: WarmUp{Steps: 3, Then: StepDecay{Every: 5, Factor: 0.8}}}},
 		{"supervised, running statistics", SemiSupervisedConfig{BNStats: RunningBNStats}},
 		{"vat+balance", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5}, Balance: 0.5}},
+		{"vat+align", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5}, Align: true}},
 		// Stops at the third report (12): a resumed run must remember the
 		// reports before its checkpoint to stop there too.
 		{"early stopping", SemiSupervisedConfig{VAT: &VATConfig{Eps: 0.5}, EarlyStop: &EarlyStopping{Metric: MetricTrainLoss, Patience: 2, MinDelta: 1e9}}},
@@ -229,6 +230,13 @@ func TestResumeSemiRejects(t *testing.T) {
 		{"iteration before sums", func(c map[string]any) { c["semi"].(map[string]any)["sum_steps"] = 9 }, nil, "steps since the last evaluation"},
 		{"order not a permutation", nil, []int64{0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18}, "permutation"},
 		{"order of another size", nil, []int64{0, 1}, "batch order"},
+		{"align_mean without align", func(c map[string]any) { c["semi"].(map[string]any)["align_mean"] = []float64{0.2, 0.2, 0.2, 0.2, 0.2} }, nil, "align_mean without align"},
+		{"align_mean of another width", func(c map[string]any) {
+			c["semi"].(map[string]any)["align"], c["semi"].(map[string]any)["align_mean"] = true, []float64{0.5, 0.5}
+		}, nil, "align_mean has 2 classes"},
+		{"align_mean not a probability", func(c map[string]any) {
+			c["semi"].(map[string]any)["align"], c["semi"].(map[string]any)["align_mean"] = true, []float64{0.5, 1.5, 0, 0, 0}
+		}, nil, "want a probability"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c map[string]any

@@ -70,6 +70,17 @@ type SemiSupervisedConfig struct {
 	// raised the error from about 6 % to 39 % within 5,000 updates
 	// (docs/semisup/balance). Validate any γ on held-out labels.
 	Balance float64
+	// Align reweights VAT's target on the unlabeled batch by the class
+	// prior over the model's running mean prediction (distribution
+	// alignment, from ReMixMatch): LDS becomes KL(p̃ ‖ p(y|x + r_adv)) with
+	// p̃ ∝ p(y|x)·π/p̄, π the class frequencies of the labeled samples and
+	// p̄ the mean clean prediction over about the last 128 unlabeled
+	// batches (starting at π). A class the model has begun to under-predict
+	// then weighs more in the targets of the samples it is unsure about,
+	// while confident predictions barely change; unlike Balance, no
+	// gradient flows through the batch's mean. It needs VAT and every class
+	// among the labeled samples; off by default.
+	Align bool
 	// Optimizer is the training method; nil means Adam{LR: 0.002} (the
 	// official MNIST rate).
 	Optimizer Optimizer
@@ -189,6 +200,8 @@ type SemiTrainer struct {
 	sumSteps   int         //
 	history    []Report    // every evaluation
 	epsChoices []EpsChoice // the ε search's candidates (EpsSearch)
+	align      *alignment  // Align's running mean; nil when off
+	alignMean  []float64   // after ResumeSemi: p̄, for the alignment not made yet
 	draws      []uint64    // after ResumeSemi: the dropout ops' draw counts, for the graph not built yet
 	cursors    [2]*cursor  // after ResumeSemi: the batch orders, for the cyclers not made yet
 }
@@ -231,6 +244,8 @@ func NewSemiTrainer(m *Model, cfg SemiSupervisedConfig) (*SemiTrainer, error) {
 		return nil, fmt.Errorf("vat: SemiSupervisedConfig.EvalEvery = %d: want >= 1", cfg.EvalEvery)
 	case cfg.BNStats != PopulationBNStats && cfg.BNStats != RunningBNStats:
 		return nil, fmt.Errorf("vat: SemiSupervisedConfig.BNStats = %d: want PopulationBNStats or RunningBNStats", cfg.BNStats)
+	case cfg.Align && cfg.VAT == nil:
+		return nil, fmt.Errorf("vat: SemiSupervisedConfig.Align is set without VAT")
 	case cfg.VATOnLabeled && cfg.VAT == nil:
 		return nil, fmt.Errorf("vat: SemiSupervisedConfig.VATOnLabeled is set without VAT")
 	}
@@ -325,12 +340,21 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		if needU {
 			sp.unlabeled = cfg.UnlabeledBatch
 		}
-		if cfg.Balance > 0 {
+		if cfg.Balance > 0 || cfg.Align {
 			prior, err := classPrior(labeled, m.classes)
 			if err != nil {
 				return nil, err
 			}
-			sp.prior = prior
+			sp.prior, sp.align = prior, cfg.Align
+			if cfg.Align {
+				t.align = newAlignment(prior)
+				if t.alignMean != nil {
+					if err := t.align.restore(t.alignMean); err != nil {
+						return nil, fmt.Errorf("vat: SemiTrainer.Fit: the checkpoint's %w", err)
+					}
+					t.alignMean = nil
+				}
+			}
 		}
 		g, err := newStepGraph(m, sp)
 		if err != nil {
@@ -383,9 +407,16 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 			st.Beta = warmed(cfg.EntMin, cfg.EntMinWarmUp, it, cfg.Iterations)
 			g.setBeta(st.Beta)
 		}
+		if t.align != nil {
+			t.align.shift(g.alignShift)
+			g.align.SetShift(g.alignShift)
+		}
 		var err error
 		if st.Loss, st.CE, st.LDS, st.Entropy, err = g.run(); err != nil {
 			return evals, err
+		}
+		if t.align != nil {
+			t.align.observe(g.align.BatchMean())
 		}
 		st.Balance = g.balance()
 		if err := t.update(g, &st, it, cfg.Iterations); err != nil {
@@ -499,7 +530,8 @@ func (t *SemiTrainer) usesUnlabeled() bool {
 }
 
 // classPrior returns the class frequencies of the labeled samples, the π of
-// the class-balance term; every class must have a labeled sample.
+// the class-balance term and of Align; every class must have a labeled
+// sample.
 func classPrior(labeled *Dataset, classes int) ([]float64, error) {
 	counts := make([]float64, classes)
 	for _, l := range labeled.Labels {
@@ -507,7 +539,7 @@ func classPrior(labeled *Dataset, classes int) ([]float64, error) {
 	}
 	for c, n := range counts {
 		if n == 0 {
-			return nil, fmt.Errorf("vat: SemiSupervisedConfig.Balance: class %d has no labeled sample, so its share of the unlabeled data is unknown", c)
+			return nil, fmt.Errorf("vat: SemiSupervisedConfig.Balance and Align: class %d has no labeled sample, so its share of the unlabeled data is unknown", c)
 		}
 		counts[c] = n / float64(len(labeled.Labels))
 	}

@@ -136,6 +136,7 @@ func TestSemiSupervisedLearns(t *testing.T) {
 		{"vat+entmin, warm-ups, labeled too", SemiSupervisedConfig{VAT: &VATConfig{Eps: 1}, EntMin: 0.8, WarmUp: 0.5, EntMinWarmUp: 0.75, VATOnLabeled: true}},
 		{"vat+balance", SemiSupervisedConfig{VAT: &VATConfig{Eps: 1}, Balance: 0.7}},
 		{"balance alone", SemiSupervisedConfig{Balance: 2}},
+		{"vat, aligned", SemiSupervisedConfig{VAT: &VATConfig{Eps: 1}, Align: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := Sequential([]int{1, 10, 10}, 3, Flatten(), Dense(16), BatchNorm(), ReLU(), Dense(5))
@@ -184,7 +185,7 @@ func TestSemiSupervisedLearns(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []SemiSupervisedConfig{{Iterations: -1}, {LabeledBatch: -2}, {EntMin: -1}, {WarmUp: 1}, {EntMinWarmUp: 1, EntMin: 1}, {EntMinWarmUp: 0.5}, {VATOnLabeled: true}, {Optimizer: Adam{Beta1: 1}}, {Schedule: LinearDecay{Start: 2}}, {Optimizer: SGD{Nesterov: true}}, {VAT: &VATConfig{Eps: -1}}, {BNStats: 2}, {BNStats: -1}, {Balance: -0.5}, {Balance: math.Inf(1)}, {Balance: math.NaN()}} {
+	for _, bad := range []SemiSupervisedConfig{{Iterations: -1}, {LabeledBatch: -2}, {EntMin: -1}, {WarmUp: 1}, {EntMinWarmUp: 1, EntMin: 1}, {EntMinWarmUp: 0.5}, {VATOnLabeled: true}, {Optimizer: Adam{Beta1: 1}}, {Schedule: LinearDecay{Start: 2}}, {Optimizer: SGD{Nesterov: true}}, {VAT: &VATConfig{Eps: -1}}, {BNStats: 2}, {BNStats: -1}, {Balance: -0.5}, {Balance: math.Inf(1)}, {Balance: math.NaN()}, {Align: true}} {
 		if _, err := NewSemiTrainer(nil, bad); err == nil {
 			t.Errorf("NewSemiTrainer(nil, %+v) accepted", bad)
 		}

@@ -351,14 +351,20 @@ func (m *Model) vatPasses(s *scope, w weights, trace []layerTrace, adv weights) 
 
 // vatTerm builds r_adv by power iteration and LDS = KL(p(y|x) ‖ p(y|x +
 // r_adv)). p(y|x) is a constant in the power iteration, and in LDS unless
-// cleanGrad. It returns LDS, r_adv and the adversarial logits.
-func vatTerm(s *scope, cfg VATConfig, in vatInputs, ps passes, x, logits *G.Node, cleanGrad bool) (lds, rAdv, advLogits *G.Node) {
+// cleanGrad. With align, LDS is align's divergence, whose target is p(y|x)
+// reweighted per class (SemiSupervisedConfig.Align); the power iteration
+// still probes around p(y|x) itself. It returns LDS, r_adv and the
+// adversarial logits.
+func vatTerm(s *scope, cfg VATConfig, in vatInputs, ps passes, x, logits *G.Node, cleanGrad bool, align *ops.AlignedKL) (lds, rAdv, advLogits *G.Node) {
 	pConst := stopGradient(s, logits)
 	rAdv = perturbation(s, cfg, in, ps, x, pConst)
 	advLogits = ps.adversarial(add(s, x, rAdv))
 	p := pConst
 	if cleanGrad {
 		p = logits
+	}
+	if align != nil {
+		return s.apply(align, p, advLogits), rAdv, advLogits
 	}
 	return klDivergence(s, p, advLogits, Mean), rAdv, advLogits
 }

@@ -101,7 +101,7 @@ func NewVATTerm(x, logits *G.Node, forward func(in *G.Node) (*G.Node, error), cf
 		in.probes = append(in.probes, z)
 		v.inputs = append(v.inputs, z)
 	}
-	v.LDS, v.RAdv, _ = vatTerm(s, cfg, in, passes{probe: apply, adversarial: apply}, x, logits, cfg.CleanGrad)
+	v.LDS, v.RAdv, _ = vatTerm(s, cfg, in, passes{probe: apply, adversarial: apply}, x, logits, cfg.CleanGrad, nil)
 	if s.err != nil {
 		return nil, s.err
 	}

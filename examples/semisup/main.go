@@ -79,6 +79,7 @@ type options struct {
 	lr, decayStart, warm  float64
 	entWarm               float64
 	balance               float64
+	align                 bool
 	evalEvery             int
 	checkpointEvery       int
 	resume                bool
@@ -123,6 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.warm, "warm-up", 0, "fraction of the iterations over which α grows from 0, in [0, 1)")
 	fs.Float64Var(&o.entWarm, "entmin-warm-up", 0, "vat+entmin runs: fraction of the iterations over which β grows from 0, in [0, 1)")
 	fs.Float64Var(&o.balance, "balance", 0, "vat and vat+entmin runs: weight γ of the class-balance term KL(mean prediction on the unlabeled batch ‖ the labeled class frequencies), >= 0; 0 = none")
+	fs.BoolVar(&o.align, "align", false, "vat and vat+entmin runs: align VAT's unlabeled targets with the labeled class frequencies (vat.SemiSupervisedConfig.Align)")
 	fs.BoolVar(&o.vatOnLabeled, "vat-on-labeled", false, "measure LDS on the labeled batch too")
 	fs.Float64Var(&o.lr, "lr", 0.002, "Adam's learning rate (> 0)")
 	fs.Float64Var(&o.decayStart, "decay-start", 2.0/3, "fraction of the iterations after which the learning rate decays linearly to 0, in (0, 1]")
@@ -467,7 +469,7 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 	if name != "supervised" {
 		cfg.VAT = &vat.VATConfig{Xi: o.xi, Eps: o.eps, EpsScale: o.epsScale, Ip: o.ip, Alpha: o.alpha, Probe: o.probe}
 		cfg.EpsSearch.Off = !o.epsSearch && o.eps == 0 && o.epsScale == 0
-		cfg.WarmUp, cfg.VATOnLabeled, cfg.Balance = o.warm, o.vatOnLabeled, o.balance
+		cfg.WarmUp, cfg.VATOnLabeled, cfg.Balance, cfg.Align = o.warm, o.vatOnLabeled, o.balance, o.align
 	}
 	if name == "vat+entmin" {
 		cfg.EntMin, cfg.EntMinWarmUp = o.beta, o.entWarm
@@ -513,6 +515,7 @@ func trainRun(ctx context.Context, o *options, name string, split *vat.Split, te
 	if c.Balance > 0 {
 		rr.Options.Balance = &c.Balance
 	}
+	rr.Options.Align = c.Align
 	if c.VAT != nil && c.VAT.Eps == 0 && c.VAT.EpsScale == 0 && !c.EpsSearch.Off && tr.Iteration() == 0 {
 		fmt.Fprintf(stderr, "%s: choosing ε from the labels first: %d candidates × %d updates (-eps-search=false skips it)\n",
 			label, len(c.EpsSearch.Grid), c.EpsSearch.Iterations)
@@ -594,8 +597,8 @@ func sameRun(got, want vat.SemiSupervisedConfig, fresh *vat.Model) error {
 			}
 			v = fmt.Sprintf("%+v", x)
 		}
-		return fmt.Sprintf("batches %d+%d, VAT %s, entmin %g (warm-up %g), balance %g, warm-up %g, vat-on-labeled %t, %v, %#v, eval every %d, seed %d, batch norm statistics %v",
-			c.LabeledBatch, c.UnlabeledBatch, v, c.EntMin, c.EntMinWarmUp, c.Balance, c.WarmUp, c.VATOnLabeled, c.Optimizer, c.Schedule, c.EvalEvery, c.Seed, c.BNStats)
+		return fmt.Sprintf("batches %d+%d, VAT %s, entmin %g (warm-up %g), balance %g, align %t, warm-up %g, vat-on-labeled %t, %v, %#v, eval every %d, seed %d, batch norm statistics %v",
+			c.LabeledBatch, c.UnlabeledBatch, v, c.EntMin, c.EntMinWarmUp, c.Balance, c.Align, c.WarmUp, c.VATOnLabeled, c.Optimizer, c.Schedule, c.EvalEvery, c.Seed, c.BNStats)
 	}
 	w, err := vat.NewSemiTrainer(fresh, want) // the flags' settings with defaults filled in
 	if err != nil {

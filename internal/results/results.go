@@ -83,6 +83,7 @@ type RunOptions struct {
 	EntMin         *float64 `json:"entmin,omitempty"`
 	EntMinWarmUp   *float64 `json:"entmin_warmup,omitempty"`
 	Balance        *float64 `json:"balance,omitempty"` // γ of the class-balance term
+	Align          bool     `json:"align,omitempty"`   // VAT's unlabeled targets aligned with the labeled class frequencies
 	WarmUp         *float64 `json:"warm_up,omitempty"`
 	VATOnLabeled   bool     `json:"vat_on_labeled,omitempty"`
 	Probe          string   `json:"probe,omitempty"`
