@@ -1,6 +1,6 @@
 // Command ckpthistory prints the reports a semi-supervised checkpoint
 // holds (a run of examples/semisup in progress, say): its iteration, ε and
-// probe, and every report's training losses and test error.
+// probe (or that it is supervised), and every report's training losses and test error.
 //
 //	go run ./scripts/ckpthistory out/semisup/checkpoints/vat-1.ckpt
 package main
@@ -19,7 +19,11 @@ func main() {
 			fmt.Println(p, err)
 			continue
 		}
-		fmt.Println(p, "iteration", t.Iteration(), "eps", t.Config().VAT.Eps, t.Config().VAT.Probe)
+		if v := t.Config().VAT; v != nil {
+			fmt.Println(p, "iteration", t.Iteration(), "eps", v.Eps, v.Probe)
+		} else {
+			fmt.Println(p, "iteration", t.Iteration(), "supervised")
+		}
 		for _, r := range t.History() {
 			fmt.Printf("  %5d  train CE %.4f LDS %.4f  test error %.2f %%\n", r.Iteration, r.TrainCE, r.TrainLDS, 100*(1-r.TestAccuracy))
 		}

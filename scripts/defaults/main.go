@@ -48,6 +48,7 @@ func main() {
 	scales := flag.String("scales", "0,0.05,0.2", "comma-separated VATConfig.EpsScale values (0: the default; empty: none)")
 	long := flag.Bool("long", false, "ten times the iterations")
 	running = flag.Bool("running-stats", false, "evaluate batch norm with its running averages instead of population statistics over the unlabeled pool (the default)")
+	align = flag.Bool("align", false, "VAT runs: SemiSupervisedConfig.Align (VAT's unlabeled targets aligned with the labeled class frequencies)")
 	bn := flag.Bool("bn", false, "moons and blobs: batch norm after each hidden layer (the default probe is then finite-difference)")
 	iterations := flag.Int("iterations", 0, "updates per run (0: the dataset's own, times 10 with -long)")
 	sel := flag.String("select", "", "comma-separated EpsScale grid: add a row whose scale vat.SelectEps picks per split from the labeled samples")
@@ -187,7 +188,7 @@ func main() {
 	}
 }
 
-var running *bool
+var running, align *bool
 
 // selectRow marks the -select row among the settings.
 var selectRow = &vat.VATConfig{}
@@ -240,7 +241,7 @@ func run(t *task, v *vat.VATConfig, seed uint64) (acc float64, resolved *vat.VAT
 		return 0, nil, err
 	}
 	tr, err := vat.NewSemiTrainer(m, vat.SemiSupervisedConfig{Iterations: t.iterations, LabeledBatch: t.labeled, UnlabeledBatch: t.unlabBat,
-		VAT: v, EvalEvery: t.iterations, Seed: seed, BNStats: bnStats()})
+		VAT: v, Align: v != nil && *align, EvalEvery: t.iterations, Seed: seed, BNStats: bnStats()})
 	if err != nil {
 		return 0, nil, err
 	}
