@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/org/vat/internal/ops"
 )
 
 // alignWindow is the number of steps over which distribution alignment's
@@ -17,30 +19,32 @@ const minAlignMean = 1e-6
 
 // alignment is the state of SemiSupervisedConfig.Align: the prior π (the
 // labeled class frequencies) and the running mean p̄ of the unlabeled
-// batches' clean predictions, which starts at π. Before each step the
-// aligned divergence's shift is set from it; after the step the batch's
-// mean prediction moves it:
+// batches' clean predictions, which starts at π. Before each step it sets
+// the aligned divergence's shift; after the step the batch's mean
+// prediction moves it:
 //
 //	s_j = log π_j − log max(p̄_j, 1e-6)
 //	p̄ ← p̄ + (batch mean − p̄) / 128
 type alignment struct {
 	prior, mean []float64
+	shift       []float64 // scratch for s
 }
 
 func newAlignment(prior []float64) *alignment {
-	return &alignment{prior: prior, mean: slices.Clone(prior)}
+	return &alignment{prior: prior, mean: slices.Clone(prior), shift: make([]float64, len(prior))}
 }
 
-// shift fills s with log π − log p̄.
-func (a *alignment) shift(s []float64) {
+// before sets op's shift to log π − log p̄ for the next step.
+func (a *alignment) before(op *ops.AlignedKL) {
 	for j, p := range a.prior {
-		s[j] = math.Log(p) - math.Log(max(a.mean[j], minAlignMean))
+		a.shift[j] = math.Log(p) - math.Log(max(a.mean[j], minAlignMean))
 	}
+	op.SetShift(a.shift)
 }
 
-// observe moves p̄ towards a batch's mean prediction.
-func (a *alignment) observe(batch []float64) {
-	for j, b := range batch {
+// after moves p̄ towards the mean prediction of the batch op saw.
+func (a *alignment) after(op *ops.AlignedKL) {
+	for j, b := range op.BatchMean() {
 		a.mean[j] += (b - a.mean[j]) / alignWindow
 	}
 }

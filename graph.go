@@ -58,7 +58,6 @@ type stepGraph struct {
 	lds, ent, rAdv *G.Node        // nil when off (rAdv: the labeled batch's, supervised VAT only)
 	bal            *G.Node        // the class-balance KL; nil when off
 	align          *ops.AlignedKL // the unlabeled batch's LDS when its target is aligned; nil when off
-	alignShift     []float64      // align's shift, set before each run
 	grads          []*G.Node      // ∂loss/∂param, in Model.params order
 
 	streams []ops.Stream // the dropout and noise ops, whose draw counts checkpoints save
@@ -143,7 +142,7 @@ func newStepGraph(m *Model, sp stepSpec) (*stepGraph, error) {
 		}
 		if vat != nil {
 			if sp.align {
-				g.align, g.alignShift = ops.NewAlignedKL(m.classes), make([]float64, m.classes)
+				g.align = ops.NewAlignedKL(m.classes)
 			}
 			g.lds, _, _ = vatOn(xu, logitsU, U, traceU, "u", vat.CleanGrad, g.align)
 			if sp.vatOnLabeled {

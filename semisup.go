@@ -340,6 +340,7 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		if needU {
 			sp.unlabeled = cfg.UnlabeledBatch
 		}
+		var al *alignment
 		if cfg.Balance > 0 || cfg.Align {
 			prior, err := classPrior(labeled, m.classes)
 			if err != nil {
@@ -347,12 +348,11 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 			}
 			sp.prior, sp.align = prior, cfg.Align
 			if cfg.Align {
-				t.align = newAlignment(prior)
+				al = newAlignment(prior)
 				if t.alignMean != nil {
-					if err := t.align.restore(t.alignMean); err != nil {
+					if err := al.restore(t.alignMean); err != nil {
 						return nil, fmt.Errorf("vat: SemiTrainer.Fit: the checkpoint's %w", err)
 					}
-					t.alignMean = nil
 				}
 			}
 		}
@@ -360,6 +360,7 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 		if err != nil {
 			return nil, err
 		}
+		t.align, t.alignMean = al, nil
 		if t.draws != nil {
 			if err := setDraws(g.streams, t.draws, "the semi-supervised step"); err != nil {
 				return nil, err
@@ -408,15 +409,14 @@ func (t *SemiTrainer) Fit(ctx context.Context, labeled, unlabeled, test *Dataset
 			g.setBeta(st.Beta)
 		}
 		if t.align != nil {
-			t.align.shift(g.alignShift)
-			g.align.SetShift(g.alignShift)
+			t.align.before(g.align)
 		}
 		var err error
 		if st.Loss, st.CE, st.LDS, st.Entropy, err = g.run(); err != nil {
 			return evals, err
 		}
 		if t.align != nil {
-			t.align.observe(g.align.BatchMean())
+			t.align.after(g.align)
 		}
 		st.Balance = g.balance()
 		if err := t.update(g, &st, it, cfg.Iterations); err != nil {
